@@ -1,0 +1,11 @@
+"""The `gateway` command: one click group; each command group lives in its own module."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group()
+@click.version_option(package_name="school-web-gateway")
+def cli() -> None:
+    """School web gateway: policy, lists, logs and console."""
