@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import click
 
+from gateway.cli.db_cmd import db
+
 
 @click.group()
 @click.version_option(package_name="school-web-gateway")
 def cli() -> None:
     """School web gateway: policy, lists, logs and console."""
+
+
+cli.add_command(db)

@@ -1,0 +1,1 @@
+"""Alembic migration scripts; a package so they ship with the installed gateway."""

@@ -1,0 +1,36 @@
+"""Console accounts: staff only. Pupils and guests never have one."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gateway.store.base import Base
+
+
+class Role(enum.StrEnum):
+    # The designated safeguarding lead: reviews the log and responds.
+    OFFICER = "officer"
+    HEADTEACHER = "headteacher"
+    DPO = "dpo"
+    TEACHER = "teacher"
+    IT = "it"
+
+
+class ConsoleUser(Base):
+    __tablename__ = "console_user"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(128), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(default=True)
+    failed_logins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None]
+    last_login_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    password_changed_at: Mapped[datetime]
