@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
+from gateway.cli.check_cmd import check
 from gateway.cli.db_cmd import db
+from gateway.cli.policy_cmd import policy
 
 
 @click.group()
@@ -13,4 +15,6 @@ def cli() -> None:
     """School web gateway: policy, lists, logs and console."""
 
 
+cli.add_command(check)
 cli.add_command(db)
+cli.add_command(policy)
