@@ -1,0 +1,25 @@
+"""The school web gateway as a mitmproxy script: `mitmdump -s addons/gateway.py`.
+
+It only lists the addons; each lives in `gateway.proxy`. Order matters: identity first, then the enforcer.
+"""
+
+import sys
+from pathlib import Path
+
+# Run from a checkout without installing the package.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from gateway.proxy.clock import Clock  # noqa: E402
+from gateway.proxy.enforcer import Enforcer  # noqa: E402
+from gateway.proxy.identity import IdentityAddon  # noqa: E402
+from gateway.proxy.policy_source import PolicySource  # noqa: E402
+
+clock = Clock()
+policy = PolicySource()
+
+addons = [
+    clock,
+    policy,
+    IdentityAddon(policy),
+    Enforcer(policy, clock),
+]

@@ -1,0 +1,128 @@
+"""The page a pupil or teacher sees when the gateway blocks a request. Pure: the proxy adapter serves it.
+
+Every value shown is escaped: the URL, reason and names come from requests and policy files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from html import escape
+from string import Template
+from urllib.parse import urlencode
+
+from gateway.decisions.types import Decision, Source
+from gateway.identity.types import Identity
+
+MAX_URL_SHOWN = 200
+
+PERIOD_NAMES = {
+    "lesson": "lesson time",
+    "break": "break time",
+    "lunch": "lunch time",
+    "before_school": "before school",
+    "after_school": "after school",
+    "weekend": "the weekend",
+    "holiday": "the school holidays",
+    "closure": "a school closure day",
+}
+
+PAGE = Template("""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Blocked: $host</title>
+<style>
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;background:#f4f6fb;color:#1d2433;margin:0}
+main{max-width:40rem;margin:3rem auto;background:#fff;border-radius:12px;padding:2rem 2.5rem;
+box-shadow:0 2px 12px rgba(0,0,0,.08)}
+h1{font-size:1.6rem;margin:.2rem 0 1rem;color:#b3261e}
+.school{color:#5b6477;font-size:.95rem}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.4rem 1rem;margin:1.2rem 0}
+dt{font-weight:600;color:#5b6477}dd{margin:0;overflow-wrap:anywhere}
+.ask{background:#eef3ff;border-radius:8px;padding:1rem 1.2rem;margin-top:1.2rem}
+.ask a{font-weight:600;color:#1a4fd6}
+.ref{color:#5b6477;font-size:.85rem;margin-top:1.5rem}
+</style>
+</head>
+<body>
+<main>
+<div class="school">$school</div>
+<h1>This page is blocked</h1>
+<p>$reason</p>
+<dl>
+<dt>Address</dt><dd>$url</dd>
+<dt>Why</dt><dd>$why</dd>
+<dt>When</dt><dd>$when ($period)</dd>
+<dt>Who</dt><dd>$who</dd>
+</dl>
+$ask
+<p class="ref">Reference $ref. If you saw something that upset you, tell your teacher.</p>
+</main>
+</body>
+</html>
+""")
+
+
+@dataclass(frozen=True, slots=True)
+class BlockNotice:
+    decision: Decision
+    identity: Identity
+    url: str
+    instant: datetime
+    school: str
+    contact: str
+    request_url: str | None
+    reference: str
+
+
+def _why(decision: Decision) -> str:
+    if decision.source is Source.ILLEGAL:
+        return f"illegal-content list ({decision.list})"
+    parts = []
+    if decision.list:
+        parts.append(f"on the list “{decision.list}”")
+    if decision.matched:
+        parts.append(f"matched {decision.matched}")
+    if decision.rule:
+        parts.append(f"rule {decision.rule}")
+    return ", ".join(parts) or "the school's default policy"
+
+
+def _ask(notice: BlockNotice) -> str:
+    if notice.decision.source is Source.ILLEGAL:
+        return ""
+    if notice.request_url:
+        query = urlencode({"url": notice.url, "rule": notice.decision.rule or "", "ref": notice.reference})
+        link = escape(f"{notice.request_url}?{query}")
+        return (
+            f'<div class="ask">Think this is wrong? <a href="{link}">Ask for access</a>. '
+            f"The e-safety officer reviews requests and the headteacher approves them.</div>"
+        )
+    return (
+        f'<div class="ask">Think this is wrong, or need it for a lesson? Ask {escape(notice.contact)}: '
+        f"they review blocked-content requests, which the headteacher approves.</div>"
+    )
+
+
+def render_block_page(notice: BlockNotice) -> str:
+    decision = notice.decision
+    url = notice.url if len(notice.url) <= MAX_URL_SHOWN else notice.url[:MAX_URL_SHOWN] + "…"
+    return PAGE.substitute(
+        host=escape(decision.host),
+        school=escape(notice.school),
+        reason=escape(decision.reason),
+        url=escape(url),
+        why=escape(_why(decision)),
+        when=escape(notice.instant.strftime("%A %d %B %Y, %H:%M")),
+        period=escape(PERIOD_NAMES.get(decision.period.value, decision.period.value)),
+        who=escape(notice.identity.describe()),
+        ask=_ask(notice),
+        ref=escape(notice.reference),
+    )
+
+
+def render_block_text(notice: BlockNotice) -> str:
+    """For requests that are not pages (images, scripts, API calls): short, plain, no markup."""
+    return f"Blocked by the school web gateway: {notice.decision.reason} (reference {notice.reference})\n"
