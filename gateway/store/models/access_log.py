@@ -24,7 +24,7 @@ class AccessLogEntry(Base):
 
     username: Mapped[str | None] = mapped_column(String(128))
     display_name: Mapped[str | None] = mapped_column(String(200))
-    group: Mapped[str] = mapped_column("group_name", String(64))
+    group_name: Mapped[str] = mapped_column(String(64))
     school_class: Mapped[str | None] = mapped_column(String(64))
     year_group: Mapped[int | None]
     device: Mapped[str | None] = mapped_column(String(128))

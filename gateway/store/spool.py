@@ -1,0 +1,63 @@
+"""The on-disk spool: access-log batches the database could not take, kept in order until it is back.
+
+One JSON-lines file per batch, named by a rising sequence number; written to a temporary name, synced and
+renamed, so a crash leaves either a whole batch or none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+_SUFFIX = ".jsonl"
+
+
+def _encode(value: object) -> object:
+    if isinstance(value, datetime):
+        return {"$dt": value.isoformat()}
+    raise TypeError(f"cannot spool {type(value).__name__}")
+
+
+def _decode(obj: dict[str, Any]) -> object:
+    if obj.keys() == {"$dt"}:
+        return datetime.fromisoformat(obj["$dt"])
+    return obj
+
+
+class Spool:
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for leftover in self.directory.glob("*.tmp"):
+            leftover.unlink()
+        existing = self.pending()
+        self._next = int(existing[-1].stem) + 1 if existing else 1
+
+    def pending(self) -> list[Path]:
+        """Spooled batches, oldest first."""
+        return sorted(self.directory.glob(f"*{_SUFFIX}"))
+
+    def write(self, rows: list[dict[str, Any]]) -> Path:
+        path = self.directory / f"{self._next:016d}{_SUFFIX}"
+        self._next += 1
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, default=_encode, separators=(",", ":")))
+                f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        return path
+
+    @staticmethod
+    def read(path: Path) -> list[dict[str, Any]]:
+        with open(path, encoding="utf-8") as f:
+            return [json.loads(line, object_hook=_decode) for line in f if line.strip()]
+
+    @staticmethod
+    def remove(path: Path) -> None:
+        path.unlink()

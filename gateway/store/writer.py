@@ -1,0 +1,200 @@
+"""The access-log writer: rows queued by the proxy, written in batches by one thread.
+
+`submit` never blocks. When the database is unreachable, batches go to the on-disk spool and are replayed, oldest
+first, once it answers again; while anything is spooled new batches queue behind it so the order holds. Each row
+carries a `row_id` made when it was queued and the insert ignores duplicates, so replaying a batch that had in
+fact been committed writes nothing twice. `close` flushes the queue (to the database, or to the spool).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from gateway.store.engine import make_engine
+from gateway.store.models.access_log import AccessLogEntry
+from gateway.store.spool import Spool
+
+log = logging.getLogger(__name__)
+
+_STOP = object()
+_DAY = 24 * 3600.0
+
+
+def insert_ignoring_duplicates(engine: Engine):  # type: ignore[no-untyped-def]
+    table = AccessLogEntry.__table__
+    dialect = engine.dialect.name
+    if dialect == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=["row_id"])
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=["row_id"])
+    raise ValueError(f"the access log supports SQLite and PostgreSQL, not {dialect}")
+
+
+def _is_outage(error: DBAPIError) -> bool:
+    """Connection lost, refused or the file locked: worth spooling and retrying, unlike a refused row."""
+    return isinstance(error, (OperationalError, InterfaceError)) or error.connection_invalidated
+
+
+def _brief(error: Exception) -> str:
+    orig = getattr(error, "orig", None) or error
+    return f"{type(orig).__name__}: {str(orig).splitlines()[0] if str(orig) else ''}"
+
+
+class AccessLogWriter:
+    def __init__(
+        self,
+        db_url: str,
+        spool_dir: str | Path,
+        *,
+        batch_size: int = 2000,
+        interval: float = 0.5,
+        retry_interval: float = 2.0,
+        retention_days: int | None = None,
+    ) -> None:
+        self.db_url = db_url
+        self.batch_size = batch_size
+        self.interval = interval
+        self.retry_interval = retry_interval
+        self.retention_days = retention_days
+        self.spool = Spool(spool_dir)
+        self.written = 0
+        self.spooled = 0
+        self.rejected = 0
+        self.rejects = Spool(Path(spool_dir) / "rejected")
+        self._engine = make_engine(db_url)
+        self._insert = insert_ignoring_duplicates(self._engine)
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._down_until = 0.0
+        self._next_purge = 0.0
+        self._thread = threading.Thread(target=self._run, name="access-log-writer", daemon=True)
+        self._closed = False
+
+    def start(self) -> AccessLogWriter:
+        self._thread.start()
+        return self
+
+    def submit(self, row: dict[str, Any]) -> None:
+        self._queue.put(row)
+
+    def close(self, timeout: float = 60.0) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+        self._engine.dispose()
+
+    @property
+    def backlog(self) -> int:
+        return self._queue.qsize()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            batch, stopping = self._take()
+            try:
+                if batch:
+                    self._deliver(batch)
+                elif self.spool.pending() and time.monotonic() >= self._down_until:
+                    self._replay()
+                self._purge_if_due()
+            except Exception:
+                # A bug here must not lose rows or kill the thread; the batch is already spooled or written.
+                log.exception("access-log writer")
+        if self.spool.pending():
+            self._down_until = 0.0
+            self._replay()
+
+    def _take(self) -> tuple[list[dict[str, Any]], bool]:
+        batch: list[dict[str, Any]] = []
+        deadline = time.monotonic() + self.interval
+        while len(batch) < self.batch_size:
+            try:
+                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if item is _STOP:
+                return batch, True
+            batch.append(item)
+        return batch, False
+
+    def _deliver(self, batch: list[dict[str, Any]]) -> None:
+        if self.spool.pending() and time.monotonic() >= self._down_until:
+            self._replay()
+        if self.spool.pending() or time.monotonic() < self._down_until:
+            self._to_spool(batch)
+            return
+        try:
+            self._write(batch)
+        except DBAPIError as e:
+            self._database_away(e)
+            self._to_spool(batch)
+
+    def _replay(self) -> None:
+        for path in self.spool.pending():
+            rows = self.spool.read(path)
+            try:
+                self._write(rows)
+            except DBAPIError as e:
+                self._database_away(e)
+                return
+            self.spool.remove(path)
+            log.info("replayed %d spooled access-log rows from %s", len(rows), path.name)
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        """Insert rows; raises only when the database is away. A row it refuses is set aside, not retried forever."""
+        try:
+            self._insert_rows(rows)
+        except DBAPIError as e:
+            if _is_outage(e):
+                raise
+            for row in rows:
+                try:
+                    self._insert_rows([row])
+                except DBAPIError as row_error:
+                    if _is_outage(row_error):
+                        raise
+                    self._reject(row, row_error)
+
+    def _insert_rows(self, rows: list[dict[str, Any]]) -> None:
+        with self._engine.begin() as connection:
+            connection.execute(self._insert, rows)
+        self.written += len(rows)
+
+    def _reject(self, row: dict[str, Any], error: DBAPIError) -> None:
+        self.rejected += 1
+        path = self.rejects.write([row])
+        log.error("access-log row refused by the database, kept in %s: %s", path, _brief(error))
+
+    def _to_spool(self, batch: list[dict[str, Any]]) -> None:
+        self.spool.write(batch)
+        self.spooled += len(batch)
+
+    def _database_away(self, error: Exception) -> None:
+        if time.monotonic() >= self._down_until:
+            log.warning("access-log database unreachable, spooling to %s: %s", self.spool.directory, _brief(error))
+        self._down_until = time.monotonic() + self.retry_interval
+
+    def _purge_if_due(self) -> None:
+        if self.retention_days is None or time.monotonic() < self._next_purge:
+            return
+        from gateway.store.retention import purge
+
+        try:
+            deleted = purge(self._engine, self.retention_days, now=datetime.now(UTC))
+        except DBAPIError:
+            self._next_purge = time.monotonic() + self.retry_interval
+            return
+        self._next_purge = time.monotonic() + _DAY
+        if deleted:
+            log.info("retention: deleted %d access-log rows older than %d days", deleted, self.retention_days)
