@@ -15,7 +15,7 @@ from gateway.identity.leases import Lease
 from gateway.identity.people import Device, Person
 from gateway.identity.subnets import SubnetDirectory
 from gateway.identity.types import Identity, IdentitySource
-from gateway.policy.model import Network
+from gateway.policy.model import Network, Policy
 
 BOUND_SOURCES = (IdentitySource.RADIUS, IdentitySource.PORTAL)
 
@@ -58,9 +58,7 @@ class Resolver:
         portal_idle: timedelta = timedelta(minutes=60),
         radius_stale: timedelta = timedelta(hours=24),
     ) -> None:
-        self.subnets = SubnetDirectory(networks, default_group)
-        self.groups = frozenset(groups)
-        self.portal_idle = portal_idle
+        self.configure(SubnetDirectory(networks, default_group), groups, portal_idle)
         self.radius_stale = radius_stale
         self.directory = Directory()
         # source -> client IP -> binding; each inner dict is replaced whole, never mutated.
@@ -68,6 +66,28 @@ class Resolver:
         self.leases: LeaseLookup = _no_leases
         # Client IP -> last request seen by the proxy: portal sessions end after portal_idle without one.
         self.activity: dict[str, datetime] = {}
+
+    @classmethod
+    def for_policy(cls, policy: Policy) -> Resolver:
+        return cls(
+            policy.networks,
+            policy.default_group,
+            policy.groups,
+            timedelta(minutes=policy.sign_in.idle_timeout_minutes),
+        )
+
+    def configure(self, subnets: SubnetDirectory, groups: Collection[str], portal_idle: timedelta) -> None:
+        """Take a (re)loaded policy's networks and groups; the live state stays."""
+        self.subnets = subnets
+        self.groups = frozenset(groups)
+        self.portal_idle = portal_idle
+
+    def configure_policy(self, policy: Policy, subnets: SubnetDirectory | None = None) -> None:
+        self.configure(
+            subnets or SubnetDirectory(policy.networks, policy.default_group),
+            policy.groups,
+            timedelta(minutes=policy.sign_in.idle_timeout_minutes),
+        )
 
     # --- freshness -------------------------------------------------------------------------------------
 
