@@ -17,7 +17,6 @@ from gateway.decisions.types import Action, PeriodKind
 from gateway.identity.subnets import SubnetDirectory
 from gateway.lists.cache import load_domains
 from gateway.lists.files import read_url_file
-from gateway.lists.hosts import normalise_host
 from gateway.lists.index import DomainIndex, DomainSource, UrlIndex
 from gateway.policy.exceptions import ExceptionSet, compile_grant
 from gateway.policy.loader import LoadedPolicy, load_policy
@@ -108,10 +107,9 @@ def compile_policy(loaded: LoadedPolicy) -> CompiledPolicy:
     imports = loaded.resolve(policy.imports)
     for name, source in policy.lists.items():
         sources: list[DomainSource] = [load_domains(loaded.resolve(f)) for f in source.files]
-        urls: list[str] = [entry for f in source.url_files for entry in read_url_file(loaded.resolve(f))]
-        inline = _normalised(source.domains)
-        if inline:
-            sources.append(inline)
+        urls: list[str] = [entry for f in source.url_files for entry in _url_entries(loaded.resolve(f), warnings)]
+        if source.domains:
+            sources.append(source.domains)
         for category in source.ut1:
             folder = imports / category
             if not (folder / "domains").is_file():
@@ -122,13 +120,13 @@ def compile_policy(loaded: LoadedPolicy) -> CompiledPolicy:
                 continue
             sources.append(load_domains(folder / "domains"))
             if (folder / "urls").is_file():
-                urls.extend(read_url_file(folder / "urls"))
+                urls.extend(_url_entries(folder / "urls", warnings))
         domain_sources[name] = sources
         url_sources[name] = urls
     for rule in policy.rules:
         if rule.domains:
-            domain_sources[f"rule:{rule.id}"] = [_normalised(rule.domains)]
-    domain_sources[NEVER_INTERCEPT] = [_normalised(policy.never_intercept.domains)]
+            domain_sources[f"rule:{rule.id}"] = [rule.domains]
+    domain_sources[NEVER_INTERCEPT] = [policy.never_intercept.domains]
 
     compiled_rules = tuple(
         (
@@ -166,5 +164,8 @@ def load_compiled(path: Path | str) -> CompiledPolicy:
     return compile_policy(load_policy(path))
 
 
-def _normalised(domains: list[str]) -> list[str]:
-    return [d for d in (normalise_host(raw) for raw in domains) if d]
+def _url_entries(path: Path, warnings: list[str]) -> list[str]:
+    parsed = read_url_file(path)
+    if parsed.bad_count:
+        warnings.append(f"{path}: {parsed.bad_count} unreadable lines skipped (first: {parsed.bad[0]})")
+    return parsed.entries

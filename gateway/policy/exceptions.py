@@ -12,7 +12,6 @@ from datetime import datetime
 
 from gateway.decisions.types import Action, PeriodKind
 from gateway.identity.types import Identity
-from gateway.lists.hosts import normalise_host
 from gateway.policy.model import ExceptionGrant
 
 
@@ -60,13 +59,12 @@ def compile_grant(grant: ExceptionGrant, bits: Mapping[str, int], zone) -> Compi
             return moment
         return moment.replace(tzinfo=zone)
 
-    domains = frozenset(d for d in (normalise_host(raw) for raw in grant.domains) if d)
     return CompiledGrant(
         id=grant.id,
         action=Action(grant.action),
         reason=grant.reason,
         mask=sum(bits[name] for name in grant.lists),
-        domains=domains,
+        domains=frozenset(grant.domains),
         starts=aware(grant.starts),
         expires=aware(grant.expires),
         groups=_frozen(grant.groups),

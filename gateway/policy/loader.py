@@ -51,13 +51,13 @@ def load_policy(path: Path | str) -> LoadedPolicy:
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError([Problem(path, None, "", f"cannot read policy file: {exc}")]) from None
     data, lines = _parse(path, text)
+    problems = [_problem(path, lines, loc, message) for loc, message in reference_problems(data, path.parent)]
     try:
         policy = Policy.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise PolicyError([_problem(path, lines, e["loc"], e["msg"]) for e in exc.errors()]) from None
-    problems = [_problem(path, lines, loc, message) for loc, message in reference_problems(policy, path.parent)]
+        problems = [_problem(path, lines, e["loc"], e["msg"]) for e in exc.errors()] + problems
     if problems:
-        raise PolicyError(problems)
+        raise PolicyError(sorted(problems, key=lambda p: p.line or 0))
     return LoadedPolicy(policy, path.resolve())
 
 

@@ -12,10 +12,11 @@ from datetime import date, datetime, time
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gateway.decisions.types import Action, PeriodKind
 from gateway.identity.types import IdentitySource
+from gateway.lists.hosts import normalise_host
 
 # Kinds a weekly timetable may use; the rest are decided by the calendar.
 SCHOOL_DAY_KINDS = frozenset(
@@ -23,6 +24,17 @@ SCHOOL_DAY_KINDS = frozenset(
 )
 
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+def _domain(value: str) -> str:
+    host = normalise_host(value.removeprefix("*.").removeprefix("."))
+    if host is None:
+        raise ValueError(f"not a valid domain: {value!r}")
+    return host
+
+
+# Inline domains in the policy, normalised like list entries; each covers its subdomains.
+Domain = Annotated[str, AfterValidator(_domain)]
 
 
 class Strict(BaseModel):
@@ -164,7 +176,7 @@ class ListSource(Strict):
     url_files: list[str] = []
     # UT1 categories merged in once imported with `gateway lists import`.
     ut1: list[str] = []
-    domains: list[str] = []
+    domains: list[Domain] = []
 
 
 class Rule(Strict):
@@ -174,7 +186,7 @@ class Rule(Strict):
     periods: list[PeriodKind] | None = None
     year_groups: list[int] | None = None
     lists: list[str] = []
-    domains: list[str] = []
+    domains: list[Domain] = []
     action: Action
     reason: str
 
@@ -193,7 +205,7 @@ class ExceptionGrant(Strict):
     classes: list[str] | None = None
     periods: list[PeriodKind] | None = None
     lists: list[str] = []
-    domains: list[str] = []
+    domains: list[Domain] = []
     action: Literal[Action.ALLOW, Action.FLAG] = Action.ALLOW
     starts: datetime | None = None
     expires: datetime
@@ -213,7 +225,7 @@ class NeverIntercept(Strict):
     """Hosts whose TLS passes through untouched: banking, health, certificate-pinned apps."""
 
     lists: list[str] = []
-    domains: list[str] = []
+    domains: list[Domain] = []
 
 
 class DefaultAction(Strict):

@@ -1,46 +1,60 @@
-"""Checks that need the whole policy: names that must refer to a defined group or list, files that must exist."""
+"""Checks that need the whole policy: names that must refer to a defined group or list, files that must exist.
+
+They read the raw YAML data rather than the validated model, so a policy with both a field error and an
+unknown name reports both at once.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-
-from gateway.policy.model import Policy
+from typing import Any
 
 Loc = tuple[str | int, ...]
 
 
-def reference_problems(policy: Policy, base_dir: Path) -> Iterator[tuple[Loc, str]]:
-    groups = set(policy.groups)
-    lists = set(policy.lists)
+def _mapping(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
 
-    def group(loc: Loc, name: str) -> Iterator[tuple[Loc, str]]:
-        if name not in groups:
+
+def _sequence(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
+def reference_problems(data: Any, base_dir: Path) -> Iterator[tuple[Loc, str]]:
+    data = _mapping(data)
+    groups = {str(g) for g in _mapping(data.get("groups"))}
+    lists = _mapping(data.get("lists"))
+
+    def group(loc: Loc, name: Any) -> Iterator[tuple[Loc, str]]:
+        if isinstance(name, str) and groups and name not in groups:
             yield loc, f"unknown group {name!r} (groups: {', '.join(sorted(groups))})"
 
-    def listed(loc: Loc, name: str) -> Iterator[tuple[Loc, str]]:
-        if name not in lists:
+    def listed(loc: Loc, name: Any) -> Iterator[tuple[Loc, str]]:
+        if isinstance(name, str) and name not in lists:
             yield loc, f"unknown list {name!r} (lists: {', '.join(sorted(lists)) or 'none'})"
 
-    yield from group(("default_group",), policy.default_group)
-    for i, network in enumerate(policy.networks):
-        yield from group(("networks", i, "group"), network.group)
-    for j, name in enumerate(policy.illegal):
+    if "default_group" in data:
+        yield from group(("default_group",), data["default_group"])
+    for i, network in enumerate(_sequence(data.get("networks"))):
+        yield from group(("networks", i, "group"), _mapping(network).get("group"))
+    for j, name in enumerate(_sequence(data.get("illegal"))):
         yield from listed(("illegal", j), name)
-    for j, name in enumerate(policy.never_intercept.lists):
+    for j, name in enumerate(_sequence(_mapping(data.get("never_intercept")).get("lists"))):
         yield from listed(("never_intercept", "lists", j), name)
-    for section, items in (("rules", policy.rules), ("exceptions", policy.exceptions)):
-        seen: set[str] = set()
-        for i, item in enumerate(items):
-            if item.id in seen:
-                yield (section, i, "id"), f"duplicate id {item.id!r}"
-            seen.add(item.id)
-            for j, name in enumerate(item.groups or []):
+    for section in ("rules", "exceptions"):
+        seen: set[Any] = set()
+        for i, item in enumerate(_sequence(data.get(section))):
+            item = _mapping(item)
+            if "id" in item and item["id"] in seen:
+                yield (section, i, "id"), f"duplicate id {item['id']!r}"
+            seen.add(item.get("id"))
+            for j, name in enumerate(_sequence(item.get("groups"))):
                 yield from group((section, i, "groups", j), name)
-            for j, name in enumerate(item.lists):
+            for j, name in enumerate(_sequence(item.get("lists"))):
                 yield from listed((section, i, "lists", j), name)
-    for name, source in policy.lists.items():
+    for name, source in lists.items():
         for field in ("files", "url_files"):
-            for j, file in enumerate(getattr(source, field)):
-                if not (base_dir / file).is_file():
+            for j, file in enumerate(_sequence(_mapping(source).get(field))):
+                if isinstance(file, str) and not (base_dir / file).is_file():
                     yield ("lists", name, field, j), f"list file not found: {base_dir / file}"

@@ -1,0 +1,47 @@
+"""Policies for tests: the shipped demo policy, and small policies written into a temporary folder."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from gateway.policy.compiled import CompiledPolicy, load_compiled
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO_POLICY = ROOT / "policies" / "default.yaml"
+
+# The smallest valid policy; tests add sections to it.
+MINIMAL = """\
+school: {name: Test School, contact: the e-safety officer}
+groups: {pupil: {}, staff: {}, guest: {}}
+default_group: guest
+networks:
+  - {name: pupils, subnets: [10.10.0.0/16], group: pupil}
+  - {name: staff, subnets: [10.20.0.0/16], group: staff}
+timetable:
+  weekly:
+    monday: &day
+      - {start: "08:50", end: "12:00", kind: lesson}
+      - {start: "12:00", end: "13:00", kind: lunch}
+      - {start: "13:00", end: "15:15", kind: lesson}
+    tuesday: *day
+    wednesday: *day
+    thursday: *day
+    friday: *day
+  terms: [{name: Autumn, start: 2026-09-03, end: 2026-12-18}]
+"""
+
+
+def write_policy(folder: Path, extra: str = "", lists: dict[str, str] | None = None) -> Path:
+    """Write MINIMAL plus `extra` YAML as folder/policy.yaml, and list files under folder/lists/."""
+    for name, body in (lists or {}).items():
+        path = folder / "lists" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(body))
+    policy = folder / "policy.yaml"
+    policy.write_text(MINIMAL + textwrap.dedent(extra))
+    return policy
+
+
+def compile_demo() -> CompiledPolicy:
+    return load_compiled(DEMO_POLICY)
