@@ -7,6 +7,9 @@ import click
 from gateway.cli.check_cmd import check
 from gateway.cli.db_cmd import db
 from gateway.cli.policy_cmd import policy
+from gateway.cli.devices_cmd import devices
+from gateway.cli.roster_cmd import roster
+from gateway.cli.whois_cmd import whois
 
 
 @click.group()
@@ -18,3 +21,6 @@ def cli() -> None:
 cli.add_command(check)
 cli.add_command(db)
 cli.add_command(policy)
+cli.add_command(roster)
+cli.add_command(devices)
+cli.add_command(whois)

@@ -1,0 +1,48 @@
+"""`gateway devices`: the register of school-owned and personal devices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from sqlalchemy import select
+
+from gateway.cli.identity_common import load_policy, open_store, policy_option
+from gateway.cli.options import db_option
+from gateway.cli.roster_cmd import report_csv_error
+from gateway.identity.csv_table import CsvImportError
+from gateway.identity.devices_csv import parse_devices
+from gateway.identity.directory import import_devices
+from gateway.store.models.people import PersonRecord
+
+
+@click.group()
+def devices() -> None:
+    """School-owned and personal (BYOD) devices, found by their MAC address in the DHCP leases."""
+
+
+@devices.command("import")
+@db_option
+@policy_option
+@click.option("--dry-run", is_flag=True, help="Check the file and say what would change, change nothing.")
+@click.argument("path", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+def import_cmd(db_url: str, policy_path: Path, dry_run: bool, path: Path) -> None:
+    """Import the device register from CSV.
+
+    Columns: name and MAC address are required; kind, ownership (school or personal), assigned to (a
+    username), class, trolley and group are read when present. Devices missing from the file are retired.
+    """
+    policy = load_policy(policy_path)
+    with open_store(db_url) as store, store() as session:
+        usernames = set(session.scalars(select(PersonRecord.username).where(PersonRecord.active)))
+        try:
+            parsed = parse_devices(path, known_usernames=usernames, known_groups=set(policy.groups))
+        except CsvImportError as exc:
+            report_csv_error(exc)
+        summary = import_devices(session, parsed)
+        if dry_run:
+            session.rollback()
+            click.echo(f"{path}: {len(parsed)} devices; would be: {summary}")
+            return
+        session.commit()
+    click.echo(f"{path}: {len(parsed)} devices imported: {summary}")
