@@ -5,10 +5,15 @@ from __future__ import annotations
 import click
 
 from gateway.cli.check_cmd import check
+from gateway.cli.console_cmd import console
 from gateway.cli.db_cmd import db
+from gateway.cli.lists_cmd import lists
 from gateway.cli.policy_cmd import policy
+from gateway.cli.retention_cmd import export_person_cmd, purge_cmd
 from gateway.cli.devices_cmd import devices
 from gateway.cli.roster_cmd import roster
+from gateway.cli.run_cmd import run
+from gateway.cli.users_cmd import users
 from gateway.cli.whois_cmd import whois
 
 
@@ -20,7 +25,13 @@ def cli() -> None:
 
 cli.add_command(check)
 cli.add_command(db)
+cli.add_command(lists)
 cli.add_command(policy)
 cli.add_command(roster)
 cli.add_command(devices)
 cli.add_command(whois)
+cli.add_command(users)
+cli.add_command(console)
+cli.add_command(purge_cmd)
+cli.add_command(export_person_cmd)
+cli.add_command(run)

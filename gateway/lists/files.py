@@ -1,0 +1,123 @@
+"""Reading list files: plain domain lists (the policy's `lists/*.txt`, UT1 `domains`) and UT1 `urls` files.
+
+A bad line never stops a list loading: it is skipped, counted and reported with its file and line number, so one
+typo cannot switch a whole list off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.lists.hosts import CANONICAL_NAME_MATCH, MAX_HOST_LENGTH, normalise_host, normalise_url_prefix
+
+# How many bad lines a parse keeps for its report; all are counted.
+MAX_REPORTED_BAD_LINES = 50
+
+
+@dataclass(frozen=True, slots=True)
+class BadLine:
+    source: str
+    line: int
+    text: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}: {self.reason}: {self.text!r}"
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedList:
+    """The entries of one list file, normalised and distinct, in file order, and what was wrong with it."""
+
+    source: str
+    entries: list[str]
+    bad: tuple[BadLine, ...]
+    bad_count: int
+
+
+def read_domain_file(path: Path) -> ParsedList:
+    """A plain domain list: one domain a line (it covers its subdomains), `#` comments, blank lines ignored.
+
+    `*.example.com` and `.example.com` are read as `example.com`; a line's trailing ` # comment` is ignored.
+    """
+    return parse_domain_lines(_read_text(path), str(path))
+
+
+def read_url_file(path: Path) -> ParsedList:
+    """A UT1 `urls` file: one URL prefix a line without the scheme (`host/path`), `#` comment lines ignored."""
+    return parse_url_lines(_read_text(path).splitlines(), str(path))
+
+
+def parse_domain_lines(text: str, source: str) -> ParsedList:
+    """Parse the text of a domain list; `source` names it in bad-line reports."""
+    lines = text.lower().split("\n")
+    entries: list[str] = []
+    append = entries.append
+    bad = _BadLines(source)
+    # Most lines are already canonical: one regex instead of a normalise_host call each.
+    canonical = CANONICAL_NAME_MATCH
+    for number, line in enumerate(lines, 1):
+        if canonical(line) and len(line) <= MAX_HOST_LENGTH:
+            append(line)
+            continue
+        domain = _domain_from_line(line.strip())
+        if domain is None:
+            continue
+        host = normalise_host(domain)
+        if host is None:
+            bad.add(number, line.strip(), "not a valid domain")
+        else:
+            append(host)
+    return ParsedList(source, list(dict.fromkeys(entries)), tuple(bad.kept), bad.count)
+
+
+def parse_url_lines(lines: Iterable[str], source: str) -> ParsedList:
+    """Parse the lines of a URL list; `source` names it in bad-line reports."""
+    entries: list[str] = []
+    bad = _BadLines(source)
+    for number, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        entry = normalise_url_prefix(line)
+        if entry is None:
+            bad.add(number, line, "not a valid URL entry")
+        else:
+            entries.append(entry)
+    return ParsedList(source, list(dict.fromkeys(entries)), tuple(bad.kept), bad.count)
+
+
+def _domain_from_line(line: str) -> str | None:
+    """The domain on a non-canonical line, or None for a blank or comment line."""
+    if not line or line.startswith("#"):
+        return None
+    for mark in (" #", "\t#"):
+        cut = line.find(mark)
+        if cut >= 0:
+            line = line[:cut].rstrip()
+    if line.startswith("*."):
+        return line[2:]
+    if line.startswith(".") and len(line) > 1:
+        return line[1:]
+    return line
+
+
+def _read_text(path: Path) -> str:
+    # A stray non-UTF-8 byte spoils its own line (reported as bad), not the file.
+    return path.read_bytes().decode("utf-8", errors="replace")
+
+
+class _BadLines:
+    __slots__ = ("source", "kept", "count")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.kept: list[BadLine] = []
+        self.count = 0
+
+    def add(self, line: int, text: str, reason: str) -> None:
+        self.count += 1
+        if len(self.kept) < MAX_REPORTED_BAD_LINES:
+            self.kept.append(BadLine(self.source, line, text[:200], reason))

@@ -1,0 +1,237 @@
+"""The combined list indexes the decision engine asks, once per request, which lists hold a host or URL.
+
+`DomainIndex` holds every domain of every list in two parallel arrays: the sorted distinct 64-bit hashes and, for
+each, the id of its list mask in a small table of Python ints (bit i set = list `names[i]` holds it). About 9 to
+12 bytes an entry whatever the number of lists; a lookup hashes the host's label suffixes and answers them with
+one `searchsorted`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from hashlib import blake2b
+
+import numpy as np
+
+from gateway.lists.hashing import HASH_DTYPE, first_of_runs, hash_domains, is_sorted_unique
+from gateway.lists.hosts import is_ip_literal, normalise_host, normalise_url_prefix, split_url_prefix, suffixes
+
+# Normalised domain strings, or a uint64 array of their hashes (a compiled cache, see `gateway.lists.cache`).
+type DomainSource = Iterable[str] | np.ndarray
+
+
+class DomainIndex:
+    __slots__ = ("names", "_hashes", "_ids", "_masks")
+
+    names: tuple[str, ...]
+
+    def __init__(self, names: tuple[str, ...], hashes: np.ndarray, ids: np.ndarray, masks: tuple[int, ...]) -> None:
+        self.names = names
+        self._hashes = hashes
+        self._ids = ids
+        self._masks = masks
+
+    @classmethod
+    def build(cls, names: Sequence[str], sources: Mapping[str, Sequence[DomainSource]]) -> DomainIndex:
+        """Combine lists into one index. List `names[i]` is bit `1 << i` of every mask.
+
+        Strings are normalised here (ValueError on an invalid one); arrays are taken as hashes of normalised
+        domains, and one already sorted and distinct is used as it is (a memory-mapped cache stays mapped).
+        """
+        names = tuple(names)
+        if len(set(names)) != len(names):
+            raise ValueError(f"list names repeat: {names}")
+        unknown = set(sources) - set(names)
+        if unknown:
+            raise ValueError(f"sources for lists not named: {sorted(unknown)}")
+        arrays: list[np.ndarray] = []
+        bits: list[int] = []
+        for bit, name in enumerate(names):
+            for source in sources.get(name, ()):
+                arrays.append(_hash_array(name, source))
+                bits.append(bit)
+        arrays_bits = [(a, b) for a, b in zip(arrays, bits, strict=True) if len(a)]
+        if not arrays_bits:
+            return cls(names, np.empty(0, HASH_DTYPE), np.empty(0, np.uint8), ())
+        if len(arrays_bits) == 1 and is_sorted_unique(arrays_bits[0][0]):
+            hashes, bit = arrays_bits[0]
+            return cls(names, hashes, np.zeros(len(hashes), np.uint8), (1 << bit,))
+        return cls(names, *_merge(arrays_bits, len(names)))
+
+    def match(self, host: str) -> list[tuple[str, int]]:
+        """(suffix, mask) for each label suffix of a normalised host that any list holds, longest first."""
+        hashes = self._hashes
+        if not len(hashes):
+            return []
+        data = host.encode()
+        if is_ip_literal(host):
+            starts = [0]
+        else:
+            starts = [0]
+            i = data.find(b".")
+            while i >= 0:
+                starts.append(i + 1)
+                i = data.find(b".", i + 1)
+        # One searchsorted over all suffixes: numpy's per-call cost is paid once, not per suffix.
+        wanted = np.frombuffer(b"".join([blake2b(data[s:], digest_size=8).digest() for s in starts]), HASH_DTYPE)
+        positions = hashes.searchsorted(wanted)
+        found = hashes.take(positions, mode="clip") == wanted
+        if not found.any():
+            return []
+        ids = self._ids
+        masks = self._masks
+        return [
+            (host[starts[k]:], masks[ids[positions[k]]])
+            for k in np.flatnonzero(found).tolist()
+        ]
+
+    def names_in(self, mask: int) -> tuple[str, ...]:
+        """The names of the lists whose bits are set in a mask."""
+        return _names_in(self.names, mask)
+
+    def __len__(self) -> int:
+        return len(self._hashes)
+
+    @property
+    def nbytes(self) -> int:
+        return self._hashes.nbytes + self._ids.nbytes
+
+
+class UrlIndex:
+    """URL-prefix lists: entries `host/path-prefix`, matched on a host label suffix and a path prefix.
+
+    URL lists are tens of thousands of entries, not millions, so a dict from host to its prefixes is small and
+    answers with one probe per host suffix.
+    """
+
+    __slots__ = ("names", "_by_host", "_size")
+
+    names: tuple[str, ...]
+
+    def __init__(self, names: tuple[str, ...], by_host: dict[str, tuple[tuple[str, str, int], ...]]) -> None:
+        self.names = names
+        self._by_host = by_host
+        self._size = sum(len(v) for v in by_host.values())
+
+    @classmethod
+    def build(cls, names: Sequence[str], sources: Mapping[str, Iterable[str]]) -> UrlIndex:
+        """Combine URL lists; entries are normalised here (ValueError on an invalid one)."""
+        names = tuple(names)
+        if len(set(names)) != len(names):
+            raise ValueError(f"list names repeat: {names}")
+        unknown = set(sources) - set(names)
+        if unknown:
+            raise ValueError(f"sources for lists not named: {sorted(unknown)}")
+        masks: dict[str, int] = {}
+        for bit, name in enumerate(names):
+            if isinstance(sources.get(name), str):
+                raise TypeError(f"list {name!r}: give an iterable of entries, not one string")
+            for raw in sources.get(name, ()):
+                entry = normalise_url_prefix(raw)
+                if entry is None:
+                    raise ValueError(f"list {name!r}: not a valid URL entry: {raw!r}")
+                masks[entry] = masks.get(entry, 0) | 1 << bit
+        # Each distinct mask is one shared int object, however many entries carry it.
+        shared: dict[int, int] = {}
+        grouped: dict[str, list[tuple[str, str, int]]] = {}
+        for entry, mask in masks.items():
+            host, prefix = split_url_prefix(entry)
+            grouped.setdefault(host, []).append((prefix, entry, shared.setdefault(mask, mask)))
+        by_host = {
+            host: tuple(sorted(items, key=lambda item: (-len(item[0]), item[0]))) for host, items in grouped.items()
+        }
+        return cls(names, by_host)
+
+    def match(self, host: str, path: str) -> list[tuple[str, int]]:
+        """(entry, mask) for each entry whose host is a label suffix of the normalised host and whose path is a
+        prefix of the path (compared lower-case; the query string is part of the path). Longest host first, then
+        longest path."""
+        by_host = self._by_host
+        if not by_host:
+            return []
+        path = path.lower()
+        if not path.startswith("/"):
+            path = "/" + path
+        out = []
+        for suffix in suffixes(host):
+            entries = by_host.get(suffix)
+            if entries:
+                out.extend((entry, mask) for prefix, entry, mask in entries if path.startswith(prefix))
+        return out
+
+    def names_in(self, mask: int) -> tuple[str, ...]:
+        """The names of the lists whose bits are set in a mask."""
+        return _names_in(self.names, mask)
+
+    def __len__(self) -> int:
+        return self._size
+
+
+def _names_in(names: tuple[str, ...], mask: int) -> tuple[str, ...]:
+    return tuple(name for bit, name in enumerate(names) if mask >> bit & 1)
+
+
+def _hash_array(name: str, source: DomainSource) -> np.ndarray:
+    if isinstance(source, np.ndarray):
+        if source.dtype.kind not in "ui" or source.ndim != 1:
+            raise TypeError(f"list {name!r}: a hash array must be one-dimensional uint64, not {source.dtype}")
+        return source if source.dtype == HASH_DTYPE else source.astype(HASH_DTYPE)
+    if isinstance(source, str):
+        raise TypeError(f"list {name!r}: give an iterable of domains, not one string")
+    normalised = []
+    for raw in source:
+        host = normalise_host(raw)
+        if host is None:
+            raise ValueError(f"list {name!r}: not a valid domain: {raw!r}")
+        normalised.append(host)
+    return hash_domains(normalised)
+
+
+def _merge(arrays_bits: list[tuple[np.ndarray, int]], nlists: int) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    """Sorted distinct hashes, mask ids and the mask table of several hash arrays tagged with list bits."""
+    hashes = np.concatenate([a for a, _ in arrays_bits])
+    bits = np.repeat(
+        np.array([b for _, b in arrays_bits], dtype=np.uint32), [len(a) for a, _ in arrays_bits]
+    )
+    # A stable sort merges the already-sorted runs of compiled caches in near-linear time.
+    order = np.argsort(hashes, kind="stable")
+    hashes = hashes[order]
+    bits = bits[order]
+    del order
+    starts = np.flatnonzero(first_of_runs(hashes))
+    distinct = hashes[starts]
+    del hashes
+    words = (nlists + 63) // 64
+    columns = []
+    for word in range(words):
+        in_word = (bits >> 6) == word
+        shifted = np.where(in_word, np.left_shift(np.uint64(1), (bits & 63).astype(np.uint64)), np.uint64(0))
+        columns.append(np.bitwise_or.reduceat(shifted, starts))
+    if words == 1:
+        per_entry = columns[0]
+        table_values, ids = _distinct_with_ids(per_entry)
+        masks = tuple(int(v) for v in table_values.tolist())
+    else:
+        rows = np.stack(columns, axis=1)
+        table_rows, ids = np.unique(rows, axis=0, return_inverse=True)
+        masks = tuple(sum(int(v) << (64 * w) for w, v in enumerate(row)) for row in table_rows.tolist())
+    return distinct, ids.astype(_id_dtype(len(masks))), masks
+
+
+def _distinct_with_ids(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # Masks of up to 16 lists index a lookup table directly; otherwise sort (numpy 2's np.unique is slow here).
+    if values.max() < 1 << 16:
+        present = np.flatnonzero(np.bincount(values.astype(np.intp)))
+        lookup = np.zeros(int(present[-1]) + 1, dtype=np.uint32)
+        lookup[present] = np.arange(len(present), dtype=np.uint32)
+        return present.astype(np.uint64), lookup[values.astype(np.intp)]
+    ordered = np.sort(values)
+    table = ordered[first_of_runs(ordered)]
+    return table, np.searchsorted(table, values)
+
+
+def _id_dtype(count: int) -> np.dtype:
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if count <= np.iinfo(dtype).max + 1:
+            return np.dtype(dtype)
+    return np.dtype(np.uint64)
