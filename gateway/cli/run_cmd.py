@@ -1,0 +1,88 @@
+"""`gateway run`: the one command a new user runs. Proxy and console side by side, stopped together on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from gateway.store.engine import DEFAULT_DB_URL, display_url
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@click.command("run")
+@click.option("--db", "db_url", envvar="GATEWAY_DB", default=DEFAULT_DB_URL, show_default=True)
+@click.option("--policy", default="policies/default.yaml", show_default=True)
+@click.option("--listen-host", default="0.0.0.0", show_default=True, help="Proxy address.")
+@click.option("--listen-port", default=8080, show_default=True, type=int, help="Proxy port.")
+@click.option("--console-host", default="127.0.0.1", show_default=True)
+@click.option("--console-port", default=8081, show_default=True, type=int)
+@click.option("--var", "var_dir", default="var", show_default=True, help="Directory for the database, CA, spool.")
+def run(db_url: str, policy: str, listen_host: str, listen_port: int, console_host: str, console_port: int,
+        var_dir: str) -> None:  # fmt: skip
+    """Start the gateway: migrate the database, make a first console account if none, run proxy and console."""
+    from gateway.cli.users_cmd import add_account, has_accounts
+    from gateway.store.migrate import upgrade
+
+    var = Path(var_dir)
+    for sub in ("ca", "spool"):
+        (var / sub).mkdir(parents=True, exist_ok=True)
+    if db_url == DEFAULT_DB_URL and var_dir != "var":
+        db_url = f"sqlite:///{var / 'gateway.db'}"
+    upgrade(db_url)
+    if not has_accounts(db_url):
+        password = secrets.token_urlsafe(12)
+        add_account(db_url, "officer", "E-safety officer (demo)", "officer", password)
+        click.secho(f"First console account: officer / {password}  (change it: it is shown only once)", bold=True)
+
+    mitmdump = shutil.which("mitmdump") or str(Path(sys.executable).with_name("mitmdump"))
+    proxy_cmd = [
+        mitmdump, "-s", str(ROOT / "addons" / "gateway.py"),
+        "--listen-host", listen_host, "--listen-port", str(listen_port),
+        "--set", f"gateway_policy={policy}", "--set", f"confdir={var / 'ca'}",
+        "--set", f"gateway_db={db_url}", "--set", f"gateway_spool={var / 'spool'}",
+    ]  # fmt: skip
+    console_cmd = [
+        sys.executable, "-c", "from gateway.cli.main import cli; cli()", "console", "--db", db_url,
+        "--host", console_host, "--port", str(console_port), "--secret-file", str(var / "console-secret"),
+    ]  # fmt: skip
+    # Children import the gateway from this checkout whether or not it is installed.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    children = [subprocess.Popen(proxy_cmd, env=env), subprocess.Popen(console_cmd, env=env)]
+    click.echo(f"proxy:    {listen_host}:{listen_port}  (set this as the HTTP/HTTPS proxy on school devices)")
+    click.echo(f"console:  http://{console_host}:{console_port}/")
+    click.echo(f"CA:       {var / 'ca' / 'mitmproxy-ca-cert.pem'}  (install on devices; also http://mitm.it via the proxy)")
+    click.echo(f"database: {display_url(db_url)}")
+    click.echo("Ctrl-C stops both.")
+
+    stopping = False
+
+    def stop(*_args: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while not stopping and all(child.poll() is None for child in children):
+            time.sleep(0.3)
+    except KeyboardInterrupt:
+        pass
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGINT)  # mitmdump flushes the access-log queue on a clean stop
+    for child in children:
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+    failed = [c.args[0] for c in children if c.returncode not in (0, -signal.SIGINT, 130)]
+    if failed and not stopping:
+        raise click.ClickException(f"stopped because a child exited: {', '.join(map(str, failed))}")

@@ -1,0 +1,87 @@
+"""Console accounts: creating them and checking passwords (argon2id), with lock-out after repeated failures."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from gateway.store.models.users import ConsoleUser, Role
+
+MAX_FAILED_LOGINS = 5
+LOCKOUT = timedelta(minutes=15)
+MIN_PASSWORD_LENGTH = 10
+
+_hasher = PasswordHasher()
+# Verified against when the username is unknown, so a wrong name costs as long as a wrong password.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+class AccountError(ValueError):
+    pass
+
+
+def create_user(session: Session, username: str, display_name: str, role: str, password: str) -> ConsoleUser:
+    username = username.strip().lower()
+    if not username or len(username) > 128:
+        raise AccountError("a username is 1 to 128 characters")
+    if role not in Role.__members__.values():
+        raise AccountError(f"role must be one of {', '.join(Role)}; pupils and guests have no console accounts")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"a console password is at least {MIN_PASSWORD_LENGTH} characters")
+    if session.scalar(select(ConsoleUser).where(ConsoleUser.username == username)):
+        raise AccountError(f"there is already a console account called {username}")
+    now = datetime.now(UTC)
+    user = ConsoleUser(
+        username=username,
+        display_name=display_name or username,
+        role=role,
+        password_hash=_hasher.hash(password),
+        active=True,
+        failed_logins=0,
+        created_at=now,
+        password_changed_at=now,
+    )
+    session.add(user)
+    return user
+
+
+def count_users(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(ConsoleUser)) or 0
+
+
+def authenticate(session: Session, username: str, password: str, *, now: datetime) -> tuple[ConsoleUser | None, str]:
+    """(user, "") on success, else (user or None, why). Updates failure counts; the caller commits."""
+    user = session.scalar(select(ConsoleUser).where(ConsoleUser.username == username.strip().lower()))
+    if user is None:
+        _verify(_DUMMY_HASH, password)
+        return None, "unknown username"
+    if not user.active:
+        _verify(_DUMMY_HASH, password)
+        return user, "account disabled"
+    if user.locked_until is not None and user.locked_until > now:
+        _verify(_DUMMY_HASH, password)
+        return user, "account locked after repeated failures"
+    if not _verify(user.password_hash, password):
+        user.failed_logins += 1
+        if user.failed_logins >= MAX_FAILED_LOGINS:
+            user.locked_until = now + LOCKOUT
+            user.failed_logins = 0
+        return user, "wrong password"
+    user.failed_logins = 0
+    user.locked_until = None
+    user.last_login_at = now
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    return user, ""
+
+
+def _verify(hashed: str, password: str) -> bool:
+    try:
+        return _hasher.verify(hashed, password)
+    except (VerificationError, InvalidHashError):
+        return False

@@ -1,0 +1,144 @@
+"""JSON API for a trust's reporting tools: the same data and the same roles as the pages.
+
+A tool signs in with HTTP Basic (a console account); a browser session works too. Read-only, so there are no
+forms to forge; every call is audited like the page it mirrors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, abort, current_app, g, jsonify, request
+from flask_login import current_user
+
+from gateway.store.accounts import authenticate
+from gateway.store.retention import row_dict
+from gateway.web import log_queries
+from gateway.web.audit_trail import audit
+from gateway.web.auth import limiter
+from gateway.web.people import person_export_response
+from gateway.web.roles import Permission, allowed
+
+blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def _caller() -> tuple[str, str] | None:
+    if current_user.is_authenticated:
+        return current_user.username, current_user.role
+    auth = request.authorization
+    if auth is None or auth.type != "basic" or not auth.username or not auth.password:
+        return None
+    from gateway.web.app import db
+
+    address = request.remote_addr or "?"
+    if not limiter().allow(address):
+        abort(429)
+    session = db()
+    user, why = authenticate(session, auth.username, auth.password, now=datetime.now(UTC))
+    session.commit()
+    if user is None or why:
+        limiter().failed(address)
+        audit("sign_in_failed", target=f"user:{auth.username}", detail={"why": why, "via": "api"},
+              actor=auth.username.lower())  # fmt: skip
+        return None
+    return user.username, user.role
+
+
+def api(permission: Permission) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            caller = _caller()
+            if caller is None:
+                response = jsonify(error="sign in: HTTP Basic with a console account")
+                response.status_code = 401
+                response.headers["WWW-Authenticate"] = 'Basic realm="school web gateway"'
+                return response
+            if not allowed(caller[1], permission):
+                return jsonify(error="your role does not give access to this data"), 403
+            g.api_actor = caller
+            return view(*args, **kwargs)
+
+        return guarded
+
+    return decorate
+
+
+def _audit(action: str, **kwargs: Any) -> None:
+    actor, role = g.api_actor
+    audit(action, actor=actor, role=role, **kwargs)
+
+
+def _json_row(entry: Any) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row_dict(entry).items()}
+
+
+@blueprint.route("/log")
+@api(Permission.VIEW_LOG)
+def log():  # type: ignore[no-untyped-def]
+    from gateway.web.app import db
+
+    log_filter = log_queries.LogFilter.from_args(request.args)
+    _audit("view_log", target="access_log", detail={**log_filter.used(), "page": log_filter.page, "via": "api"})
+    rows, more = log_queries.page(db(), log_filter, current_app.extensions["gateway.zone"])
+    return jsonify(page=log_filter.page, more=more, filter=log_filter.used(), rows=[_json_row(r) for r in rows])
+
+
+@blueprint.route("/people/<username>/timeline")
+@api(Permission.VIEW_LOG)
+def timeline(username: str):  # type: ignore[no-untyped-def]
+    from gateway.web.app import db
+
+    zone = current_app.extensions["gateway.zone"]
+    try:
+        day = date.fromisoformat(request.args.get("day", ""))
+    except ValueError:
+        day = datetime.now(zone).date()
+    _audit("view_timeline", target=f"person:{username}", detail={"day": day.isoformat(), "via": "api"})
+    rows, more = log_queries.timeline(db(), username, day, zone)
+    return jsonify(person=username, day=day.isoformat(), more=more, rows=[_json_row(r) for r in rows])
+
+
+@blueprint.route("/dashboard")
+@api(Permission.VIEW_DASHBOARD)
+def dashboard():  # type: ignore[no-untyped-def]
+    from gateway.web.app import db
+    from gateway.web.dashboard import days_arg
+
+    days = days_arg()
+    site = request.args.get("site", "").strip()[:64]
+    _audit("view_dashboard", target="access_log", detail={"days": days, "site": site, "via": "api"})
+    figures = log_queries.dashboard(db(), current_app.extensions["gateway.zone"], days=days, site=site)
+    return jsonify(figures.as_json())
+
+
+@blueprint.route("/audit")
+@api(Permission.VIEW_AUDIT)
+def audit_trail():  # type: ignore[no-untyped-def]
+    from gateway.web.app import db
+    from gateway.web.audit import audit_page
+
+    page = max(int(request.args["page"]) if request.args.get("page", "").isdigit() else 1, 1)
+    actor = request.args.get("actor", "").strip()[:128]
+    action = request.args.get("action", "").strip()[:32]
+    _audit("view_audit", target="audit_event", detail={"actor": actor, "action": action, "page": page, "via": "api"})
+    rows, more = audit_page(db(), actor, action, page)
+    events = [
+        {"at": e.at.isoformat(), "actor": e.actor, "role": e.actor_role, "action": e.action, "target": e.target,
+         "detail": e.detail, "client_ip": e.client_ip}  # fmt: skip
+        for e in rows
+    ]
+    return jsonify(page=page, more=more, events=events)
+
+
+@blueprint.route("/people/<username>/export")
+@api(Permission.EXPORT_PERSON)
+def person_export(username: str):  # type: ignore[no-untyped-def]
+    fmt = request.args.get("format", "json")
+    if fmt not in ("csv", "json"):
+        abort(400)
+    _audit("export_person", target=f"person:{username.lower()}", detail={"format": fmt, "via": "api"})
+    return person_export_response(username.lower(), fmt)

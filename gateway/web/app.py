@@ -1,0 +1,164 @@
+"""The console: one Flask app. Every area is a blueprint; adding one is a line in BLUEPRINTS."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from flask import Flask, g, render_template, request
+from flask_login import LoginManager, current_user
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy.orm import Session
+
+from gateway.store.engine import DEFAULT_DB_URL, make_engine, require_migrated, session_factory
+from gateway.store.models.users import ConsoleUser
+from gateway.web import api, audit, auth, dashboard, help_page, logs, people
+from gateway.web.roles import Permission, can
+
+BLUEPRINTS = [
+    auth.blueprint,
+    dashboard.blueprint,
+    logs.blueprint,
+    people.blueprint,
+    audit.blueprint,
+    help_page.blueprint,
+    api.blueprint,
+]
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+@dataclass(frozen=True)
+class ConsoleConfig:
+    db_url: str = DEFAULT_DB_URL
+    # Kept in secret_key_file (created 0600 on first start) when not given, so sessions survive a restart.
+    secret_key: str | None = None
+    secret_key_file: str = "var/console-secret"
+    # Idle time after which a session ends, and the longest a session lasts however busy.
+    session_minutes: int = 30
+    session_max_hours: int = 10
+    policy_path: str | None = None
+    # Set when the console is served over HTTPS (it should be, off the loopback address).
+    secure_cookies: bool = False
+    timezone: str = "Europe/London"
+    testing: bool = False
+
+
+def _secret_key(config: ConsoleConfig) -> str:
+    if config.secret_key:
+        return config.secret_key
+    path = Path(config.secret_key_file)
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key)
+    return key
+
+
+def create_app(config: ConsoleConfig | None = None) -> Flask:
+    config = config or ConsoleConfig()
+    engine = make_engine(config.db_url)
+    require_migrated(engine)
+
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=_secret_key(config),
+        TESTING=config.testing,
+        PERMANENT_SESSION_LIFETIME=timedelta(minutes=config.session_minutes),
+        SESSION_REFRESH_EACH_REQUEST=True,
+        SESSION_COOKIE_NAME="gateway_console",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_SECURE=config.secure_cookies,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
+        MAX_CONTENT_LENGTH=1_000_000,
+        GATEWAY=config,
+    )
+    app.extensions["gateway.engine"] = engine
+    app.extensions["gateway.sessions"] = session_factory(engine)
+    app.extensions["gateway.zone"] = ZoneInfo(config.timezone)
+
+    CSRFProtect(app)
+    login = LoginManager(app)
+    login.login_view = "auth.sign_in"
+    login.login_message = "Please sign in."
+    login.session_protection = "strong"
+
+    @login.user_loader
+    def load_user(user_id: str) -> ConsoleUser | None:
+        user = db().get(ConsoleUser, int(user_id)) if user_id.isdigit() else None
+        return user if user is not None and user.active else None
+
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)
+
+    @app.before_request
+    def absolute_session_limit() -> None:
+        auth.enforce_session_limit(config.session_max_hours)
+
+    @app.after_request
+    def secure_headers(response):  # type: ignore[no-untyped-def]
+        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
+        response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
+        if request.endpoint != "static":
+            response.headers["Cache-Control"] = "no-store"
+        if config.secure_cookies:
+            response.headers["Strict-Transport-Security"] = "max-age=31536000"
+        return response
+
+    @app.teardown_appcontext
+    def close_db(_exc: BaseException | None) -> None:
+        store = g.pop("db", None)
+        if store is not None:
+            store.close()
+
+    @app.errorhandler(CSRFError)
+    def csrf_refused(error: CSRFError):  # type: ignore[no-untyped-def]
+        return render_template("error.html", title="Form refused", message=error.description), 400
+
+    @app.errorhandler(403)
+    def forbidden(_error):  # type: ignore[no-untyped-def]
+        message = "Your role does not give access to this page. Access to monitoring data is limited by role."
+        return render_template("error.html", title="Not allowed", message=message), 403
+
+    @app.errorhandler(404)
+    def not_found(_error):  # type: ignore[no-untyped-def]
+        return render_template("error.html", title="Not found", message="There is no such page."), 404
+
+    @app.context_processor
+    def template_helpers() -> dict[str, object]:
+        return {"can": can, "Permission": Permission, "user": current_user, "local": local_time}
+
+    return app
+
+
+def db() -> Session:
+    if "db" not in g:
+        from flask import current_app
+
+        g.db = current_app.extensions["gateway.sessions"]()
+    return g.db
+
+
+def local_time(value):  # type: ignore[no-untyped-def]
+    """A stored UTC time in the school's zone, as the console shows it."""
+    from flask import current_app
+
+    if value is None:
+        return ""
+    return value.astimezone(current_app.extensions["gateway.zone"]).strftime("%Y-%m-%d %H:%M:%S")

@@ -1,0 +1,46 @@
+"""The audit trail, read-only: there is no route that changes or removes a row (the database refuses anyway)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template, request, url_for
+from sqlalchemy import select
+
+from gateway.store.models.audit import AuditEvent
+from gateway.web.audit_trail import audit
+from gateway.web.roles import Permission, require
+
+blueprint = Blueprint("audit", __name__, url_prefix="/audit")
+PAGE_SIZE = 100
+
+
+def audit_page(session, actor: str, action: str, page: int):  # type: ignore[no-untyped-def]
+    query = select(AuditEvent)
+    if actor:
+        query = query.where(AuditEvent.actor == actor)
+    if action:
+        query = query.where(AuditEvent.action == action)
+    query = query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).offset((page - 1) * PAGE_SIZE)
+    rows = list(session.scalars(query.limit(PAGE_SIZE + 1)))
+    return rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
+
+
+@blueprint.route("")
+@require(Permission.VIEW_AUDIT)
+def index():  # type: ignore[no-untyped-def]
+    from gateway.web.app import db
+
+    actor = request.args.get("actor", "").strip()[:128]
+    action = request.args.get("action", "").strip()[:32]
+    page = int(request.args["page"]) if request.args.get("page", "").isdigit() else 1
+    page = max(page, 1)
+    audit("view_audit", target="audit_event", detail={"actor": actor, "action": action, "page": page})
+    rows, more = audit_page(db(), actor, action, page)
+    links = {"actor": actor or None, "action": action or None}
+    return render_template(
+        "audit.html",
+        rows=rows,
+        actor=actor,
+        action=action,
+        previous_url=url_for(".index", **links, page=page - 1) if page > 1 else None,
+        next_url=url_for(".index", **links, page=page + 1) if more else None,
+    )

@@ -1,0 +1,63 @@
+"""Home and the dashboard: blocked and flagged attempts over time, top domains and categories, busiest hours."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, render_template, request
+
+from gateway.decisions.types import PeriodKind
+from gateway.web import charts, log_queries
+from gateway.web.audit_trail import audit
+from gateway.web.roles import Permission, can, require
+
+blueprint = Blueprint("dashboard", __name__)
+
+RANGES = (1, 7, 30, 90)
+
+
+@blueprint.route("/")
+def home():  # type: ignore[no-untyped-def]
+    from flask_login import current_user
+
+    if not current_user.is_authenticated:
+        return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
+    if can(Permission.VIEW_DASHBOARD):
+        return dashboard_page()
+    return render_template("home.html")
+
+
+def days_arg() -> int:
+    days = int(request.args["days"]) if request.args.get("days", "").isdigit() else 7
+    return days if days in RANGES else 7
+
+
+@blueprint.route("/dashboard")
+@require(Permission.VIEW_DASHBOARD)
+def dashboard_page():  # type: ignore[no-untyped-def]
+    from gateway.web.app import db
+
+    days = days_arg()
+    site = request.args.get("site", "").strip()[:64]
+    audit("view_dashboard", target="access_log", detail={"days": days, "site": site})
+    figures = log_queries.dashboard(db(), current_app.extensions["gateway.zone"], days=days, site=site)
+    kinds = [k.value for k in PeriodKind]
+    page_charts = [
+        charts.grouped_columns(
+            "Blocked and flagged attempts by day",
+            [d[5:] for d, _, _ in figures.over_time],
+            [
+                ("blocked", "s-block", [b for _, b, _ in figures.over_time]),
+                ("flagged", "s-flag", [f for _, _, f in figures.over_time]),
+            ],
+        ),
+        charts.horizontal_bars("Top blocked domains", figures.top_domains),
+        charts.horizontal_bars("Top blocked categories and lists", figures.top_categories),
+        charts.horizontal_bars("Blocked and flagged attempts by group", figures.by_group, "s-flag"),
+        charts.horizontal_bars("Blocked and flagged attempts by class", figures.by_class, "s-flag"),
+        charts.stacked_columns(
+            "Busiest hours (all requests), by timetable period",
+            [f"{h:02d}" for h in range(24)],
+            [figures.hours[h] for h in range(24)],
+            kinds,
+        ),
+    ]
+    return render_template("dashboard.html", charts=page_charts, days=days, ranges=RANGES, figures=figures, site=site)

@@ -1,0 +1,215 @@
+"""Access-log queries behind the console and the API: filters, pages, a person's timeline, dashboard figures.
+
+Every filter is an equality or range on a column that leads an index ending in the time, so a filtered page
+"newest first" is an index range however big the table.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import Any
+
+from sqlalchemy import Select, String, and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from gateway.store.models.access_log import AccessLogEntry as Log
+from gateway.store.models.access_log import reverse_host
+
+PAGE_SIZE = 50
+ACTIONS = ("allow", "block", "flag")
+SORTS = {
+    "newest": (Log.at.desc(), Log.id.desc()),
+    "oldest": (Log.at.asc(), Log.id.asc()),
+    "person": (Log.username.asc(), Log.at.desc(), Log.id.desc()),
+    "domain": (Log.host_rev.asc(), Log.at.desc(), Log.id.desc()),
+}
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    person: str = ""
+    group: str = ""
+    school_class: str = ""
+    device: str = ""
+    domain: str = ""
+    list_name: str = ""
+    action: str = ""
+    site: str = ""
+    # Local date-times as typed ("2026-03-02T09:00"); interpreted in the school's zone.
+    since: str = ""
+    until: str = ""
+    sort: str = "newest"
+    page: int = 1
+
+    @classmethod
+    def from_args(cls, args: Any) -> LogFilter:
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = args.get(f.name, "")
+            if f.name == "page":
+                values["page"] = max(1, min(int(raw), 100_000)) if str(raw).isdigit() else 1
+            else:
+                values[f.name] = str(raw).strip()[:255]
+        if values["sort"] not in SORTS:
+            values["sort"] = "newest"
+        if values["action"] not in ACTIONS:
+            values["action"] = ""
+        return cls(**values)
+
+    def used(self) -> dict[str, Any]:
+        """The filter as recorded in the audit trail and carried in links: only what was set."""
+        return {k: v for k, v in asdict(self).items() if v and not (k == "sort" and v == "newest") and k != "page"}
+
+    def time_range(self, zone: tzinfo) -> tuple[datetime | None, datetime | None]:
+        return _local(self.since, zone), _local(self.until, zone)
+
+    def conditions(self, zone: tzinfo) -> list[Any]:
+        where: list[Any] = []
+        for value, column in (
+            (self.person.lower(), Log.username),
+            (self.group, Log.group_name),
+            (self.school_class, Log.school_class),
+            (self.device, Log.device),
+            (self.list_name, Log.list_name),
+            (self.action, Log.action),
+            (self.site, Log.site),
+        ):
+            if value:
+                where.append(column == value)
+        if self.domain:
+            rev = reverse_host(self.domain.strip().lstrip("*."))
+            # The domain and every subdomain: one index range ('/' sorts just after '.').
+            where.append(and_(Log.host_rev >= rev, Log.host_rev < rev[:-1] + "/"))
+        since, until = self.time_range(zone)
+        if since:
+            where.append(Log.at >= since)
+        if until:
+            where.append(Log.at < until)
+        return where
+
+
+def _local(text: str, zone: tzinfo) -> datetime | None:
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return value.replace(tzinfo=zone) if value.tzinfo is None else value
+
+
+def filtered(log_filter: LogFilter, zone: tzinfo) -> Select[tuple[Log]]:
+    return select(Log).where(*log_filter.conditions(zone))
+
+
+def page(session: Session, log_filter: LogFilter, zone: tzinfo, size: int = PAGE_SIZE) -> tuple[list[Log], bool]:
+    """One page of rows and whether there is another; no COUNT(*) over millions of rows."""
+    query = (
+        filtered(log_filter, zone)
+        .order_by(*SORTS[log_filter.sort])
+        .offset((log_filter.page - 1) * size)
+        .limit(size + 1)
+    )
+    rows = list(session.scalars(query))
+    return rows[:size], len(rows) > size
+
+
+def export_query(log_filter: LogFilter, zone: tzinfo) -> Select[tuple[Log]]:
+    return filtered(log_filter, zone).order_by(*SORTS[log_filter.sort])
+
+
+def timeline(session: Session, username: str, day: date, zone: tzinfo, limit: int = 2000) -> tuple[list[Log], bool]:
+    start = datetime.combine(day, datetime.min.time(), zone)
+    end = start + timedelta(days=1)
+    query = (
+        select(Log)
+        .where(Log.username == username.lower(), Log.at >= start, Log.at < end)
+        .order_by(Log.at, Log.id)
+        .limit(limit + 1)
+    )
+    rows = list(session.scalars(query))
+    return rows[:limit], len(rows) > limit
+
+
+# --- dashboard -------------------------------------------------------------------------------------------------
+
+
+def _hour_bucket(session: Session) -> Any:
+    """The UTC hour of a row as 'YYYY-MM-DD HH', computed in the database."""
+    if session.get_bind().dialect.name == "sqlite":
+        # SQLite keeps UTC times as ISO text: the first 13 characters are the hour.
+        return func.substr(Log.at, 1, 13, type_=String)
+    return func.to_char(func.timezone("UTC", Log.at), "YYYY-MM-DD HH24", type_=String)
+
+
+def _to_local(bucket: str, zone: tzinfo) -> datetime:
+    return datetime.strptime(bucket, "%Y-%m-%d %H").replace(tzinfo=UTC).astimezone(zone)
+
+
+@dataclass
+class Dashboard:
+    since: datetime
+    until: datetime
+    # (local day, blocked, flagged)
+    over_time: list[tuple[str, int, int]]
+    top_domains: list[tuple[str, int]]
+    top_categories: list[tuple[str, int]]
+    by_group: list[tuple[str, int]]
+    by_class: list[tuple[str, int]]
+    # local hour -> {period kind -> requests}
+    hours: dict[int, dict[str, int]]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "since": self.since.isoformat(),
+            "until": self.until.isoformat(),
+            "blocked_flagged_by_day": [{"day": d, "blocked": b, "flagged": f} for d, b, f in self.over_time],
+            "top_blocked_domains": [{"domain": d, "count": n} for d, n in self.top_domains],
+            "top_blocked_categories": [{"category": c, "count": n} for c, n in self.top_categories],
+            "attempts_by_group": [{"group": g, "count": n} for g, n in self.by_group],
+            "attempts_by_class": [{"class": c, "count": n} for c, n in self.by_class],
+            "requests_by_hour": [{"hour": h, "by_period": p} for h, p in sorted(self.hours.items())],
+        }
+
+
+def dashboard(session: Session, zone: tzinfo, *, days: int = 7, now: datetime | None = None, site: str = "") -> Dashboard:
+    now = now or datetime.now(UTC)
+    today = now.astimezone(zone).date()
+    since = datetime.combine(today - timedelta(days=days - 1), datetime.min.time(), zone)
+    until = datetime.combine(today + timedelta(days=1), datetime.min.time(), zone)
+    in_range = [Log.at >= since, Log.at < until] + ([Log.site == site] if site else [])
+    attempts = [*in_range, Log.action.in_(("block", "flag"))]
+    bucket = _hour_bucket(session)
+
+    per_day: dict[str, Counter[str]] = defaultdict(Counter)
+    for hour, action, count in session.execute(
+        select(bucket, Log.action, func.count()).where(*attempts).group_by(bucket, Log.action)
+    ):
+        per_day[_to_local(hour, zone).date().isoformat()][action] += count
+    days_list = [(today - timedelta(days=n)).isoformat() for n in range(days - 1, -1, -1)]
+    over_time = [(d, per_day[d]["block"], per_day[d]["flag"]) for d in days_list]
+
+    def top(column: Any, where: list[Any], limit: int = 10) -> list[tuple[str, int]]:
+        count = func.count().label("n")
+        query = select(column, count).where(*where, column.is_not(None)).group_by(column)
+        return [(str(v), n) for v, n in session.execute(query.order_by(count.desc()).limit(limit))]
+
+    blocked = [*in_range, Log.action == "block"]
+    hours: dict[int, dict[str, int]] = {h: {} for h in range(24)}
+    for hour, period, count in session.execute(
+        select(bucket, Log.period, func.count()).where(*in_range).group_by(bucket, Log.period)
+    ):
+        slot = hours[_to_local(hour, zone).hour]
+        slot[period] = slot.get(period, 0) + count
+    return Dashboard(
+        since=since,
+        until=until,
+        over_time=over_time,
+        top_domains=top(Log.host, blocked),
+        top_categories=top(Log.list_name, blocked),
+        by_group=top(Log.group_name, attempts),
+        by_class=top(Log.school_class, attempts),
+        hours=hours,
+    )

@@ -1,0 +1,80 @@
+"""Who may do what in the console.
+
+DfE: access to monitoring logs is limited by role and is itself logged. The officer (designated safeguarding lead)
+reviews the log; the headteacher owns the policy and oversees; the DPO answers subject-access requests and checks
+the log is used lawfully. Teachers and IT have no access to individuals' browsing: IT maintains the system and sees
+only aggregate figures (to spot over-blocking). Pupils and guests have no console account at all.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import abort
+from flask_login import current_user
+
+from gateway.store.models.users import Role
+
+
+class Permission(enum.StrEnum):
+    VIEW_LOG = "view_log"
+    EXPORT_LOG = "export_log"
+    VIEW_DASHBOARD = "view_dashboard"
+    VIEW_AUDIT = "view_audit"
+    EXPORT_PERSON = "export_person"
+
+
+GRANTS: dict[Permission, frozenset[Role]] = {
+    Permission.VIEW_LOG: frozenset({Role.OFFICER, Role.HEADTEACHER, Role.DPO}),
+    Permission.EXPORT_LOG: frozenset({Role.OFFICER, Role.HEADTEACHER, Role.DPO}),
+    Permission.VIEW_DASHBOARD: frozenset({Role.OFFICER, Role.HEADTEACHER, Role.DPO, Role.IT}),
+    Permission.VIEW_AUDIT: frozenset({Role.HEADTEACHER, Role.DPO}),
+    Permission.EXPORT_PERSON: frozenset({Role.HEADTEACHER, Role.DPO}),
+}
+
+ROLE_TITLES = {
+    Role.OFFICER: "E-safety officer (DSL)",
+    Role.HEADTEACHER: "Headteacher",
+    Role.DPO: "Data protection officer",
+    Role.TEACHER: "Teacher",
+    Role.IT: "IT technician",
+}
+
+PERMISSION_TITLES = {
+    Permission.VIEW_LOG: "Read the access log and a person's timeline",
+    Permission.EXPORT_LOG: "Export the filtered access log (CSV)",
+    Permission.VIEW_DASHBOARD: "Dashboard of blocked and flagged attempts (counts)",
+    Permission.VIEW_AUDIT: "Read the audit trail",
+    Permission.EXPORT_PERSON: "Subject-access export of one person's log",
+}
+
+
+def allowed(role: str | None, permission: Permission) -> bool:
+    return role is not None and role in GRANTS[permission]
+
+
+def can(permission: Permission) -> bool:
+    return bool(current_user.is_authenticated) and allowed(current_user.role, permission)
+
+
+def require(permission: Permission) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Signed in (else to the sign-in page) and holding the permission (else 403)."""
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            if not current_user.is_authenticated:
+                from flask import current_app
+
+                return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
+            if not allowed(current_user.role, permission):
+                abort(403)
+            return view(*args, **kwargs)
+
+        guarded.permission = permission  # type: ignore[attr-defined]
+        return guarded
+
+    return decorate
