@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, Select, delete, select
+from sqlalchemy.orm import Session
 
 from gateway.store.models.access_log import AccessLogEntry
 
@@ -41,13 +42,16 @@ def row_dict(entry: AccessLogEntry) -> dict[str, Any]:
     return {name: getattr(entry, name) for name in EXPORT_COLUMNS}
 
 
-def person_rows(engine: Engine, username: str) -> Iterator[dict[str, Any]]:
-    from sqlalchemy.orm import Session
-
-    query = select(AccessLogEntry).where(AccessLogEntry.username == username).order_by(AccessLogEntry.at)
+def query_rows(engine: Engine, query: Select[tuple[AccessLogEntry]]) -> Iterator[dict[str, Any]]:
+    """Rows of a query, streamed in chunks through a session of their own (it outlives a web request)."""
     with Session(engine) as session:
         for entry in session.scalars(query.execution_options(yield_per=2000)):
             yield row_dict(entry)
+
+
+def person_rows(engine: Engine, username: str) -> Iterator[dict[str, Any]]:
+    query = select(AccessLogEntry).where(AccessLogEntry.username == username)
+    return query_rows(engine, query.order_by(AccessLogEntry.at, AccessLogEntry.id))
 
 
 def _text(value: object) -> str:

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from flask import Blueprint, Response, current_app, render_template, request, stream_with_context, url_for
 from flask_wtf import FlaskForm
 
-from gateway.store.retention import csv_lines, row_dict
+from gateway.store.retention import csv_lines, query_rows
 from gateway.web import log_queries
 from gateway.web.audit_trail import audit
 from gateway.web.roles import Permission, require
@@ -46,14 +46,10 @@ def index():  # type: ignore[no-untyped-def]
 @blueprint.route("/export.csv", methods=["POST"])
 @require(Permission.EXPORT_LOG)
 def export_csv():  # type: ignore[no-untyped-def]
-    from gateway.web.app import db
-
     ExportForm()  # CSRF is checked by CSRFProtect before the view runs
     log_filter = log_queries.LogFilter.from_args(request.form)
     audit("export_log", target="access_log", detail={**log_filter.used(), "format": "csv"})
-    query = log_queries.export_query(log_filter, zone()).execution_options(yield_per=2000)
-    session = db()
-    rows = (row_dict(entry) for entry in session.scalars(query))
+    rows = query_rows(current_app.extensions["gateway.engine"], log_queries.export_query(log_filter, zone()))
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return Response(
         stream_with_context(csv_lines(rows)),
