@@ -52,7 +52,7 @@ def load_domains(source: Path, *, cache_dir: Path | None = None) -> np.ndarray:
 
 def load_compiled(source: Path, *, cache_dir: Path | None = None) -> CompiledList:
     """The compiled form of a domain list file: from its cache when fresh, else parsed now and, for a list of
-    `CACHE_MIN_SOURCE_BYTES` or more, the cache saved.
+    `CACHE_MIN_SOURCE_BYTES` or more (or one already cached), the cache saved.
 
     A cache that cannot be written (a read-only list folder) is not an error: the list is used from memory and
     the failure logged.
@@ -61,7 +61,9 @@ def load_compiled(source: Path, *, cache_dir: Path | None = None) -> CompiledLis
     cached = open_cache(source, cache_dir=cache_dir)
     if cached is not None:
         return cached
-    return compile_list(source, cache_dir=cache_dir, save=source.stat().st_size >= CACHE_MIN_SOURCE_BYTES)
+    # A stale cache is rewritten whatever the list's size, so it never lingers out of date.
+    save = source.stat().st_size >= CACHE_MIN_SOURCE_BYTES or cache_paths(source, cache_dir)[0].exists()
+    return compile_list(source, cache_dir=cache_dir, save=save)
 
 
 def compile_list(source: Path, *, cache_dir: Path | None = None, save: bool = True) -> CompiledList:
