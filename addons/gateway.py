@@ -9,6 +9,7 @@ from pathlib import Path
 # Run from a checkout without installing the package.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from gateway.proxy.access_log import AccessLog  # noqa: E402
 from gateway.proxy.clock import Clock  # noqa: E402
 from gateway.proxy.enforcer import Enforcer  # noqa: E402
 from gateway.proxy.identity import IdentityAddon  # noqa: E402
@@ -22,4 +23,5 @@ addons = [
     policy,
     IdentityAddon(policy),
     Enforcer(policy, clock),
+    AccessLog(),
 ]
