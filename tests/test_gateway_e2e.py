@@ -4,13 +4,14 @@ loopback, and real clients (httpx and curl) from different loopback addresses ac
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from gateway.store.migrate import upgrade
+from tests.support.clients import curl, httpx_client
 from tests.support.mitmdump import Mitmdump
 from tests.support.origins import OriginServer
 from tests.support.policies import DEMO_POLICY
@@ -52,9 +53,11 @@ def plain_origin():
 
 def start_gateway(folder: Path, origin: OriginServer, at: str, **options) -> Mitmdump:
     policy = demo_policy_with_test_devices(folder)
+    db = f"sqlite:///{folder / 'gateway.db'}"
+    upgrade(db)
     return Mitmdump(
         ["addons/gateway.py"],
-        {"gateway_policy": policy, "gateway_now": at, **options},
+        {"gateway_policy": policy, "gateway_now": at, "gateway_db": db, "gateway_spool": folder / "spool", **options},
         workdir=folder,
         origin=origin,
         ready_line=r"policy .* loaded",
@@ -69,12 +72,7 @@ def lesson_gateway(tmp_path_factory, origin):
 
 
 def client(proxy: Mitmdump, source: str) -> httpx.Client:
-    return httpx.Client(
-        proxy=proxy.proxy_url,
-        verify=str(proxy.ca_cert_path),
-        transport=httpx.HTTPTransport(local_address=source, proxy=proxy.proxy_url, verify=str(proxy.ca_cert_path)),
-        timeout=10,
-    )
+    return httpx_client(proxy=proxy.proxy_url, ca=proxy.ca_cert_path, source_address=source)
 
 
 PAGE = {"Accept": "text/html,application/xhtml+xml", "Sec-Fetch-Dest": "document"}
@@ -129,29 +127,18 @@ def test_hostile_url_is_escaped_on_the_block_page(lesson_gateway):
     assert "&lt;script&gt;" in got.text or "%3Cscript%3E" in got.text
 
 
-def test_curl_over_plain_http(lesson_gateway, plain_origin):
-    curl = shutil.which("curl")
-    if curl is None:
+def test_curl_over_plain_http(tmp_path, plain_origin):
+    if shutil.which("curl") is None:
         pytest.skip("curl is not installed (scripts/bootstrap installs it)")
-    # The module's gateway routes to the TLS origin; plain HTTP needs its own gateway.
-    folder = lesson_gateway.workdir.parent / "plain"
-    folder.mkdir(exist_ok=True)
-    proxy = start_gateway(folder, plain_origin, MONDAY_LESSON)
+    proxy = start_gateway(tmp_path, plain_origin, MONDAY_LESSON)
     try:
-        blocked = subprocess.run(
-            [curl, "-s", "-o", "-", "-w", "\n%{http_code}", "--interface", PUPIL, "--proxy", proxy.proxy_url,
-             "-H", "Accept: text/html", "http://instagram.com/"],
-            capture_output=True, text=True, timeout=20,
-        )
-        allowed = subprocess.run(
-            [curl, "-s", "-o", "-", "-w", "\n%{http_code}", "--interface", PUPIL, "--proxy", proxy.proxy_url,
-             "http://example.org/hello"],
-            capture_output=True, text=True, timeout=20,
-        )
+        blocked = curl("http://instagram.com/", proxy=proxy.proxy_url, source_address=PUPIL,
+                       headers={"Accept": "text/html"})
+        allowed = curl("http://example.org/hello", proxy=proxy.proxy_url, source_address=PUPIL)
     finally:
         proxy.stop()
-    assert blocked.stdout.endswith("\n403") and "This page is blocked" in blocked.stdout
-    assert allowed.stdout.endswith("\n200") and "origin ok: example.org/hello" in allowed.stdout
+    assert blocked.status == 403 and "This page is blocked" in blocked.text
+    assert allowed.status == 200 and "origin ok: example.org/hello" in allowed.text
 
 
 def test_guest_at_break_reaches_other_social_media(tmp_path, origin):

@@ -101,6 +101,7 @@ def compile_policy(loaded: LoadedPolicy) -> CompiledPolicy:
     names = (*policy.lists, *rule_names, NEVER_INTERCEPT)
     bits = {name: 1 << i for i, name in enumerate(names)}
     warnings: list[str] = []
+    missing: list[str] = []
 
     domain_sources: dict[str, list[DomainSource]] = {}
     url_sources: dict[str, list[str]] = {}
@@ -113,16 +114,18 @@ def compile_policy(loaded: LoadedPolicy) -> CompiledPolicy:
         for category in source.ut1:
             folder = imports / category
             if not (folder / "domains").is_file():
-                warnings.append(
-                    f"list {name!r}: UT1 category {category!r} is not imported yet "
-                    f"(run `gateway lists import` into {imports})"
-                )
+                missing.append(category)
                 continue
             sources.append(load_domains(folder / "domains"))
             if (folder / "urls").is_file():
                 urls.extend(_url_entries(folder / "urls", warnings))
         domain_sources[name] = sources
         url_sources[name] = urls
+    if missing:
+        warnings.append(
+            f"UT1 categories not imported yet, starter lists only: {', '.join(sorted(set(missing)))} "
+            f"(run `gateway lists import` into {imports})"
+        )
     for rule in policy.rules:
         if rule.domains:
             domain_sources[f"rule:{rule.id}"] = [rule.domains]

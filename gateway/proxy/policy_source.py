@@ -30,16 +30,13 @@ def _stamp(files: list[Path]) -> Stamp:
 
 
 class PolicySource:
+    # Assigned by `configure` before any hook runs; left unset until then so that mitmproxy's command
+    # discovery, which reads every attribute, does not see a half-made addon.
+    current: CompiledPolicy
+
     def __init__(self) -> None:
-        self._current: CompiledPolicy | None = None
         self._stamp: Stamp = ()
         self._watcher: asyncio.Task | None = None
-
-    @property
-    def current(self) -> CompiledPolicy:
-        if self._current is None:
-            raise RuntimeError("no policy loaded")
-        return self._current
 
     def load(self, loader) -> None:
         loader.add_option("gateway_policy", str, "policies/default.yaml", "The school's policy file (YAML).")
@@ -69,7 +66,7 @@ class PolicySource:
 
     def _install(self, compiled: CompiledPolicy) -> None:
         # One reference assignment: a request in flight keeps the policy it started with.
-        self._current = compiled
+        self.current = compiled
         self._stamp = _stamp(compiled.list_files())
         log.info(
             "policy %s loaded: %d rules, %d list entries", compiled.loaded.path, len(compiled.rules), len(compiled.domains)
