@@ -13,15 +13,22 @@ from gateway.proxy.access_log import AccessLog  # noqa: E402
 from gateway.proxy.clock import Clock  # noqa: E402
 from gateway.proxy.enforcer import Enforcer  # noqa: E402
 from gateway.proxy.identity import IdentityAddon  # noqa: E402
+from gateway.proxy.identity_sources import IdentitySources  # noqa: E402
 from gateway.proxy.policy_source import PolicySource  # noqa: E402
+from gateway.proxy.portal import PortalAddon  # noqa: E402
+from gateway.proxy.radius_listener import RadiusListenerAddon  # noqa: E402
 
 clock = Clock()
 policy = PolicySource()
+identity_sources = IdentitySources(policy)
 
 addons = [
     clock,
     policy,
-    IdentityAddon(policy),
+    identity_sources,
+    RadiusListenerAddon(identity_sources),
+    IdentityAddon(policy, identity_sources),
+    PortalAddon(policy),
     Enforcer(policy, clock),
     AccessLog(),
 ]

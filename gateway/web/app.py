@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from gateway.store.engine import DEFAULT_DB_URL, make_engine, require_migrated, session_factory
 from gateway.store.models.users import ConsoleUser
-from gateway.web import api, audit, auth, dashboard, help_page, logs, people
+from gateway.web import api, audit, auth, dashboard, help_page, logs, people, portal
 from gateway.web.roles import Permission, can
 
 BLUEPRINTS = [
@@ -27,6 +27,7 @@ BLUEPRINTS = [
     audit.blueprint,
     help_page.blueprint,
     api.blueprint,
+    portal.blueprint,
 ]
 
 CONTENT_SECURITY_POLICY = (

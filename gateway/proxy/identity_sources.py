@@ -1,0 +1,85 @@
+"""The identity sources inside the proxy: roster, device register, DHCP leases and live sessions (RADIUS,
+portal), kept in memory by a background thread so `identify` is a few dict lookups per request."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mitmproxy import ctx
+
+from gateway.identity.leases import LeaseFollower
+from gateway.identity.live import LiveIdentity
+from gateway.identity.resolver import Resolver
+from gateway.identity.types import Identity
+from gateway.policy.compiled import CompiledPolicy
+from gateway.proxy.policy_source import PolicySource
+from gateway.store.engine import DEFAULT_DB_URL, make_engine, session_factory
+
+log = logging.getLogger(__name__)
+
+# Set by the proxy-auth addon: the roster username whose credentials the request carried.
+PROXY_USER = "gateway.proxy_user"
+
+
+class IdentitySources:
+    def __init__(self, policy: PolicySource) -> None:
+        self.policy = policy
+        self.live: LiveIdentity | None = None
+        self._compiled: CompiledPolicy | None = None
+        self._engine = None
+
+    def load(self, loader) -> None:  # type: ignore[no-untyped-def]
+        # The same declaration as the access log's (identical, so mitmproxy keeps one option): the identity
+        # sources need the store whether or not the access log is loaded.
+        loader.add_option("gateway_db", str, DEFAULT_DB_URL, "Database URL for the access log and console.")
+        loader.add_option("gateway_leases", str, "", "DHCP lease file to follow (dnsmasq or ISC dhcpd); empty: none.")
+        loader.add_option("gateway_leases_format", str, "auto", "Lease file format.",
+                          choices=("auto", "dnsmasq", "isc"))
+        loader.add_option("gateway_identity_interval_ms", int, 1000,
+                          "Milliseconds between reloads of identity sessions (portal sign-ins) from the database.")
+
+    async def running(self) -> None:
+        if self.live is not None:
+            return
+        compiled = self.policy.current
+        resolver = Resolver.for_policy(compiled.policy)
+        resolver.configure_policy(compiled.policy, compiled.networks)
+        self._compiled = compiled
+        leases = None
+        if ctx.options.gateway_leases:
+            leases = LeaseFollower(Path(ctx.options.gateway_leases), ctx.options.gateway_leases_format)
+        self._engine = make_engine(ctx.options.gateway_db)
+        live = LiveIdentity(resolver, session_factory(self._engine), leases,
+                            interval=ctx.options.gateway_identity_interval_ms / 1000)
+        try:
+            await asyncio.to_thread(live.start)
+        except Exception:
+            log.exception("identity sources could not start; clients are identified by network only")
+            return
+        self.live = live
+        log.info("identity sources running: %d people, %d devices, %d live sessions",
+                 len(resolver.directory.people), len(resolver.directory.devices_by_mac),
+                 sum(len(b) for b in resolver.bindings.values()))
+
+    async def done(self) -> None:
+        if self.live is not None:
+            await asyncio.to_thread(self.live.stop)
+            self.live = None
+        if self._engine is not None:
+            self._engine.dispose()
+
+    def identify(self, client_ip: str, proxy_user: str | None = None) -> Identity:
+        compiled = self.policy.current
+        live = self.live
+        if live is None:
+            return compiled.networks.identify(client_ip)
+        resolver = live.resolver
+        if compiled is not self._compiled:
+            resolver.configure_policy(compiled.policy, compiled.networks)
+            self._compiled = compiled
+        now = datetime.now(UTC)
+        resolver.activity[client_ip] = now
+        return resolver.resolve(client_ip, now, proxy_user)

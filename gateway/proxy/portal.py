@@ -1,0 +1,67 @@
+"""Captive portal: on a network the policy marks sign-in required, a client nobody has identified is sent
+to the gateway's sign-in page before anything else; requests to the sign-in page carry the client's real
+address to the web app (which otherwise sees only the proxy)."""
+
+from __future__ import annotations
+
+import html
+from urllib.parse import quote, urlsplit
+
+from mitmproxy import ctx, http
+
+from gateway.identity.types import Identity, IdentitySource
+from gateway.proxy.identity import IDENTITY
+from gateway.proxy.policy_source import PolicySource
+
+# The header the web app reads the client address from; it trusts it only from the proxy's own address.
+CLIENT_IP_HEADER = "X-Gateway-Client-IP"
+
+
+class PortalAddon:
+    def __init__(self, policy: PolicySource) -> None:
+        self.policy = policy
+        self._portal: tuple[str, int] | None = None
+        self._base = ""
+
+    def load(self, loader) -> None:  # type: ignore[no-untyped-def]
+        loader.add_option("gateway_portal_url", str, "",
+                          "The console's base URL, where unknown clients on sign-in-required networks are sent "
+                          "to sign in (e.g. http://gateway.school:8080). Empty: no captive portal.")
+
+    def configure(self, updated: set[str]) -> None:
+        if "gateway_portal_url" in updated:
+            base = ctx.options.gateway_portal_url.rstrip("/")
+            if base:
+                parts = urlsplit(base)
+                port = parts.port or (443 if parts.scheme == "https" else 80)
+                self._portal, self._base = ((parts.hostname or "").lower(), port), base
+            else:
+                self._portal, self._base = None, ""
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if self._portal is None or flow.response is not None:
+            return
+        request = flow.request
+        if (request.pretty_host.lower(), request.port) == self._portal:
+            request.headers[CLIENT_IP_HEADER] = flow.client_conn.peername[0]
+            return
+        identity: Identity | None = flow.metadata.get(IDENTITY)
+        if identity is None or identity.source is not IdentitySource.SUBNET or identity.network is None:
+            return
+        network = next((n for n in self.policy.current.policy.networks if n.name == identity.network), None)
+        if network is None or not network.sign_in_required:
+            return
+        sign_in = f"{self._base}/portal/sign-in?next={quote(request.pretty_url, safe='')}"
+        if request.method in ("GET", "HEAD"):
+            flow.response = http.Response.make(
+                302, b"", {"Location": sign_in, "Cache-Control": "no-store", "Content-Type": "text/plain"}
+            )
+        else:
+            # RFC 6585: tells non-browser clients why, with a link for a person.
+            link = html.escape(sign_in, quote=True)
+            flow.response = http.Response.make(
+                511,
+                f'<!doctype html><title>Sign in to the school network</title>'
+                f'<p>Please <a href="{link}">sign in</a> to use the school network.</p>',
+                {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"},
+            )

@@ -1,0 +1,246 @@
+"""Captive-portal sign-in for the school WiFi: binds the client's address to a person until sign-out, an idle
+timeout, or the DHCP lease moving (the proxy ends those; see gateway.identity.live).
+
+Young year groups (the policy's `sign_in.picture_code_year_groups`) may use a class picture code or their QR
+card instead of a password. Failed sign-ins are counted in the store per address and per username, so the
+limits hold across web-app workers and restarts.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from gateway.identity.credentials import PICTURES, PICTURE_CODE_LENGTH, card_token_sha256, picture_code_text, verify_secret
+from gateway.identity.sessions import end_sessions, live_session, record_failure, recent_failures, start_session
+from gateway.identity.types import IdentitySource
+from gateway.store.models.people import PersonRecord
+
+blueprint = Blueprint("portal", __name__, url_prefix="/portal")
+
+CLIENT_IP_HEADER = "X-Gateway-Client-IP"
+TRUSTED_PROXIES = ("127.0.0.1", "::1")
+FAILURE_WINDOW = timedelta(minutes=15)
+MAX_FAILURES_PER_ADDRESS = 10
+MAX_FAILURES_PER_USER = 5
+
+_policy_cache: dict[str, tuple[float, frozenset[int]]] = {}
+
+
+def db():  # type: ignore[no-untyped-def]
+    from gateway.web.app import db
+
+    return db()
+
+
+def client_ip() -> str:
+    """The device's address: from the proxy's header when the request came through the proxy, otherwise the
+    peer. A header from anyone else is ignored (it would let a client sign in another device)."""
+    peer = request.remote_addr or ""
+    trusted = current_app.config.get("GATEWAY_PORTAL_TRUSTED_PROXIES", TRUSTED_PROXIES)
+    forwarded = request.headers.get(CLIENT_IP_HEADER)
+    if forwarded and peer in trusted:
+        try:
+            return str(ipaddress.ip_address(forwarded.strip()))
+        except ValueError:
+            abort(400)
+    return peer
+
+
+def picture_year_groups() -> frozenset[int]:
+    """The year groups the policy lets sign in with pictures or cards (re-read when the policy file changes)."""
+    path = current_app.config["GATEWAY"].policy_path
+    if not path:
+        return frozenset()
+    try:
+        mtime = Path(path).stat().st_mtime
+    except OSError:
+        return frozenset()
+    cached = _policy_cache.get(path)
+    if cached is None or cached[0] != mtime:
+        from gateway.policy.loader import PolicyError, load_policy
+
+        try:
+            years = frozenset(load_policy(path).policy.sign_in.picture_code_year_groups)
+        except PolicyError:
+            current_app.logger.exception("portal: the policy does not load; picture sign-in is off")
+            years = frozenset()
+        cached = _policy_cache[path] = (mtime, years)
+    return cached[1]
+
+
+def safe_next(value: str | None) -> str | None:
+    """Where to go after signing in: the page the pupil asked for (any http(s) URL), nothing else."""
+    if not value or len(value) > 2000:
+        return None
+    parts = urlsplit(value)
+    return value if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+def _limited(ip: str, username: str | None) -> str | None:
+    now = datetime.now(UTC)
+    s = db()
+    if recent_failures(s, now=now, window=FAILURE_WINDOW, client_ip=ip) >= MAX_FAILURES_PER_ADDRESS:
+        return "Too many failed sign-ins from this device. Please wait 15 minutes or ask a teacher."
+    if username and recent_failures(s, now=now, window=FAILURE_WINDOW, username=username) >= MAX_FAILURES_PER_USER:
+        return "Too many failed sign-ins for this name. Please wait 15 minutes or ask a teacher."
+    return None
+
+
+def _fail(ip: str, username: str | None) -> None:
+    s = db()
+    record_failure(s, client_ip=ip, username=username, now=datetime.now(UTC))
+    s.commit()
+
+
+def _person(username: str) -> PersonRecord | None:
+    return db().scalar(select(PersonRecord).where(PersonRecord.username == username.strip().lower(),
+                                                  PersonRecord.active))
+
+
+def _sign_in(person: PersonRecord, ip: str, next_url: str | None):  # type: ignore[no-untyped-def]
+    s = db()
+    start_session(s, client_ip=ip, source=IdentitySource.PORTAL, username=person.username, now=datetime.now(UTC))
+    s.commit()
+    current_app.logger.info("portal: %s signed in on %s", person.username, ip)
+    return render_template("portal/signed_in.html", person=person, next_url=next_url, ip=ip)
+
+
+def _picture_allowed(person: PersonRecord) -> bool:
+    return person.year_group is not None and person.year_group in picture_year_groups()
+
+
+@blueprint.get("/sign-in")
+def sign_in_page():  # type: ignore[no-untyped-def]
+    ip = client_ip()
+    current = live_session(db(), ip, IdentitySource.PORTAL)
+    return render_template("portal/sign_in.html", next_url=safe_next(request.args.get("next")), error=None,
+                           current=current, pictures=bool(picture_year_groups()), ip=ip)
+
+
+@blueprint.post("/sign-in")
+def sign_in():  # type: ignore[no-untyped-def]
+    ip = client_ip()
+    username = request.form.get("username", "").strip().lower()[:128]
+    password = request.form.get("password", "")[:1024]
+    next_url = safe_next(request.form.get("next"))
+
+    def again(message: str, status: int):  # type: ignore[no-untyped-def]
+        return render_template("portal/sign_in.html", next_url=next_url, error=message, current=None,
+                               pictures=bool(picture_year_groups()), ip=ip, username=username), status
+
+    limited = _limited(ip, username)
+    if limited:
+        return again(limited, 429)
+    person = _person(username) if username else None
+    # Verify even for an unknown name so the time taken does not say which names exist.
+    if not verify_secret(person.password_hash if person else None, password) or person is None:
+        _fail(ip, username or None)
+        return again("That username and password do not match. Please try again.", 401)
+    return _sign_in(person, ip, next_url)
+
+
+@blueprint.get("/pictures")
+def picture_classes():  # type: ignore[no-untyped-def]
+    years = picture_year_groups()
+    if not years:
+        abort(404)
+    classes = db().scalars(
+        select(PersonRecord.school_class).where(PersonRecord.active, PersonRecord.year_group.in_(years),
+                                                PersonRecord.school_class.is_not(None))
+        .distinct().order_by(PersonRecord.school_class)
+    ).all()
+    return render_template("portal/picture_classes.html", classes=classes,
+                           next_url=safe_next(request.args.get("next")))
+
+
+@blueprint.get("/pictures/<school_class>")
+def picture_names(school_class: str):  # type: ignore[no-untyped-def]
+    years = picture_year_groups()
+    pupils = db().scalars(
+        select(PersonRecord).where(PersonRecord.active, PersonRecord.school_class == school_class,
+                                   PersonRecord.year_group.in_(years), PersonRecord.picture_code_hash.is_not(None))
+        .order_by(PersonRecord.display_name)
+    ).all() if years else []
+    if not pupils:
+        abort(404)
+    # First name and initial only: the list is shown to anyone on the network.
+    names = [(p.username, short_name(p.display_name)) for p in pupils]
+    return render_template("portal/picture_names.html", school_class=school_class, names=names,
+                           next_url=safe_next(request.args.get("next")))
+
+
+def short_name(display_name: str) -> str:
+    parts = display_name.split()
+    return f"{parts[0]} {parts[-1][0]}." if len(parts) > 1 else display_name
+
+
+@blueprint.route("/pictures/pupil/<username>", methods=["GET", "POST"])
+def picture_code(username: str):  # type: ignore[no-untyped-def]
+    ip = client_ip()
+    person = _person(username)
+    if person is None or not _picture_allowed(person) or not person.picture_code_hash:
+        abort(404)
+    next_url = safe_next(request.values.get("next"))
+    error, status = None, 200
+    if request.method == "POST":
+        limited = _limited(ip, person.username)
+        if limited:
+            error, status = limited, 429
+        else:
+            try:
+                code = picture_code_text(request.form.getlist("picture"))
+            except ValueError:
+                code = ""
+            if code and verify_secret(person.picture_code_hash, code):
+                return _sign_in(person, ip, next_url)
+            _fail(ip, person.username)
+            error, status = "Those pictures are not right. Try again!", 401
+    return render_template("portal/picture_code.html", person=person, name=short_name(person.display_name),
+                           pictures=PICTURES, length=PICTURE_CODE_LENGTH, next_url=next_url, error=error), status
+
+
+@blueprint.get("/card/<token>")
+def card(token: str):  # type: ignore[no-untyped-def]
+    person = db().scalar(select(PersonRecord).where(PersonRecord.card_token_sha256 == card_token_sha256(token),
+                                                    PersonRecord.active))
+    if person is None or not _picture_allowed(person):
+        _fail(client_ip(), None)
+        abort(404)
+    # Signing in changes state, so it takes a click (a POST with a CSRF token), not just opening the link.
+    return render_template("portal/card.html", token=token, name=short_name(person.display_name))
+
+
+@blueprint.post("/card")
+def card_sign_in():  # type: ignore[no-untyped-def]
+    ip = client_ip()
+    limited = _limited(ip, None)
+    if limited:
+        return render_template("portal/message.html", title="Please wait", message=limited), 429
+    token = request.form.get("token", "")[:200]
+    person = db().scalar(select(PersonRecord).where(PersonRecord.card_token_sha256 == card_token_sha256(token),
+                                                    PersonRecord.active))
+    if person is None or not _picture_allowed(person):
+        _fail(ip, None)
+        abort(404)
+    return _sign_in(person, ip, None)
+
+
+@blueprint.post("/sign-out")
+def sign_out():  # type: ignore[no-untyped-def]
+    ip = client_ip()
+    s = db()
+    end_sessions(s, client_ip=ip, source=IdentitySource.PORTAL, reason="signed_out", now=datetime.now(UTC))
+    s.commit()
+    return render_template("portal/message.html", title="Signed out",
+                           message="You are signed out. Anyone using this device now has to sign in again.")
+
+
+@blueprint.get("/")
+def status():  # type: ignore[no-untyped-def]
+    return redirect(url_for("portal.sign_in_page"))
