@@ -16,6 +16,7 @@ from gateway.proxy.identity import IdentityAddon  # noqa: E402
 from gateway.proxy.identity_sources import IdentitySources  # noqa: E402
 from gateway.proxy.policy_source import PolicySource  # noqa: E402
 from gateway.proxy.portal import PortalAddon  # noqa: E402
+from gateway.proxy.proxy_auth import ProxyAuthAddon  # noqa: E402
 from gateway.proxy.radius_listener import RadiusListenerAddon  # noqa: E402
 
 clock = Clock()
@@ -27,6 +28,7 @@ addons = [
     policy,
     identity_sources,
     RadiusListenerAddon(identity_sources),
+    ProxyAuthAddon(identity_sources),
     IdentityAddon(policy, identity_sources),
     PortalAddon(policy),
     Enforcer(policy, clock),
