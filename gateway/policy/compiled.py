@@ -6,7 +6,6 @@ rule matches with a single AND. Rules are pre-filtered per (group, period kind).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -22,8 +21,6 @@ from gateway.policy.exceptions import ExceptionSet, compile_grant
 from gateway.policy.loader import LoadedPolicy, load_policy
 from gateway.policy.model import Policy, Rule
 from gateway.policy.timetable import SchoolCalendar
-
-log = logging.getLogger(__name__)
 
 # Implicit lists hold a section's inline domains; ":" keeps their names apart from the policy's own lists.
 NEVER_INTERCEPT = "inline:never_intercept"
@@ -146,8 +143,6 @@ def compile_policy(loaded: LoadedPolicy) -> CompiledPolicy:
         for rule in policy.rules
     )
     zone = ZoneInfo(policy.school.timezone)
-    for warning in warnings:
-        log.warning(warning)
     return CompiledPolicy(
         loaded=loaded,
         calendar=SchoolCalendar(policy.timetable, zone),

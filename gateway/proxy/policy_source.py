@@ -68,6 +68,8 @@ class PolicySource:
         # One reference assignment: a request in flight keeps the policy it started with.
         self.current = compiled
         self._stamp = _stamp(compiled.list_files())
+        for warning in compiled.warnings:
+            log.warning(warning)
         log.info(
             "policy %s loaded: %d rules, %d list entries", compiled.loaded.path, len(compiled.rules), len(compiled.domains)
         )
