@@ -59,14 +59,43 @@ def test_curl_through_proxy_reaches_origin_by_name(proxy: Mitmdump, url: str) ->
     assert got.headers["content-type"].startswith("text/plain")
 
 
-def test_several_requests_on_one_kept_alive_client_connection(proxy: Mitmdump) -> None:
-    with httpx_client(proxy=proxy.proxy_url, ca=proxy.ca_cert_path) as client:
-        bodies = [client.get(f"https://example.org/{n}").text for n in range(3)]
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_many_requests_for_several_hosts_on_one_kept_alive_client_connection(proxy: Mitmdump, scheme: str) -> None:
+    urls = [f"{scheme}://{host}/keep/{n}" for n in range(4) for host in ("example.org", "www.bbc.co.uk", "example.com")]
 
-    assert bodies == [ok_body("example.org", f"/{n}") for n in range(3)]
+    with httpx_client(proxy=proxy.proxy_url, ca=proxy.ca_cert_path, timeout=5) as client:
+        bodies = [client.get(url).text for url in urls]
+
+    assert bodies == [ok_body(httpx.URL(url).host, httpx.URL(url).path) for url in urls]
     # The proxy logs the names the client asked for, not the origin's address.
-    for n in range(3):
-        proxy.wait_for_output(re.escape(f"GET https://example.org/{n}"))
+    for url in urls:
+        proxy.wait_for_output(re.escape(f"GET {url}"))
+
+
+SPY = """\
+import logging
+HOOKS = ("requestheaders", "request", "responseheaders", "response")
+class Spy:
+    def __getattr__(self, hook):
+        if hook not in HOOKS:
+            raise AttributeError(hook)
+        return lambda flow: logging.warning(f"spy {hook} {flow.request.pretty_url} host={flow.request.host}")
+addons = [Spy()]
+"""
+
+
+def test_addons_loaded_after_the_router_see_the_requested_url_in_every_hook(
+    mitmdump_proxy, origin_https: OriginServer, tmp_path: Path
+) -> None:
+    spy = tmp_path / "spy.py"
+    spy.write_text(SPY)
+    proxy = mitmdump_proxy([str(spy)], origin=origin_https)
+
+    for url in ("http://example.org/spy", "https://www.facebook.com/spy"):
+        assert fetch(url, proxy=proxy.proxy_url, ca=proxy.ca_cert_path).status == 200
+        for hook in ("requestheaders", "request", "responseheaders", "response"):
+            line = proxy.wait_for_output(rf"spy {hook} {re.escape(url)} .*$").group(0)
+            assert line.endswith(f"host={httpx.URL(url).host}")
 
 
 def test_https_certificate_chains_to_the_fresh_confdir_ca(proxy: Mitmdump) -> None:

@@ -92,7 +92,8 @@ class Mitmdump:
     :param scripts: ``-s`` scripts, relative to ``cwd`` (the repo root) or absolute.
     :param options: ``--set`` options; values are formatted by :func:`format_option`.
     :param workdir: where the output file and (unless ``confdir`` is given) the confdir go.
-    :param origin: route every upstream connection to this origin (see module docstring).
+    :param origin: route every upstream connection to this origin (see module docstring), or to a
+        ``"host:port"`` of some other plain-HTTP server.
     :param listen_hosts: addresses to listen on, each on a free port.
     :param confdir: reuse a confdir (and so its CA), e.g. across a restart; default a new one.
     :param ready_line: a regular expression that must appear in the output before ``start`` returns,
@@ -109,7 +110,7 @@ class Mitmdump:
         options: Mapping[str, Any] | None = None,
         *,
         workdir: Path | None = None,
-        origin: OriginServer | None = None,
+        origin: OriginServer | str | None = None,
         listen_hosts: Sequence[str] = (LOOPBACK,),
         confdir: Path | None = None,
         ready_line: str | None = None,
@@ -143,9 +144,12 @@ class Mitmdump:
         options: dict[str, Any] = {"confdir": str(self.confdir)}
         if self.origin is not None:
             scripts.insert(0, str(ROUTE_SCRIPT))
-            options["route_to_origin"] = self.origin.address
-            if self.origin.ca_cert_path is not None:
-                options["ssl_verify_upstream_trusted_ca"] = str(self.origin.ca_cert_path)
+            if isinstance(self.origin, str):
+                options["route_to_origin"] = self.origin
+            else:
+                options["route_to_origin"] = self.origin.address
+                if self.origin.ca_cert_path is not None:
+                    options["ssl_verify_upstream_trusted_ca"] = str(self.origin.ca_cert_path)
         options.update(self.options)
 
         command = [str(MITMDUMP)]
