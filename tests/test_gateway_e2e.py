@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from gateway.store.migrate import upgrade
-from tests.support.clients import curl, httpx_client
+from tests.support.clients import curl, httpx_client, peer_certificate
 from tests.support.mitmdump import Mitmdump
 from tests.support.origins import OriginServer
 from tests.support.policies import DEMO_POLICY
@@ -177,3 +177,13 @@ def test_invalid_policy_reload_keeps_the_running_policy(tmp_path, origin):
             assert http.get("https://www.facebook.com/", headers=PAGE).status_code == 200
     finally:
         proxy.stop()
+
+
+def test_never_intercept_hosts_pass_through_untouched(lesson_gateway, origin):
+    # A bank's TLS is not intercepted: the client sees the origin's own certificate, not one the gateway made.
+    bank = peer_certificate("https://www.barclays.co.uk/", proxy=lesson_gateway.proxy_url, ca=origin.ca_cert_path,
+                            source_address=PUPIL)
+    intercepted = peer_certificate("https://www.bbc.co.uk/", proxy=lesson_gateway.proxy_url,
+                                   ca=lesson_gateway.ca_cert_path, source_address=PUPIL)
+    assert "Gateway tests origin CA" in bank[0].issuer.rfc4514_string()
+    assert "mitmproxy" in intercepted[0].issuer.rfc4514_string()

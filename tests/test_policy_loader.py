@@ -95,3 +95,21 @@ def test_validate_command_reports_errors_and_exit_code(tmp_path):
                           capture_output=True, text=True, cwd=ROOT)
     assert good.returncode == 0, good.stderr
     assert "valid" in good.stdout
+
+
+def test_reload_command_refuses_an_invalid_file_and_marks_a_valid_one(tmp_path):
+    import os
+
+    policy = write_policy(tmp_path)
+    os.utime(policy, ns=(1_000_000_000, 1_000_000_000))
+    ok = subprocess.run([sys.executable, "-m", "gateway", "policy", "reload", str(policy)], capture_output=True,
+                        text=True, cwd=ROOT)
+    assert ok.returncode == 0 and "running gateways load it" in ok.stdout
+    assert policy.stat().st_mtime_ns > 1_000_000_000
+    policy.write_text(policy.read_text() + "rules: [{id: x, action: maybe, reason: y}]\n")
+    os.utime(policy, ns=(1_000_000_000, 1_000_000_000))
+    bad = subprocess.run([sys.executable, "-m", "gateway", "policy", "reload", str(policy)], capture_output=True,
+                         text=True, cwd=ROOT)
+    assert bad.returncode == 1 and "rules.0.action" in bad.stderr
+    # Refused: running gateways are not told about it.
+    assert policy.stat().st_mtime_ns == 1_000_000_000
