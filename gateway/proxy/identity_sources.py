@@ -16,7 +16,7 @@ from gateway.identity.resolver import Resolver
 from gateway.identity.types import Identity
 from gateway.policy.compiled import CompiledPolicy
 from gateway.proxy.policy_source import PolicySource
-from gateway.store.engine import DEFAULT_DB_URL, make_engine, session_factory
+from gateway.store.engine import DEFAULT_DB_URL, NotMigrated, make_engine, require_migrated, session_factory
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +55,14 @@ class IdentitySources:
         live = LiveIdentity(resolver, session_factory(self._engine), leases,
                             interval=ctx.options.gateway_identity_interval_ms / 1000)
         try:
+            await asyncio.to_thread(require_migrated, self._engine)
             await asyncio.to_thread(live.start)
-        except Exception:
-            log.exception("identity sources could not start; clients are identified by network only")
+        except NotMigrated as exc:
+            # A warning, not an error: the proxy still filters, every client at its network's group.
+            log.warning("identity sources off, clients are identified by network only: %s", exc)
+            return
+        except Exception as exc:
+            log.warning("identity sources off, clients are identified by network only: %s", exc)
             return
         self.live = live
         log.info("identity sources running: %d people, %d devices, %d live sessions",

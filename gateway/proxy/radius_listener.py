@@ -38,7 +38,7 @@ class RadiusListenerAddon:
         if not spec or self.listener is not None:
             return
         if self.sources.live is None:
-            log.error("RADIUS accounting not started: the identity sources are not running")
+            log.warning("RADIUS accounting not started: the identity sources are not running")
             return
         host, _, port = spec.rpartition(":")
         try:
