@@ -18,7 +18,7 @@ def gateway():
     enforcer = Enforcer(policy, clock)
     identity = IdentityAddon(policy)
     with taddons.context(clock, policy, identity, enforcer) as tctx:
-        tctx.configure(policy, gateway_policy=str(DEMO_POLICY), gateway_reload_interval=0)
+        tctx.configure(policy, gateway_policy=str(DEMO_POLICY), gateway_reload_interval_ms=0)
         tctx.configure(clock, gateway_now="2026-09-07T09:30")
         yield tctx, identity, enforcer, policy
 

@@ -41,10 +41,10 @@ class PolicySource:
     def load(self, loader) -> None:
         loader.add_option("gateway_policy", str, "policies/default.yaml", "The school's policy file (YAML).")
         loader.add_option(
-            "gateway_reload_interval",
-            float,
-            1.0,
-            "Seconds between checks of the policy and list files for changes; 0 turns reloading off.",
+            "gateway_reload_interval_ms",
+            int,
+            1000,
+            "Milliseconds between checks of the policy and list files for changes; 0 turns reloading off.",
         )
 
     def configure(self, updated: set[str]) -> None:
@@ -57,7 +57,7 @@ class PolicySource:
             self._install(compiled)
 
     def running(self) -> None:
-        if ctx.options.gateway_reload_interval > 0 and self._watcher is None:
+        if ctx.options.gateway_reload_interval_ms > 0 and self._watcher is None:
             self._watcher = asyncio.get_running_loop().create_task(self._watch())
 
     def done(self) -> None:
@@ -76,7 +76,7 @@ class PolicySource:
 
     async def _watch(self) -> None:
         while True:
-            await asyncio.sleep(ctx.options.gateway_reload_interval)
+            await asyncio.sleep(ctx.options.gateway_reload_interval_ms / 1000)
             files = self.current.list_files()
             stamp = await asyncio.to_thread(_stamp, files)
             if stamp != self._stamp:
