@@ -135,6 +135,7 @@ class Measurement:
 
     @property
     def rate(self) -> float:
+        """Requests per second."""
         return self.requests / self.seconds if self.seconds else 0.0
 
 
@@ -210,6 +211,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def private_store(folder: Path) -> dict[str, str]:
+    """Database and spool options for one configuration, in the benchmark's temporary folder, not the checkout."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return {"gateway_db": f"sqlite:///{folder / 'access.db'}", "gateway_spool": str(folder / "spool")}
+
+
+def prepare_database(url: str) -> None:
+    """Create the access-log tables (the gateway refuses an unmigrated database)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "db", "upgrade", "--db", url],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    if result.returncode != 0:
+        print(f"NOTE: `gateway db upgrade --db {url}` failed; the gateway may not start:\n{result.stderr.strip()}")
+
+
 def build_configs(args: argparse.Namespace, workdir: Path) -> list[Config]:
     configs = [Config("bare", [], {})]
     if args.no_gateway:
@@ -220,12 +237,14 @@ def build_configs(args: argparse.Namespace, workdir: Path) -> list[Config]:
         print(f"NOTE: {', '.join(missing)} not found: measuring bare mitmdump only. "
               "(The gateway addon may not be written yet; pass --gateway-script to point elsewhere.)")  # fmt: skip
         return configs
-    # Keep the gateway's database and spool out of the checkout; options given here win.
-    options = {"gateway_db": f"sqlite:///{workdir / 'bench.db'}", "gateway_spool": str(workdir / "spool")}
-    options |= parse_sets(args.gateway_set or DEFAULT_GATEWAY_SETS)
-    configs.append(Config("gateway", list(scripts), options))
+    gateway_sets = parse_sets(args.gateway_set or DEFAULT_GATEWAY_SETS)
+    configs.append(Config("gateway", list(scripts), private_store(workdir / "gateway") | gateway_sets))
     if args.extra_script or args.extra_set:
-        configs.append(Config("gateway+extra", [*scripts, *args.extra_script], options | parse_sets(args.extra_set)))
+        options = private_store(workdir / "gateway+extra") | gateway_sets | parse_sets(args.extra_set)
+        configs.append(Config("gateway+extra", [*scripts, *args.extra_script], options))
+    for config in configs[1:]:
+        if config.options["gateway_db"].startswith(f"sqlite:///{workdir}"):
+            prepare_database(config.options["gateway_db"])
     return configs
 
 
