@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -13,6 +14,9 @@ from sqlalchemy import Engine
 from gateway.store.engine import make_engine, normalise_url
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+# Alembic's INFO lines ("Context impl SQLiteImpl") would land in mitmdump's event log at every start.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def alembic_config(url: str | None = None) -> Config:
