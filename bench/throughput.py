@@ -47,7 +47,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from tests.support.mitmdump import Mitmdump, MitmdumpError  # noqa: E402
+from tests.support.mitmdump import Mitmdump, MitmdumpError, die_with_parent  # noqa: E402
 
 ORIGIN_BODY = b"bench origin\n"
 ORIGIN_RESPONSE = (
@@ -88,7 +88,7 @@ async def _serve_origin() -> None:
 
 def start_origin() -> tuple[subprocess.Popen[str], int]:
     process = subprocess.Popen(
-        [sys.executable, __file__, "--serve-origin"], stdout=subprocess.PIPE, text=True
+        [sys.executable, __file__, "--serve-origin"], stdout=subprocess.PIPE, text=True, preexec_fn=die_with_parent
     )
     assert process.stdout is not None
     line = process.stdout.readline()

@@ -15,6 +15,10 @@ End-to-end test in a few lines (see ``tests/test_harness.py`` for more)::
         assert not origin_https.seen(host="www.facebook.com")
         proxy.wait_for_output(r"www\\.facebook\\.com")
 
+Clients from other devices: use ``tests.support.clients.fetch``/``curl``/``httpx_client`` with
+``source_address="127.0.0.2"``. A plain ``httpx.Client(proxy=..., transport=httpx.HTTPTransport(
+local_address=...))`` silently connects from 127.0.0.1 (see ``tests/support/clients.py``).
+
 Fixtures:
 
 - ``origin_http``: an :class:`~tests.support.origins.OriginServer`, plain HTTP only.

@@ -6,7 +6,8 @@
 ``... listening at host:port`` lines and waits for the line :mod:`~tests.support.ready_signal`
 (loaded last) logs once every addon is running and mitmproxy's startup error check has passed;
 a script that fails to load or start makes mitmdump exit instead, which :meth:`Mitmdump.start`
-reports with the output. If asked, it also waits for a further readiness line of your own. All output (stdout and stderr, unbuffered) goes to :attr:`Mitmdump.log_path`
+reports with the output. If asked, it also waits for a further readiness line of your own. (The
+ready line is logged at warning level: keep ``termlog_verbosity`` at ``warn`` or chattier.) All output (stdout and stderr, unbuffered) goes to :attr:`Mitmdump.log_path`
 for assertions. :meth:`Mitmdump.stop` sends SIGINT, then SIGKILL after a grace period.
 
 Typical use in a test (the ``mitmdump_proxy`` fixture in ``tests/conftest.py`` does this and
@@ -64,8 +65,8 @@ except (OSError, AttributeError):  # not Linux
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
-    """Runs in the child before exec: a killed test run must not leave proxies behind on a shared machine."""
+def die_with_parent() -> None:
+    """``preexec_fn`` for helper processes: a killed test run must not leave them behind on a shared machine."""
     if _prctl is not None:
         _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -183,7 +184,7 @@ class Mitmdump:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         try:
             self._wait_until_ready()
