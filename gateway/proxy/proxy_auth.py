@@ -1,5 +1,5 @@
 """Proxy authentication for explicitly configured devices (shared desktops, staff laptops set to use the
-proxy): HTTP Basic checked against the roster, or LDAP / Active Directory through mitmproxy's own validator.
+proxy): HTTP Basic checked against the roster, or LDAP / Active Directory (spec as mitmproxy's `proxyauth`).
 
 Unlike mitmproxy's `proxyauth` option, which applies to every client, this asks only the listed addresses,
 and checks credentials in a worker thread so argon2 or an LDAP round trip never holds up the event loop.
@@ -9,17 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
+import time
 import weakref
 from collections.abc import Callable, MutableMapping
+from pathlib import Path
 
 from mitmproxy import connection, ctx, exceptions, http
 from mitmproxy.addons.proxyauth import Ldap, make_auth_required_response, parse_http_basic_auth
 
+from gateway.identity.ldap_auth import LdapSettings, LdapUnavailable, LdapValidator
 from gateway.identity.proxy_auth import RosterValidator
 from gateway.proxy.identity_sources import PROXY_USER, IdentitySources
 from gateway.store.engine import make_engine, session_factory
 
+log = logging.getLogger(__name__)
+
 Validator = Callable[[str, str], bool]
+
+# At most one warning this often while the directory is away: every request would otherwise log one.
+UNAVAILABLE_WARNING_SECONDS = 60.0
 
 
 class ProxyAuthAddon:
@@ -30,17 +39,22 @@ class ProxyAuthAddon:
         # Connections that authenticated with CONNECT: the requests inside the tunnel carry no header.
         self.authenticated: MutableMapping[connection.Client, str] = weakref.WeakKeyDictionary()
         self._engine = None
+        self._warned_at = float("-inf")
 
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
         loader.add_option("gateway_proxy_auth", str, "",
                           "Proxy authentication for gateway_proxy_auth_clients: 'roster' (portal passwords) or "
                           "an LDAP spec as mitmproxy's proxyauth takes (ldap[s]:host[:port]:bind_dn:password:"
-                          "subtree[?search_filter_key=...]); empty: off.")
+                          "subtree[?search_filter_key=...], e.g. search_filter_key=sAMAccountName for Active "
+                          "Directory); empty: off.")
+        loader.add_option("gateway_proxy_auth_ldap_ca", str, "",
+                          "CA certificates (PEM file) that sign the directory's certificate for ldaps:; "
+                          "empty: the system's. The certificate is always checked.")
         loader.add_option("gateway_proxy_auth_clients", str, "",
                           "Comma-separated client addresses or networks that must authenticate to the proxy.")
 
     def configure(self, updated: set[str]) -> None:
-        if not {"gateway_proxy_auth", "gateway_proxy_auth_clients"} & updated:
+        if not {"gateway_proxy_auth", "gateway_proxy_auth_clients", "gateway_proxy_auth_ldap_ca"} & updated:
             return
         spec = ctx.options.gateway_proxy_auth
         try:
@@ -55,7 +69,15 @@ class ProxyAuthAddon:
                 self._engine = make_engine(ctx.options.gateway_db)
             self.validator = RosterValidator(session_factory(self._engine))
         elif spec.startswith("ldap"):
-            self.validator = Ldap(spec)
+            # Parsed only: the directory is first asked when someone signs in, in a worker thread.
+            use_ssl, host, port, bind_dn, bind_password, subtree, filter_key = Ldap.parse_spec(spec)
+            ca_file = ctx.options.gateway_proxy_auth_ldap_ca or None
+            if ca_file is not None and not Path(ca_file).is_file():
+                raise exceptions.OptionsError(f"gateway_proxy_auth_ldap_ca: no such file: {ca_file}")
+            self.validator = LdapValidator(LdapSettings(
+                host=host, port=port, use_ssl=use_ssl, bind_dn=bind_dn, bind_password=bind_password,
+                subtree=subtree, filter_key=filter_key, ca_file=ca_file,
+            ))
         else:
             raise exceptions.OptionsError("gateway_proxy_auth must be 'roster' or an ldap[s]: spec")
 
@@ -82,7 +104,15 @@ class ProxyAuthAddon:
             return None
         try:
             ok = await asyncio.to_thread(self.validator, username, password)
+        except LdapUnavailable as e:
+            now = time.monotonic()
+            if now - self._warned_at >= UNAVAILABLE_WARNING_SECONDS:
+                self._warned_at = now
+                log.warning("proxy authentication: the directory cannot check passwords, so everyone is asked "
+                            "again: %s", e)
+            ok = False
         except Exception:
+            log.exception("proxy authentication: checking credentials for %r failed", username)
             ok = False
         if not ok:
             return None
