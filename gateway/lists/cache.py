@@ -70,7 +70,7 @@ def compile_list(source: Path, *, cache_dir: Path | None = None, save: bool = Tr
     """Parse a domain list file, hash it and (unless `save` is false) save its cache, best effort."""
     source = Path(source)
     stat = source.stat()
-    parsed = read_domain_file(source)
+    parsed = read_domain_file(source, distinct=False)
     for bad in parsed.bad:
         log.warning("%s", bad)
     if parsed.bad_count > len(parsed.bad):

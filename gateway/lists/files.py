@@ -29,7 +29,8 @@ class BadLine:
 
 @dataclass(frozen=True, slots=True)
 class ParsedList:
-    """The entries of one list file, normalised and distinct, in file order, and what was wrong with it."""
+    """The entries of one list file, normalised and (unless asked otherwise) distinct, in file order, and what was
+    wrong with it."""
 
     source: str
     entries: list[str]
@@ -37,12 +38,13 @@ class ParsedList:
     bad_count: int
 
 
-def read_domain_file(path: Path) -> ParsedList:
+def read_domain_file(path: Path, *, distinct: bool = True) -> ParsedList:
     """A plain domain list: one domain a line (it covers its subdomains), `#` comments, blank lines ignored.
 
     `*.example.com` and `.example.com` are read as `example.com`; a line's trailing ` # comment` is ignored.
+    With `distinct=False` repeated entries are kept (cheaper, for callers that deduplicate hashes anyway).
     """
-    return parse_domain_lines(_read_text(path), str(path))
+    return parse_domain_lines(_read_text(path), str(path), distinct=distinct)
 
 
 def read_url_file(path: Path) -> ParsedList:
@@ -50,7 +52,7 @@ def read_url_file(path: Path) -> ParsedList:
     return parse_url_lines(_read_text(path).splitlines(), str(path))
 
 
-def parse_domain_lines(text: str, source: str) -> ParsedList:
+def parse_domain_lines(text: str, source: str, *, distinct: bool = True) -> ParsedList:
     """Parse the text of a domain list; `source` names it in bad-line reports."""
     lines = text.lower().split("\n")
     entries: list[str] = []
@@ -70,7 +72,7 @@ def parse_domain_lines(text: str, source: str) -> ParsedList:
             bad.add(number, line.strip(), "not a valid domain")
         else:
             append(host)
-    return ParsedList(source, list(dict.fromkeys(entries)), tuple(bad.kept), bad.count)
+    return ParsedList(source, list(dict.fromkeys(entries)) if distinct else entries, tuple(bad.kept), bad.count)
 
 
 def parse_url_lines(lines: Iterable[str], source: str) -> ParsedList:

@@ -16,17 +16,34 @@ HASH_DTYPE = np.dtype("<u8")
 # Named in compiled caches: a change of algorithm must invalidate every cache written with the old one.
 HASH_ALGORITHM = "blake2b-8-le"
 
+# Copying a ready hasher costs about half of constructing one with its digest size: the hot path uses `.copy()`.
+HASHER = blake2b(digest_size=8)
+
 
 def hash_domain(domain: str) -> int:
     """The hash of one normalised domain."""
-    return int.from_bytes(blake2b(domain.encode(), digest_size=8).digest(), "little")
+    h = HASHER.copy()
+    h.update(domain.encode())
+    return int.from_bytes(h.digest(), "little")
 
 
 def hash_domains(domains: Iterable[str]) -> np.ndarray:
     """Hashes of many normalised domains as a uint64 array, in the given order (about 0.5 s a million)."""
-    # One C-level digest per name and a single buffer conversion: no Python int is made per entry.
-    digests = b"".join([blake2b(d.encode(), digest_size=8).digest() for d in domains])
-    return np.frombuffer(digests, dtype=HASH_DTYPE).copy()
+    # One encode for all names, one C-level digest each, and a single buffer conversion: no Python int is made
+    # per entry. Normalised domains never contain a newline, so splitting the joined text gives them back.
+    names = domains if isinstance(domains, list) else list(domains)
+    if not names:
+        return np.empty(0, dtype=HASH_DTYPE)
+    copy = HASHER.copy
+    digests = []
+    append = digests.append
+    for name in "\n".join(names).encode().split(b"\n"):
+        h = copy()
+        h.update(name)
+        append(h.digest())
+    if len(digests) != len(names):
+        raise ValueError("a domain to hash contains a newline: normalise it first")
+    return np.frombuffer(b"".join(digests), dtype=HASH_DTYPE).copy()
 
 
 def sorted_unique(hashes: np.ndarray) -> np.ndarray:

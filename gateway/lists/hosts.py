@@ -19,6 +19,10 @@ MAX_LABEL_LENGTH = 63
 # last label is a number is an IPv4 address to a browser). Underscores are real-world hosts (UT1 lists thousands,
 # browsers resolve them), so they are accepted like letters.
 CANONICAL_NAME_MATCH = re.compile(r"(?:[a-z0-9_-]{1,63}\.)*(?![0-9]+\Z|0x[0-9a-f]*\Z)[a-z0-9_-]{1,63}").fullmatch
+# An IPv4 address already in canonical dotted-decimal form (the common case of an IP host), checked before the
+# general WHATWG parse below.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_CANONICAL_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}").fullmatch
 _ASCII_LABEL = re.compile(r"[a-z0-9_-]{1,63}").fullmatch
 _HEX = re.compile(r"[0-9a-f]*").fullmatch
 _OCTAL = re.compile(r"[0-7]+").fullmatch
@@ -50,7 +54,7 @@ def normalise_host(raw: str) -> str | None:
     host = host.lower()
     if host.endswith("."):
         host = host[:-1]
-    if len(host) <= MAX_HOST_LENGTH and CANONICAL_NAME_MATCH(host):
+    if len(host) <= MAX_HOST_LENGTH and (CANONICAL_NAME_MATCH(host) or _CANONICAL_IPV4(host)):
         return host
     return _normalise_slow(host)
 

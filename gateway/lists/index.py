@@ -9,19 +9,18 @@ one `searchsorted`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from hashlib import blake2b
 
 import numpy as np
 
-from gateway.lists.hashing import HASH_DTYPE, first_of_runs, hash_domains, is_sorted_unique
-from gateway.lists.hosts import is_ip_literal, normalise_host, normalise_url_prefix, split_url_prefix, suffixes
+from gateway.lists.hashing import HASH_DTYPE, HASHER, first_of_runs, hash_domains, is_sorted_unique
+from gateway.lists.hosts import normalise_host, normalise_url_prefix, split_url_prefix
 
 # Normalised domain strings, or a uint64 array of their hashes (a compiled cache, see `gateway.lists.cache`).
 type DomainSource = Iterable[str] | np.ndarray
 
 
 class DomainIndex:
-    __slots__ = ("names", "_hashes", "_ids", "_masks")
+    __slots__ = ("names", "_hashes", "_ids", "_masks", "_size", "_native", "_view", "_id_view")
 
     names: tuple[str, ...]
 
@@ -30,6 +29,11 @@ class DomainIndex:
         self._hashes = hashes
         self._ids = ids
         self._masks = masks
+        self._size = len(hashes)
+        # Native byte order for memoryview reads (no copy on little-endian machines, where HASH_DTYPE is native).
+        self._native = hashes.astype(np.uint64, copy=False)
+        self._view = memoryview(np.ascontiguousarray(self._native)).cast("B").cast("Q")
+        self._id_view = memoryview(np.ascontiguousarray(ids)).cast("B").cast(ids.dtype.char)
 
     @classmethod
     def build(cls, names: Sequence[str], sources: Mapping[str, Sequence[DomainSource]]) -> DomainIndex:
@@ -60,30 +64,34 @@ class DomainIndex:
 
     def match(self, host: str) -> list[tuple[str, int]]:
         """(suffix, mask) for each label suffix of a normalised host that any list holds, longest first."""
-        hashes = self._hashes
-        if not len(hashes):
+        size = self._size
+        if not size:
             return []
         data = host.encode()
-        if is_ip_literal(host):
-            starts = [0]
-        else:
-            starts = [0]
+        starts = [0]
+        # An IP literal is only itself; a canonical name never ends in an all-digit label (see hosts.py).
+        if not (":" in host or (host[-1:].isdigit() and host.rpartition(".")[2].isdigit())):
             i = data.find(b".")
             while i >= 0:
                 starts.append(i + 1)
                 i = data.find(b".", i + 1)
-        # One searchsorted over all suffixes: numpy's per-call cost is paid once, not per suffix.
-        wanted = np.frombuffer(b"".join([blake2b(data[s:], digest_size=8).digest() for s in starts]), HASH_DTYPE)
-        positions = hashes.searchsorted(wanted)
-        found = hashes.take(positions, mode="clip") == wanted
-        if not found.any():
-            return []
-        ids = self._ids
-        masks = self._masks
-        return [
-            (host[starts[k]:], masks[ids[positions[k]]])
-            for k in np.flatnonzero(found).tolist()
-        ]
+        copy = HASHER.copy
+        digests = []
+        for start in starts:
+            h = copy()
+            h.update(data[start:])
+            digests.append(h.digest())
+        wanted = np.frombuffer(b"".join(digests), HASH_DTYPE)
+        # One searchsorted for all suffixes: numpy's per-call cost is paid once. The equality checks read the
+        # arrays through memoryviews: a Python int per element, without numpy's scalar overhead.
+        positions = self._native.searchsorted(wanted).tolist()
+        view = self._view
+        out = []
+        for k, value in enumerate(wanted.tolist()):
+            position = positions[k]
+            if position < size and view[position] == value:
+                out.append((host[starts[k] :], self._masks[self._id_view[position]]))
+        return out
 
     def names_in(self, mask: int) -> tuple[str, ...]:
         """The names of the lists whose bits are set in a mask."""
@@ -146,18 +154,27 @@ class UrlIndex:
         """(entry, mask) for each entry whose host is a label suffix of the normalised host and whose path is a
         prefix of the path (compared lower-case; the query string is part of the path). Longest host first, then
         longest path."""
-        by_host = self._by_host
-        if not by_host:
+        get = self._by_host.get
+        if not self._size:
+            return []
+        found = []
+        entries = get(host)
+        if entries:
+            found.append(entries)
+        # Probing suffixes in place: most hosts have no URL entries, so no suffix list is built for them.
+        if not (":" in host or (host[-1:].isdigit() and host.rpartition(".")[2].isdigit())):
+            i = host.find(".")
+            while i >= 0:
+                entries = get(host[i + 1 :])
+                if entries:
+                    found.append(entries)
+                i = host.find(".", i + 1)
+        if not found:
             return []
         path = path.lower()
         if not path.startswith("/"):
             path = "/" + path
-        out = []
-        for suffix in suffixes(host):
-            entries = by_host.get(suffix)
-            if entries:
-                out.extend((entry, mask) for prefix, entry, mask in entries if path.startswith(prefix))
-        return out
+        return [(entry, mask) for entries in found for prefix, entry, mask in entries if path.startswith(prefix)]
 
     def names_in(self, mask: int) -> tuple[str, ...]:
         """The names of the lists whose bits are set in a mask."""
@@ -201,30 +218,29 @@ def _merge(arrays_bits: list[tuple[np.ndarray, int]], nlists: int) -> tuple[np.n
     starts = np.flatnonzero(first_of_runs(hashes))
     distinct = hashes[starts]
     del hashes
-    words = (nlists + 63) // 64
-    columns = []
-    for word in range(words):
+    # Masks are built one 64-list word at a time: each entry's bits in the word, the word's distinct values, and
+    # the distinct combinations with the words before (so the mask table stays as small as the data allows).
+    masks: list[int] = [0]
+    ids = np.zeros(len(distinct), dtype=np.int64)
+    for word in range((nlists + 63) // 64):
         in_word = (bits >> 6) == word
         shifted = np.where(in_word, np.left_shift(np.uint64(1), (bits & 63).astype(np.uint64)), np.uint64(0))
-        columns.append(np.bitwise_or.reduceat(shifted, starts))
-    if words == 1:
-        per_entry = columns[0]
-        table_values, ids = _distinct_with_ids(per_entry)
-        masks = tuple(int(v) for v in table_values.tolist())
-    else:
-        rows = np.stack(columns, axis=1)
-        table_rows, ids = np.unique(rows, axis=0, return_inverse=True)
-        masks = tuple(sum(int(v) << (64 * w) for w, v in enumerate(row)) for row in table_rows.tolist())
-    return distinct, ids.astype(_id_dtype(len(masks))), masks
+        table, word_ids = _distinct_with_ids(np.bitwise_or.reduceat(shifted, starts))
+        word_masks = [int(v) << (64 * word) for v in table.tolist()]
+        combos, ids = _distinct_with_ids(ids * len(word_masks) + word_ids)
+        masks = [masks[c // len(word_masks)] | word_masks[c % len(word_masks)] for c in combos.tolist()]
+        ids = ids.astype(np.int64)
+    return distinct, ids.astype(_id_dtype(len(masks))), tuple(masks)
 
 
 def _distinct_with_ids(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    # Masks of up to 16 lists index a lookup table directly; otherwise sort (numpy 2's np.unique is slow here).
-    if values.max() < 1 << 16:
+    """The distinct values, sorted, and each value's index among them."""
+    # Small values index a lookup table directly; otherwise sort (numpy 2's hash-based np.unique is slow here).
+    if values.min() >= 0 and values.max() < 1 << 16:
         present = np.flatnonzero(np.bincount(values.astype(np.intp)))
         lookup = np.zeros(int(present[-1]) + 1, dtype=np.uint32)
         lookup[present] = np.arange(len(present), dtype=np.uint32)
-        return present.astype(np.uint64), lookup[values.astype(np.intp)]
+        return present.astype(values.dtype), lookup[values.astype(np.intp)]
     ordered = np.sort(values)
     table = ordered[first_of_runs(ordered)]
     return table, np.searchsorted(table, values)
