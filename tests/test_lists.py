@@ -120,6 +120,9 @@ def test_hash_is_stable_and_batch_agrees() -> None:
     assert batch.dtype == HASH_DTYPE
     assert batch.tolist() == [hash_domain(n) for n in names]
     assert sorted_unique(np.concatenate([batch, batch])).tolist() == sorted(set(batch.tolist()))
+    assert hash_domains([]).tolist() == []
+    with pytest.raises(ValueError, match="newline"):
+        hash_domains(["a.com\nb.com"])
 
 
 # --- DomainIndex ----------------------------------------------------------------------------------------------
@@ -255,6 +258,7 @@ def test_plain_list_file_with_comments_prefixes_and_bad_lines(tmp_path: Path) ->
     assert parsed.bad_count == 2
     assert [(b.line, b.text) for b in parsed.bad] == [(7, "bad domain.com"), (11, "exa!mple.com")]
     assert str(parsed.bad[0]) == f"{path}:7: not a valid domain: 'bad domain.com'"
+    assert read_domain_file(path, distinct=False).entries.count("facebook.com") == 2
 
 
 def test_list_file_with_undecodable_bytes_loses_only_that_line(tmp_path: Path) -> None:

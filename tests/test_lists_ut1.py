@@ -224,7 +224,10 @@ def test_import_from_url(tmp_path: Path, http_root: tuple[Path, str]) -> None:
 
 @pytest.mark.skipif(not REAL_UT1.is_dir(), reason=f"real UT1 lists not present at {REAL_UT1}")
 def test_import_real_ut1_social_networks(tmp_path: Path) -> None:
+    before = sorted(p.name for p in (REAL_UT1 / "social_networks").iterdir())
     report = import_ut1(REAL_UT1, tmp_path / "ut1", ["social_networks"])
+    # The source is only read: no cache or temporary file is left in it.
+    assert sorted(p.name for p in (REAL_UT1 / "social_networks").iterdir()) == before
     category = report.categories["social_networks"]
     source_lines = [
         line for line in (REAL_UT1 / "social_networks" / "domains").read_text().splitlines() if line.strip()
