@@ -296,7 +296,8 @@ def test_starter_social_media_lists_cover_the_named_platforms() -> None:
         names, {name: [load_domains(STARTER_LISTS / f"{name}.txt")] for name in names}
     )
     named, other, doh = 1, 2, 4
-    for host in ("www.facebook.com", "x.com", "pbs.twimg.com", "t.co", "www.instagram.com", "scontent.cdninstagram.com"):
+    named_hosts = ("www.facebook.com", "x.com", "pbs.twimg.com", "t.co", "www.instagram.com", "scontent.cdninstagram.com")
+    for host in named_hosts:
         assert [m for _, m in index.match(host)] == [named], host
     for host in ("www.tiktok.com", "www.threads.net", "discord.gg", "web.whatsapp.com", "bsky.app"):
         assert [m for _, m in index.match(host)] == [other], host

@@ -271,7 +271,10 @@ def test_cli_import_and_stats(tmp_path: Path) -> None:
     [
         (("import", "nowhere"), "Error: no such file or directory: nowhere"),
         (("import", "ut1/vpn"), "Error: ut1/vpn is not a UT1 tree (no category folders holding domains or urls files)"),
-        (("import", "junk.tar.gz"), "Error: junk.tar.gz is not a UT1 tree or tarball (.tar, .tar.gz, .tar.bz2, .tar.xz)"),
+        (
+            ("import", "junk.tar.gz"),
+            "Error: junk.tar.gz is not a UT1 tree or tarball (.tar, .tar.gz, .tar.bz2, .tar.xz)",
+        ),
         (("import", "ut1", "--category", "nope"), "Error: category not found in ut1: nope"),
         (("stats", "nowhere"), "Error: no such directory: nowhere"),
     ],
