@@ -28,6 +28,8 @@ TRUSTED_PROXIES = ("127.0.0.1", "::1")
 FAILURE_WINDOW = timedelta(minutes=15)
 MAX_FAILURES_PER_ADDRESS = 10
 MAX_FAILURES_PER_USER = 5
+# How long after a sign-in the proxy may still send the device here; a device sent here later than that signs in.
+PROXY_CATCH_UP = timedelta(seconds=30)
 
 _policy_cache: dict[str, tuple[float, frozenset[int]]] = {}
 
@@ -119,7 +121,12 @@ def _picture_allowed(person: PersonRecord) -> bool:
 def sign_in_page():  # type: ignore[no-untyped-def]
     ip = client_ip()
     current = live_session(db(), ip, IdentitySource.PORTAL)
-    return render_template("portal/sign_in.html", next_url=safe_next(request.args.get("next")), error=None,
+    next_url = safe_next(request.args.get("next"))
+    if current is not None and next_url and datetime.now(UTC) - current.started_at < PROXY_CATCH_UP:
+        # Signed in a moment ago, but the proxy (which reloads sessions every second or so) had not heard yet
+        # and sent the pupil back here: try their page again shortly rather than ask them to sign in again.
+        return render_template("portal/on_the_way.html", next_url=next_url, current=current)
+    return render_template("portal/sign_in.html", next_url=next_url, error=None,
                            current=current, pictures=bool(picture_year_groups()), ip=ip)
 
 
@@ -194,7 +201,8 @@ def picture_code(username: str):  # type: ignore[no-untyped-def]
             error, status = limited, 429
         else:
             try:
-                code = picture_code_text(request.form.getlist("picture"))
+                # One radio group per position (picture-0 ...): radios sharing a name are one choice in a browser.
+                code = picture_code_text([request.form.get(f"picture-{i}", "") for i in range(PICTURE_CODE_LENGTH)])
             except ValueError:
                 code = ""
             if code and verify_secret(person.picture_code_hash, code):

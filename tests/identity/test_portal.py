@@ -112,15 +112,20 @@ def test_failed_sign_ins_are_rate_limited_per_user_and_address(app: Flask, store
     assert r.status_code == 429 and b"from this device" in r.data
 
 
+def pictures(code: list[str]) -> dict[str, str]:
+    """The picture form as a browser sends it: one radio group per position."""
+    return {f"picture-{i}": p for i, p in enumerate(code)}
+
+
 def test_young_pupils_sign_in_with_pictures_or_card_older_ones_cannot(app: Flask, store: sessionmaker[Session]) -> None:
     c = app.test_client()
     ip = {"X-Gateway-Client-IP": "127.0.0.70"}
     assert b"1A" in c.get("/portal/pictures").data and b"5S" not in c.get("/portal/pictures").data
     assert b"Amy J." in c.get("/portal/pictures/1A").data
     assert c.get("/portal/pictures/pupil/ben").status_code == 404
-    r = c.post("/portal/pictures/pupil/amy", data={"picture": ["cat", "sun", "boat", "moon"]}, headers=ip)
+    r = c.post("/portal/pictures/pupil/amy", data=pictures(["cat", "sun", "boat", "moon"]), headers=ip)
     assert r.status_code == 401 and bound(store) == {}
-    r = c.post("/portal/pictures/pupil/amy", data={"picture": CODE}, headers=ip)
+    r = c.post("/portal/pictures/pupil/amy", data=pictures(CODE), headers=ip)
     assert r.status_code == 200 and bound(store) == {"127.0.0.70": "amy"}
     assert b"Are you Amy J.?" in c.get("/portal/card/amy-card").data
     assert c.get("/portal/card/wrong").status_code == 404
