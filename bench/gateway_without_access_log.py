@@ -1,0 +1,16 @@
+"""addons/gateway.py without the AccessLog addon: the baseline for the access log's cost in bench/throughput.py.
+
+    .venv/bin/python bench/throughput.py --gateway-script bench/gateway_without_access_log.py \
+        --extra-script bench/access_log_only.py --extra-set gateway_db=sqlite:///var/bench/throughput-log.db
+"""
+
+import importlib.util
+from pathlib import Path
+
+_spec = importlib.util.spec_from_file_location("gateway_addons", Path(__file__).resolve().parents[1] / "addons" / "gateway.py")
+_module = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
+_spec.loader.exec_module(_module)  # type: ignore[union-attr]
+
+from gateway.proxy.access_log import AccessLog  # noqa: E402
+
+addons = [addon for addon in _module.addons if not isinstance(addon, AccessLog)]
