@@ -22,8 +22,10 @@ from gateway.identity.types import IdentitySource as S
 from gateway.store.models.people import PersonRecord
 from gateway.web.app import ConsoleConfig, create_app
 from tests.support.clients import httpx_client
+from tests.support.policies import always_lesson_policy
 
-POLICY = """\
+POLICY = always_lesson_policy(
+    """\
 school: {name: Test School, contact: the e-safety officer}
 groups: {pupil: {}, staff: {}, guest: {}, infants: {}}
 default_group: guest
@@ -34,17 +36,8 @@ networks:
     group: guest
     identity: [portal, subnet]
     sign_in_required: true
-timetable:
-  weekly:
-    monday: &day [{start: "00:00", end: "24:00", kind: lesson}]
-    tuesday: *day
-    wednesday: *day
-    thursday: *day
-    friday: *day
-    saturday: *day
-    sunday: *day
-  terms: [{name: Year, start: 2020-01-01, end: 2035-12-31}]
-"""
+""",
+)
 CODE = ["cat", "sun", "boat", "tree"]
 
 

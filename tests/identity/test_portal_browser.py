@@ -25,6 +25,7 @@ from gateway.identity.directory import import_people
 from gateway.identity.people import Person
 from gateway.store.models.people import PersonRecord
 from gateway.web.app import ConsoleConfig, create_app
+from tests.support.policies import always_lesson_policy
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -32,7 +33,8 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]  # fmt: skip
 
-POLICY = """\
+POLICY = always_lesson_policy(
+    """\
 school: {name: Test Primary School, contact: "Mrs Khan, the e-safety lead"}
 groups: {pupil: {}, infants: {}, guest: {}}
 default_group: guest
@@ -43,19 +45,12 @@ networks:
     group: guest
     identity: [portal, subnet]
     sign_in_required: true
-timetable:
-  weekly:
-    monday: &day [{start: "00:00", end: "24:00", kind: lesson}]
-    tuesday: *day
-    wednesday: *day
-    thursday: *day
-    friday: *day
-    saturday: *day
-    sunday: *day
-  terms: [{name: Year, start: 2020-01-01, end: 2035-12-31}]
+""",
+    """\
 rules:
   - {id: no-games, domains: [games.example], action: block, reason: Games are not allowed in lessons}
-"""
+""",
+)
 AMY_CODE = ["cat", "sun", "boat", "tree"]
 BEN_PASSWORD = "green-rocket-42"
 

@@ -12,10 +12,12 @@ from gateway.identity.directory import import_people
 from gateway.identity.people import Person
 from gateway.store.models.people import PersonRecord
 from tests.support.clients import curl
+from tests.support.policies import always_lesson_policy
 
 pytestmark = pytest.mark.e2e
 
-POLICY = """\
+POLICY = always_lesson_policy(
+    """\
 school: {name: Test School, contact: the e-safety officer}
 groups: {pupil: {}, staff: {}, guest: {}}
 default_group: guest
@@ -24,19 +26,12 @@ networks:
     subnets: [127.0.0.0/24]
     group: guest
     identity: [proxy_auth, subnet]
-timetable:
-  weekly:
-    monday: &day [{start: "00:00", end: "24:00", kind: lesson}]
-    tuesday: *day
-    wednesday: *day
-    thursday: *day
-    friday: *day
-    saturday: *day
-    sunday: *day
-  terms: [{name: Year, start: 2020-01-01, end: 2035-12-31}]
+""",
+    """\
 rules:
   - {id: staff-only, groups: [guest, pupil], domains: [staffroom.example], action: block, reason: Staff only}
-"""
+""",
+)
 
 
 def test_basic_proxy_auth_against_the_roster(tmp_path: Path, mitmdump_proxy, origin_https, store_url: str,

@@ -19,8 +19,10 @@ from gateway.identity.people import Person
 from gateway.store.models.access_log import AccessLogEntry
 from tests.support.clients import Fetched, curl
 from tests.support.slapd import LdapUser, Slapd
+from tests.support.policies import always_lesson_policy
 
-POLICY = """\
+POLICY = always_lesson_policy(
+    """\
 school: {name: Test School, contact: the e-safety officer}
 groups: {pupil: {}, staff: {}, guest: {}}
 default_group: guest
@@ -29,20 +31,13 @@ networks:
     subnets: [127.0.0.0/24]
     group: guest
     identity: [proxy_auth, subnet]
-timetable:
-  weekly:
-    monday: &day [{start: "00:00", end: "24:00", kind: lesson}]
-    tuesday: *day
-    wednesday: *day
-    thursday: *day
-    friday: *day
-    saturday: *day
-    sunday: *day
-  terms: [{name: Year, start: 2020-01-01, end: 2035-12-31}]
+""",
+    """\
 rules:
   - {id: staff-only, groups: [guest, pupil], domains: [staffroom.example], action: block, reason: Staff only}
   - {id: no-games, domains: [games.example], action: block, reason: Games are not allowed}
-"""
+""",
+)
 MRP = LdapUser("mrp", "Raj Patel", "staff", "correct horse battery")
 JONES = LdapUser("sjones", "Sarah Jones", "staff", "Staple-9-Horse")
 BEN = LdapUser("ben", "Ben Smith", "pupils", "ben's dinosaur 7")

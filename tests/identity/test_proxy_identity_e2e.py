@@ -20,10 +20,12 @@ from gateway.identity.sessions import start_session
 from gateway.identity.types import IdentitySource
 from tests.support.clients import fetch
 from tests.support.ports import free_port
+from tests.support.policies import always_lesson_policy
 
 pytestmark = pytest.mark.e2e
 
-POLICY = """\
+POLICY = always_lesson_policy(
+    """\
 school: {name: Test School, contact: the e-safety officer}
 groups: {pupil: {}, staff: {}, guest: {}, infants: {}}
 default_group: guest
@@ -34,19 +36,12 @@ networks:
     group: guest
     identity: [radius, portal, device, subnet]
     sign_in_required: true
-timetable:
-  weekly:
-    monday: &day [{start: "00:00", end: "24:00", kind: lesson}]
-    tuesday: *day
-    wednesday: *day
-    thursday: *day
-    friday: *day
-    saturday: *day
-    sunday: *day
-  terms: [{name: Year, start: 2020-01-01, end: 2035-12-31}]
+""",
+    """\
 rules:
   - {id: no-games, domains: [games.example], action: block, reason: Games are not allowed}
-"""
+""",
+)
 SECRET = b"controller-secret"
 PORTAL = "http://portal.school.test:8080"
 

@@ -45,3 +45,23 @@ def write_policy(folder: Path, extra: str = "", lists: dict[str, str] | None = N
 
 def compile_demo() -> CompiledPolicy:
     return load_compiled(DEMO_POLICY)
+
+
+# Every instant is lesson time, so tests about identity do not depend on the day they run.
+ALWAYS_LESSON = """\
+timetable:
+  weekly:
+    monday: &day [{start: "00:00", end: "24:00", kind: lesson}]
+    tuesday: *day
+    wednesday: *day
+    thursday: *day
+    friday: *day
+    saturday: *day
+    sunday: *day
+  terms: [{name: Year, start: 2020-01-01, end: 2035-12-31}]
+"""
+
+
+def always_lesson_policy(head: str, tail: str = "") -> str:
+    """Policy YAML: `head` (school, groups, networks…), the always-lesson timetable, then `tail` (lists, rules…)."""
+    return head + ALWAYS_LESSON + tail
