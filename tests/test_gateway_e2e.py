@@ -86,7 +86,8 @@ def test_pupil_in_lesson_gets_block_page_for_facebook_over_https(lesson_gateway)
     page = got.text
     assert "This page is blocked" in page
     assert "not accessible on the school&#x27;s network" in page
-    assert "social_media_named" in page and "social-media-named" in page
+    assert "Twitter/X, Facebook and Instagram, named in the Social Media Policy (list social_media_named)" in page
+    assert "social-media-named" in page
     assert "Monday 07 September 2026, 09:30" in page and "lesson time" in page
     assert "Group: pupil" in page
     assert "e-safety officer" in page

@@ -76,7 +76,9 @@ class Enforcer:
             self._block(flow, decision, identity, instant)
 
     def _block(self, flow: http.HTTPFlow, decision: Decision, identity: Identity, instant) -> None:
-        school = self.policy.current.policy.school
+        policy = self.policy.current.policy
+        school = policy.school
+        listed = policy.lists.get(decision.list) if decision.list else None
         notice = BlockNotice(
             decision=decision,
             identity=identity,
@@ -86,6 +88,7 @@ class Enforcer:
             contact=school.contact,
             request_url=school.request_url,
             reference=flow.id[:8],
+            list_description=listed.description if listed else "",
         )
         if wants_page(flow.request):
             body, content_type = render_block_page(notice), "text/html; charset=utf-8"

@@ -75,14 +75,18 @@ class BlockNotice:
     contact: str
     request_url: str | None
     reference: str
+    # The policy's description of the matched list, in words a pupil can read.
+    list_description: str = ""
 
 
-def _why(decision: Decision) -> str:
+def _why(notice: BlockNotice) -> str:
+    decision = notice.decision
     if decision.source is Source.ILLEGAL:
         return f"illegal-content list ({decision.list})"
     parts = []
     if decision.list:
-        parts.append(f"on the list “{decision.list}”")
+        described = f"{notice.list_description} " if notice.list_description else ""
+        parts.append(f"{described}(list {decision.list})")
     if decision.matched:
         parts.append(f"matched {decision.matched}")
     if decision.rule:
@@ -114,7 +118,7 @@ def render_block_page(notice: BlockNotice) -> str:
         school=escape(notice.school),
         reason=escape(decision.reason),
         url=escape(url),
-        why=escape(_why(decision)),
+        why=escape(_why(notice)),
         when=escape(notice.instant.strftime("%A %d %B %Y, %H:%M")),
         period=escape(PERIOD_NAMES.get(decision.period.value, decision.period.value)),
         who=escape(notice.identity.describe()),
