@@ -188,3 +188,20 @@ def test_never_intercept_hosts_pass_through_untouched(lesson_gateway, origin):
                                    ca=lesson_gateway.ca_cert_path, source_address=PUPIL)
     assert "Gateway tests origin CA" in bank[0].issuer.rfc4514_string()
     assert "mitmproxy" in intercepted[0].issuer.rfc4514_string()
+
+
+def test_blocked_sites_are_never_contacted(tmp_path):
+    # No route to any origin: a blocked name that does not even resolve still gets its block page over HTTPS,
+    # because the gateway connects upstream only for allowed requests.
+    policy = demo_policy_with_test_devices(tmp_path)
+    db = f"sqlite:///{tmp_path / 'gateway.db'}"
+    upgrade(db)
+    proxy = Mitmdump(["addons/gateway.py"], {"gateway_policy": policy, "gateway_now": MONDAY_LESSON, "gateway_db": db,
+                                             "gateway_spool": tmp_path / "spool"},
+                     workdir=tmp_path, ready_line=r"policy .* loaded").start()
+    try:
+        with client(proxy, PUPIL) as http:
+            got = http.get("https://blocked-and-unresolvable.facebook.com/", headers=PAGE)
+    finally:
+        proxy.stop()
+    assert got.status_code == 403 and "This page is blocked" in got.text

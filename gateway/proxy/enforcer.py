@@ -39,6 +39,12 @@ class Enforcer:
         self.policy = policy
         self.clock = clock
 
+    def load(self, loader) -> None:
+        # Connect upstream only when a request is allowed: a blocked site is never contacted, and its block page
+        # shows even when the site is down or its name does not resolve.
+        if "connection_strategy" in loader.master.options:
+            loader.master.options.update(connection_strategy="lazy")
+
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
         sni = data.client_hello.sni
         host = normalise_host(sni) if sni else None
