@@ -18,12 +18,14 @@ from gateway.proxy.policy_source import PolicySource  # noqa: E402
 from gateway.proxy.portal import PortalAddon  # noqa: E402
 from gateway.proxy.proxy_auth import ProxyAuthAddon  # noqa: E402
 from gateway.proxy.radius_listener import RadiusListenerAddon  # noqa: E402
+from gateway.proxy.store_options import StoreOptions  # noqa: E402
 
 clock = Clock()
 policy = PolicySource()
 identity_sources = IdentitySources(policy)
 
 addons = [
+    StoreOptions(),
     clock,
     policy,
     identity_sources,

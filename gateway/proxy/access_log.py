@@ -14,7 +14,7 @@ from mitmproxy import ctx, exceptions, http
 from gateway.decisions.types import Decision
 from gateway.identity.types import Identity
 from gateway.store.access_rows import access_row
-from gateway.store.engine import DEFAULT_DB_URL, NotMigrated, make_engine, require_migrated
+from gateway.store.engine import NotMigrated, make_engine, require_migrated
 from gateway.store.retention import DEFAULT_RETENTION_DAYS
 from gateway.store.writer import AccessLogWriter
 
@@ -24,17 +24,16 @@ _LOGGED = "gateway.logged"
 
 
 class AccessLog:
+    """Reads gateway_db, gateway_spool and gateway_site, declared by `gateway.proxy.store_options.StoreOptions`."""
+
     def __init__(self) -> None:
         self.writer: AccessLogWriter | None = None
 
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
-        loader.add_option("gateway_db", str, DEFAULT_DB_URL, "Database URL for the access log and console.")
-        loader.add_option("gateway_spool", str, "var/spool", "Directory for access-log rows while the database is away.")
         loader.add_option(
             "gateway_log_query", bool, False,
             "Keep URL query strings in the access log (search terms are kept either way).",
         )  # fmt: skip
-        loader.add_option("gateway_site", str, "", "This school's name in a trust's shared access log.")
         loader.add_option(
             "gateway_retention_days", int, DEFAULT_RETENTION_DAYS,
             "Delete access-log rows older than this many days, daily (0: never).",

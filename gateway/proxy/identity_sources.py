@@ -16,7 +16,7 @@ from gateway.identity.resolver import Resolver
 from gateway.identity.types import Identity
 from gateway.policy.compiled import CompiledPolicy
 from gateway.proxy.policy_source import PolicySource
-from gateway.store.engine import DEFAULT_DB_URL, NotMigrated, make_engine, require_migrated, session_factory
+from gateway.store.engine import NotMigrated, make_engine, require_migrated, session_factory
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +32,6 @@ class IdentitySources:
         self._engine = None
 
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
-        # The same declaration as the access log's (identical, so mitmproxy keeps one option): the identity
-        # sources need the store whether or not the access log is loaded.
-        loader.add_option("gateway_db", str, DEFAULT_DB_URL, "Database URL for the access log and console.")
         loader.add_option("gateway_leases", str, "", "DHCP lease file to follow (dnsmasq or ISC dhcpd); empty: none.")
         loader.add_option("gateway_leases_format", str, "auto", "Lease file format.",
                           choices=("auto", "dnsmasq", "isc"))

@@ -1,0 +1,14 @@
+"""The store's options, declared once: the database every addon that reads or writes it shares, the spool for
+writes while it is away, and this school's name in a trust's shared store."""
+
+from __future__ import annotations
+
+from gateway.store.engine import DEFAULT_DB_URL
+
+
+class StoreOptions:
+    def load(self, loader) -> None:  # type: ignore[no-untyped-def]
+        loader.add_option("gateway_db", str, DEFAULT_DB_URL, "Database URL for the access log and console.")
+        loader.add_option("gateway_spool", str, "var/spool",
+                          "Directory for access-log and audit rows while the database is away.")  # fmt: skip
+        loader.add_option("gateway_site", str, "", "This school's name in a trust's shared access log.")
