@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway.store.audit import sha256_of
 from gateway.store.engine import NotMigrated, make_engine, require_migrated, session_factory
 
 policy_option = click.option(
@@ -39,3 +40,12 @@ def load_policy(path: Path):  # type: ignore[no-untyped-def]
         for problem in exc.problems:
             click.echo(f"error: {problem}", err=True)
         raise SystemExit(1) from None
+
+
+def import_audit_detail(path: Path, rows: int, summary) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """What an import changed, for the audit trail: counts, and the file by name and content hash."""
+    return {
+        "file": str(path.resolve()), "sha256": sha256_of(path), "rows": rows, "added": len(summary.added),
+        "updated": len(summary.updated), "unchanged": summary.unchanged, "left": len(summary.left),
+        "returned": len(summary.returned),
+    }  # fmt: skip

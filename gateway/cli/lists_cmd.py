@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from gateway.cli.options import db_option, record_or_warn
 from gateway.lists.cache import fresh_meta
 from gateway.lists.files import read_domain_file, read_url_file
 from gateway.lists.ut1 import Ut1ImportError, import_ut1
@@ -36,8 +37,13 @@ def lists() -> None:
     help="Folder the categories are written to, one subfolder each.",
 )
 @click.option("--category", "categories", multiple=True, metavar="NAME", help="Import only this category (repeatable).")
-def import_command(source: str, into: Path, categories: tuple[str, ...]) -> None:
-    """Import UT1 categories from a folder, a .tar.gz or an http(s) URL of one."""
+@db_option
+def import_command(source: str, into: Path, categories: tuple[str, ...], db_url: str) -> None:
+    """Import UT1 categories from a folder, a .tar.gz or an http(s) URL of one.
+
+    The import is recorded in the audit trail of the database given by --db; when there is none (lists
+    prepared on a laptop) it says so and the import stands.
+    """
     started = time.perf_counter()
     try:
         report = import_ut1(source, into, categories or None)
@@ -61,6 +67,12 @@ def import_command(source: str, into: Path, categories: tuple[str, ...]) -> None
         f"imported {len(report.categories)} categories: {report.domains} domains, {report.urls} urls, "
         f"{report.bad_count} bad lines skipped, into {into} in {time.perf_counter() - started:.1f} s"
     )
+    record_or_warn(db_url, f"lists:{into}", {
+        "command": "lists import", "source": source, "into": str(into.resolve()),
+        "categories": {c.name: {"domains": c.domains, "urls": c.urls, "bad_lines": c.bad_count}
+                       for c in report.categories.values()},
+        "domains": report.domains, "urls": report.urls, "bad_lines": report.bad_count,
+    })  # fmt: skip
 
 
 @lists.command("stats")

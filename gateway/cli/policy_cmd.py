@@ -7,8 +7,10 @@ from pathlib import Path
 
 import click
 
+from gateway.cli.options import db_option, record_or_warn
 from gateway.policy.compiled import load_compiled
 from gateway.policy.loader import PolicyError
+from gateway.store.audit import sha256_of
 
 DEFAULT_POLICY = "policies/default.yaml"
 
@@ -41,13 +43,21 @@ def validate(path: Path) -> None:
 
 
 @policy.command()
+@db_option
 @click.argument("path", type=click.Path(path_type=Path), default=DEFAULT_POLICY)
-def reload(path: Path) -> None:
+def reload(db_url: str, path: Path) -> None:
     """Validate a policy file, then signal running gateways to load it.
 
     Gateways watch their policy file; this marks it changed once it has validated, and they swap it in
     within their reload interval (default 1 s). An invalid file is refused here and by the gateways.
+    The reload is recorded in the audit trail of the database given by --db when there is one; each gateway
+    also records what it loads, with the diff.
     """
-    compile_or_exit(path)
+    compiled = compile_or_exit(path)
     os.utime(path)
     click.echo(f"{path}: valid; running gateways load it within a few seconds")
+    record_or_warn(db_url, "policy", {
+        "command": "policy reload", "file": str(path.resolve()), "sha256": sha256_of(path),
+        "summary": f"{len(compiled.policy.rules)} rules, {len(compiled.policy.lists)} lists, "
+                   f"{len(compiled.policy.groups)} groups, {len(compiled.domains):,} domain entries",
+    })  # fmt: skip

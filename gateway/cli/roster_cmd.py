@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from sqlalchemy import select
 
-from gateway.cli.identity_common import load_policy, open_store, policy_option
+from gateway.cli.identity_common import import_audit_detail, load_policy, open_store, policy_option
 from gateway.cli.options import db_option
 from gateway.identity.credentials import (
     PICTURES, card_token_sha256, hash_secret, new_card_token, new_picture_code, picture_code_text,
@@ -15,6 +15,7 @@ from gateway.identity.credentials import (
 from gateway.identity.csv_table import CsvImportError
 from gateway.identity.directory import import_people
 from gateway.identity.roster_csv import parse_roster
+from gateway.store.audit import cli_actor, record
 from gateway.store.models.people import PersonRecord
 
 
@@ -53,6 +54,8 @@ def import_cmd(db_url: str, policy_path: Path, dry_run: bool, path: Path) -> Non
             session.rollback()
             click.echo(f"{path}: {len(people)} people; would be: {summary}")
             return
+        record(session, cli_actor(), "change", target="roster",
+               detail={"command": "roster import", **import_audit_detail(path, len(people), summary)})  # fmt: skip
         session.commit()
     click.echo(f"{path}: {len(people)} people imported: {summary}")
     if summary.left:
@@ -75,7 +78,10 @@ def set_password(db_url: str, username: str, password: str) -> None:
     if len(password) < 8:
         raise click.ClickException("a portal password needs at least 8 characters")
     with open_store(db_url) as store, store.begin() as session:
-        _person(session, username).password_hash = hash_secret(password)
+        person = _person(session, username)
+        person.password_hash = hash_secret(password)
+        record(session, cli_actor(), "change", target=f"person:{person.username}",
+               detail={"command": "roster set-password", "changed": "portal password"})  # fmt: skip
     click.echo(f"portal password set for {username.lower()}")
 
 
@@ -107,3 +113,6 @@ def picture_codes(db_url: str, school_class: str | None, base_url: str, username
             pictures = " ".join(f"{PICTURES[p]} {p}" for p in code)
             click.echo(f"{person.display_name} ({person.username}): {pictures}   card: "
                        f"{base_url.rstrip('/')}/portal/card/{token}")
+        record(session, cli_actor(), "change", target=f"class:{school_class}" if school_class else "roster",
+               detail={"command": "roster picture-codes", "changed": "picture code and QR card",
+                       "people": sorted({p.username for p in people})})  # fmt: skip

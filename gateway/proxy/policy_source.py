@@ -1,20 +1,33 @@
-"""Holds the running compiled policy and swaps in a changed policy file atomically once it validates."""
+"""Holds the running compiled policy and swaps in a changed policy file atomically once it validates.
+
+Each reload it installs or refuses goes to the audit trail (who: `gateway:<site>`, the file's sha256, a short
+diff of the YAML against the text loaded before), written from a worker thread through an on-disk outbox.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
+import socket
+import time
 from pathlib import Path
+from typing import Any
 
 from mitmproxy import ctx, exceptions
 
 from gateway.policy.compiled import CompiledPolicy, load_compiled
 from gateway.policy.loader import PolicyError
+from gateway.store.audit import audit_values, short_diff
+from gateway.store.audit_outbox import AuditOutbox
 
 log = logging.getLogger(__name__)
 
 Stamp = tuple[tuple[str, int, int] | None, ...]
+
+# Seconds between tries to deliver audit rows the database could not take.
+AUDIT_RETRY_INTERVAL = 5.0
 
 
 def _stamp(files: list[Path]) -> Stamp:
@@ -37,6 +50,10 @@ class PolicySource:
     def __init__(self) -> None:
         self._stamp: Stamp = ()
         self._watcher: asyncio.Task | None = None
+        # The policy text last installed: what the next audited change is diffed against.
+        self._text = ""
+        self._outbox: AuditOutbox | None = None
+        self._audit_retry_at = 0.0
 
     def load(self, loader) -> None:
         loader.add_option("gateway_policy", str, "policies/default.yaml", "The school's policy file (YAML).")
@@ -55,6 +72,7 @@ class PolicySource:
             except PolicyError as exc:
                 raise exceptions.OptionsError(f"the policy is invalid:\n{exc}") from None
             self._install(compiled)
+            self._text = _read(path).decode("utf-8", "replace")
 
     def running(self) -> None:
         if ctx.options.gateway_reload_interval_ms > 0 and self._watcher is None:
@@ -75,25 +93,87 @@ class PolicySource:
         )
 
     async def _watch(self) -> None:
+        if "gateway_db" in ctx.options:
+            # Rows a previous run could not deliver go first.
+            spool = Path(ctx.options.gateway_spool) / "audit"
+            try:
+                await asyncio.to_thread(self._open_outbox, ctx.options.gateway_db, spool)
+            except OSError as exc:
+                log.warning("no audit outbox at %s: %s", spool, exc)
         while True:
             await asyncio.sleep(ctx.options.gateway_reload_interval_ms / 1000)
             files = self.current.list_files()
             stamp = await asyncio.to_thread(_stamp, files)
             if stamp != self._stamp:
                 await self.reload()
+            await self._retry_audit()
 
     async def reload(self) -> None:
         path = Path(ctx.options.gateway_policy)
         files = self.current.list_files()
+        before = self._stamp
         try:
             compiled = await asyncio.to_thread(load_compiled, path)
         except PolicyError as exc:
             # Remember the broken files' stamp so the error is logged once, not every second.
             self._stamp = await asyncio.to_thread(_stamp, files)
             log.error("policy reload failed; the running policy stays in force:\n%s", exc)
+            await self._audit("policy-rejected", path, before, {"errors": [str(p) for p in exc.problems][:20]})
             return
-        except Exception:
+        except Exception as exc:
             self._stamp = await asyncio.to_thread(_stamp, files)
             log.exception("policy reload failed; the running policy stays in force")
+            await self._audit("policy-rejected", path, before, {"errors": [f"{type(exc).__name__}: {exc}"]})
             return
         self._install(compiled)
+        summary = f"{len(compiled.rules)} rules, {len(compiled.policy.lists)} lists, {len(compiled.domains)} list entries"
+        await self._audit("policy-loaded", path, before, {"summary": summary})
+
+    async def _audit(self, action: str, path: Path, before: Stamp, detail: dict[str, Any]) -> None:
+        """Record a reload in the audit trail, off the event loop; a failure here never touches the policy."""
+        if "gateway_db" not in ctx.options:
+            return
+        actor = f"gateway:{ctx.options.gateway_site or socket.gethostname()}"
+        changed = sorted({s[0] for s in set(before) ^ set(self._stamp) if s is not None})
+        db_url, spool = ctx.options.gateway_db, Path(ctx.options.gateway_spool) / "audit"
+        try:
+            text = await asyncio.to_thread(self._deliver, actor, action, path, changed, detail, db_url, spool)
+        except Exception:
+            log.exception("could not record the policy %s in the audit trail", action.removeprefix("policy-"))
+            return
+        if action == "policy-loaded":
+            self._text = text
+
+    def _deliver(self, actor: str, action: str, path: Path, changed: list[str], detail: dict[str, Any],
+                 db_url: str, spool: Path) -> str:  # fmt: skip
+        """In a worker thread: the audit row, kept on disk, then delivered. Returns the policy text now."""
+        data = _read(path)
+        text = data.decode("utf-8", "replace")
+        outbox = self._open_outbox(db_url, spool)
+        diff = short_diff(self._text, text, path.name) if text != self._text else ""
+        outbox.add(audit_values(actor, action, target="policy", detail={
+            "file": str(path), "sha256": hashlib.sha256(data).hexdigest(), "diff": diff,
+            "changed_files": changed, **detail,
+        }))  # fmt: skip
+        return text
+
+    def _open_outbox(self, db_url: str, spool: Path) -> AuditOutbox:
+        if self._outbox is None:
+            self._outbox = AuditOutbox(db_url, spool)
+        return self._outbox
+
+    async def _retry_audit(self) -> None:
+        outbox = self._outbox
+        if outbox is not None and outbox.waiting and time.monotonic() >= self._audit_retry_at:
+            self._audit_retry_at = time.monotonic() + AUDIT_RETRY_INTERVAL
+            try:
+                await asyncio.to_thread(outbox.flush)
+            except Exception:  # the watcher must outlive any failure of the audit outbox
+                log.exception("audit outbox")
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""

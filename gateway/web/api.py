@@ -124,8 +124,10 @@ def audit_trail():  # type: ignore[no-untyped-def]
     page = max(int(request.args["page"]) if request.args.get("page", "").isdigit() else 1, 1)
     actor = request.args.get("actor", "").strip()[:128]
     action = request.args.get("action", "").strip()[:32]
-    _audit("view_audit", target="audit_event", detail={"actor": actor, "action": action, "page": page, "via": "api"})
-    rows, more = audit_page(db(), actor, action, page)
+    target = request.args.get("target", "").strip()[:255]
+    _audit("view_audit", target="audit_event",
+           detail={"actor": actor, "action": action, "target": target, "page": page, "via": "api"})  # fmt: skip
+    rows, more = audit_page(db(), actor, action, page, target)
     events = [
         {"at": e.at.isoformat(), "actor": e.actor, "role": e.actor_role, "action": e.action, "target": e.target,
          "detail": e.detail, "client_ip": e.client_ip}  # fmt: skip

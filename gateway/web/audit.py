@@ -13,12 +13,16 @@ blueprint = Blueprint("audit", __name__, url_prefix="/audit")
 PAGE_SIZE = 100
 
 
-def audit_page(session, actor: str, action: str, page: int):  # type: ignore[no-untyped-def]
+def audit_page(session, actor: str, action: str, page: int, target: str = ""):  # type: ignore[no-untyped-def]
+    """A page of the trail, newest first; `target` matches what was looked at or changed, and everything in it
+    ("person:amy", "policy", "lists")."""
     query = select(AuditEvent)
     if actor:
         query = query.where(AuditEvent.actor == actor)
     if action:
         query = query.where(AuditEvent.action == action)
+    if target:
+        query = query.where(AuditEvent.target.startswith(target, autoescape=True))
     query = query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).offset((page - 1) * PAGE_SIZE)
     rows = list(session.scalars(query.limit(PAGE_SIZE + 1)))
     return rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
@@ -33,14 +37,20 @@ def index():  # type: ignore[no-untyped-def]
     action = request.args.get("action", "").strip()[:32]
     page = int(request.args["page"]) if request.args.get("page", "").isdigit() else 1
     page = max(page, 1)
-    audit("view_audit", target="audit_event", detail={"actor": actor, "action": action, "page": page})
-    rows, more = audit_page(db(), actor, action, page)
-    links = {"actor": actor or None, "action": action or None}
+    target = request.args.get("target", "").strip()[:255]
+    audit("view_audit", target="audit_event", detail={"actor": actor, "action": action, "target": target,
+                                                      "page": page})  # fmt: skip
+    session = db()
+    rows, more = audit_page(session, actor, action, page, target)
+    links = {"actor": actor or None, "action": action or None, "target": target or None}
     return render_template(
         "audit.html",
         rows=rows,
         actor=actor,
         action=action,
+        target=target,
+        actions=session.scalars(select(AuditEvent.action).distinct().order_by(AuditEvent.action)).all(),
+        actors=session.scalars(select(AuditEvent.actor).distinct().order_by(AuditEvent.actor)).all(),
         previous_url=url_for(".index", **links, page=page - 1) if page > 1 else None,
         next_url=url_for(".index", **links, page=page + 1) if more else None,
     )

@@ -23,10 +23,12 @@ class AuditEvent(Base):
     # A console username, or "cli:<os user>" for command-line changes.
     actor: Mapped[str] = mapped_column(String(128))
     actor_role: Mapped[str | None] = mapped_column(String(32))
-    # sign_in, sign_in_failed, sign_out, view_log, view_timeline, view_dashboard, export_log, export_person,
-    # view_audit, purge, change
+    # sign_in, sign_in_failed, sign_in_refused, sign_out, view_log, view_timeline, view_dashboard, export_log,
+    # export_person, view_audit, purge, change (CLI changes), policy-loaded and policy-rejected (a running
+    # gateway, actor "gateway:<site>")
     action: Mapped[str] = mapped_column(String(32))
-    # What was looked at or changed: "access_log", "person:jsmith", "policy", "list:social", "device:ipad-7" …
+    # What was looked at or changed: "access_log", "person:jsmith", "policy", "roster", "devices", "lists:<dir>",
+    # "class:5B", "console_user:jsmith" …
     target: Mapped[str | None] = mapped_column(String(255))
     # JSON: the filter used, the change made, the row count exported.
     detail: Mapped[str | None] = mapped_column(Text)
