@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import click
 
 from gateway.cli.options import db_option
@@ -25,7 +27,8 @@ def console(db_url: str, host: str, port: int, secret_file: str, session_minutes
     from gateway.web.app import ConsoleConfig, create_app
 
     try:
-        app = create_app(ConsoleConfig(db_url=db_url, secret_key_file=secret_file, session_minutes=session_minutes,
+        app = create_app(ConsoleConfig(db_url=db_url, secret_key_file=secret_file,
+                                       session_idle=timedelta(minutes=session_minutes),
                                        secure_cookies=secure_cookies))  # fmt: skip
     except NotMigrated as e:
         raise click.ClickException(str(e)) from None

@@ -43,8 +43,8 @@ class ConsoleConfig:
     secret_key: str | None = None
     secret_key_file: str = "var/console-secret"
     # Idle time after which a session ends, and the longest a session lasts however busy.
-    session_minutes: int = 30
-    session_max_hours: int = 10
+    session_idle: timedelta = timedelta(minutes=30)
+    session_max: timedelta = timedelta(hours=10)
     policy_path: str | None = None
     # Set when the console is served over HTTPS (it should be, off the loopback address).
     secure_cookies: bool = False
@@ -75,7 +75,7 @@ def create_app(config: ConsoleConfig | None = None) -> Flask:
     app.config.update(
         SECRET_KEY=_secret_key(config),
         TESTING=config.testing,
-        PERMANENT_SESSION_LIFETIME=timedelta(minutes=config.session_minutes),
+        PERMANENT_SESSION_LIFETIME=config.session_idle,
         SESSION_REFRESH_EACH_REQUEST=True,
         SESSION_COOKIE_NAME="gateway_console",
         SESSION_COOKIE_HTTPONLY=True,
@@ -106,7 +106,7 @@ def create_app(config: ConsoleConfig | None = None) -> Flask:
 
     @app.before_request
     def absolute_session_limit() -> None:
-        auth.enforce_session_limit(config.session_max_hours)
+        auth.enforce_session_limit(config.session_max)
 
     @app.after_request
     def secure_headers(response):  # type: ignore[no-untyped-def]

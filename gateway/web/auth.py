@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict, deque
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from flask import Blueprint, abort, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
@@ -110,9 +110,10 @@ def too_many(_error):  # type: ignore[no-untyped-def]
     return render_template("error.html", title="Too many attempts", message=message), 429
 
 
-def enforce_session_limit(max_hours: int) -> None:
-    """However active, a session ends after max_hours; the idle limit is the cookie's own lifetime."""
-    if current_user.is_authenticated and time.time() - session.get("signed_in_at", 0) > max_hours * 3600:
+def enforce_session_limit(longest: timedelta) -> None:
+    """However active, a session ends after `longest`; the idle limit is the signed cookie's own lifetime."""
+    if current_user.is_authenticated and time.time() - session.get("signed_in_at", 0) > longest.total_seconds():
+        audit("sign_out", target=f"user:{current_user.username}", detail={"why": "session time limit"})
         logout_user()
         session.clear()
 
