@@ -22,6 +22,44 @@ def upgrade_cmd(db_url: str, revision: str) -> None:
 
     upgrade(db_url, revision)
     click.echo(f"database at {display_url(db_url)} is at revision {_current(db_url)}")
+    if _rollups_missing(db_url):
+        click.echo("the access log has rows the dashboard's hourly counts do not: run "
+                   f"`gateway db rebuild-rollups --db {display_url(db_url)}` (once; it reads the whole log)")  # fmt: skip
+
+
+@db.command("rebuild-rollups")
+@db_option
+def rebuild_rollups_cmd(db_url: str) -> None:
+    """Recount the dashboard's hourly figures from the whole access log.
+
+    For a database filled before the counts existed, or by other means than the gateway. Safe while the
+    gateway runs: a day is recounted at a time, and the log writer waits for that day only.
+    """
+    import time
+
+    from gateway.store.engine import NotMigrated, require_migrated
+    from gateway.store.rollups import rebuild_all
+
+    engine = make_engine(db_url)
+    try:
+        try:
+            require_migrated(engine)
+        except NotMigrated as e:
+            raise click.ClickException(str(e)) from None
+        started = time.perf_counter()
+        steps = 0
+
+        def progress(_since, until) -> None:  # type: ignore[no-untyped-def]
+            nonlocal steps
+            steps += 1
+            if steps % 7 == 0:
+                click.echo(f"  counted up to {until:%Y-%m-%d %H:%M} UTC ({time.perf_counter() - started:.0f} s)",
+                           err=True)  # fmt: skip
+
+        hours = rebuild_all(engine, progress)
+    finally:
+        engine.dispose()
+    click.echo(f"recounted {hours} hours of the access log in {time.perf_counter() - started:.1f} s")
 
 
 @db.command("current")
@@ -42,5 +80,23 @@ def _current(db_url: str) -> str | None:
     engine = make_engine(db_url)
     try:
         return current_revision(engine)
+    finally:
+        engine.dispose()
+
+
+def _rollups_missing(db_url: str) -> bool:
+    """True when the log has rows and the hourly counts none: a database from before the counts existed."""
+    from sqlalchemy import select
+
+    from gateway.store.models.access_log import AccessLogEntry
+    from gateway.store.models.rollups import AccessRollup
+
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as c:
+            return (c.scalar(select(AccessLogEntry.id).limit(1)) is not None
+                    and c.scalar(select(AccessRollup.hour).limit(1)) is None)  # fmt: skip
+    except Exception:  # an older revision asked for: no counts table to look at
+        return False
     finally:
         engine.dispose()

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, Select, delete, select
 from sqlalchemy.orm import Session
 
 from gateway.store.models.access_log import AccessLogEntry
+from gateway.store.rollups import after_purge
 
 DEFAULT_RETENTION_DAYS = 90
 _PURGE_CHUNK = 20_000
@@ -26,7 +27,8 @@ EXPORT_COLUMNS = [
 
 
 def purge(engine: Engine, older_than_days: int, *, now: datetime) -> int:
-    """Delete access-log rows older than the period, in chunks so the writer is never held up for long."""
+    """Delete access-log rows older than the period, in chunks so the writer is never held up for long; then
+    drop the dashboard's counts for the hours emptied and recount the hour the cut fell in."""
     cutoff = now - timedelta(days=older_than_days)
     total = 0
     while True:
@@ -35,7 +37,10 @@ def purge(engine: Engine, older_than_days: int, *, now: datetime) -> int:
             deleted = connection.execute(delete(AccessLogEntry).where(AccessLogEntry.id.in_(chunk))).rowcount
         total += deleted
         if deleted < _PURGE_CHUNK:
-            return total
+            break
+    with engine.begin() as connection:
+        after_purge(connection, cutoff)
+    return total
 
 
 def row_dict(entry: AccessLogEntry) -> dict[str, Any]:

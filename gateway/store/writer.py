@@ -4,6 +4,9 @@
 first, once it answers again; while anything is spooled new batches queue behind it so the order holds. Each row
 carries a `row_id` made when it was queued and the insert ignores duplicates, so replaying a batch that had in
 fact been committed writes nothing twice. `close` flushes the queue (to the database, or to the spool).
+
+The dashboard's hourly counts (`gateway.store.rollups`) are added in the transaction that inserts the rows. A
+replayed batch is first checked for rows already there, so those are counted once.
 """
 
 from __future__ import annotations
@@ -16,18 +19,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from gateway.store.engine import make_engine
 from gateway.store.models.access_log import AccessLogEntry
+from gateway.store.rollups import add_rows
 from gateway.store.spool import Spool
 
 log = logging.getLogger(__name__)
 
 _STOP = object()
 _DAY = 24 * 3600.0
+# row_ids per "which of these are already written?" query on replay.
+_ID_CHUNK = 500
 
 
 def insert_ignoring_duplicates(engine: Engine):  # type: ignore[no-untyped-def]
@@ -38,6 +44,16 @@ def insert_ignoring_duplicates(engine: Engine):  # type: ignore[no-untyped-def]
     if dialect == "postgresql":
         return postgresql.insert(table).on_conflict_do_nothing(index_elements=["row_id"])
     raise ValueError(f"the access log supports SQLite and PostgreSQL, not {dialect}")
+
+
+def not_yet_written(connection: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows whose row_id is not in the access log yet."""
+    ids = AccessLogEntry.__table__.c.row_id
+    present: set[str] = set()
+    for start in range(0, len(rows), _ID_CHUNK):
+        chunk = [row["row_id"] for row in rows[start : start + _ID_CHUNK]]
+        present.update(connection.scalars(select(ids).where(ids.in_(chunk))))
+    return [row for row in rows if row["row_id"] not in present] if present else rows
 
 
 def _is_outage(error: DBAPIError) -> bool:
@@ -144,31 +160,36 @@ class AccessLogWriter:
         for path in self.spool.pending():
             rows = self.spool.read(path)
             try:
-                self._write(rows)
+                self._write(rows, replayed=True)
             except DBAPIError as e:
                 self._database_away(e)
                 return
             self.spool.remove(path)
             log.info("replayed %d spooled access-log rows from %s", len(rows), path.name)
 
-    def _write(self, rows: list[dict[str, Any]]) -> None:
+    def _write(self, rows: list[dict[str, Any]], *, replayed: bool = False) -> None:
         """Insert rows; raises only when the database is away. A row it refuses is set aside, not retried forever."""
         try:
-            self._insert_rows(rows)
+            self._insert_rows(rows, replayed)
         except DBAPIError as e:
             if _is_outage(e):
                 raise
             for row in rows:
                 try:
-                    self._insert_rows([row])
+                    self._insert_rows([row], replayed)
                 except DBAPIError as row_error:
                     if _is_outage(row_error):
                         raise
                     self._reject(row, row_error)
 
-    def _insert_rows(self, rows: list[dict[str, Any]]) -> None:
+    def _insert_rows(self, rows: list[dict[str, Any]], replayed: bool) -> None:
+        # A fresh batch's row_ids were made just now, so only a replayed batch can hold rows already written.
         with self._engine.begin() as connection:
-            connection.execute(self._insert, rows)
+            if replayed:
+                rows = not_yet_written(connection, rows)
+            if rows:
+                connection.execute(self._insert, rows)
+                add_rows(connection, rows)
         self.written += len(rows)
 
     def _reject(self, row: dict[str, Any], error: DBAPIError) -> None:

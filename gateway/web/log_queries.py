@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session
 
 from gateway.store.models.access_log import AccessLogEntry as Log
 from gateway.store.models.access_log import reverse_host
+from gateway.store.models.rollups import AccessRollup as Rollup
+from gateway.store.rollups import ATTEMPTS, hour_of, hour_start
 
 PAGE_SIZE = 50
 ACTIONS = ("allow", "block", "flag")
@@ -179,18 +181,6 @@ def timeline(session: Session, username: str, day: date, zone: tzinfo, limit: in
 # --- dashboard -------------------------------------------------------------------------------------------------
 
 
-def _hour_bucket(session: Session) -> Any:
-    """The UTC hour of a row as 'YYYY-MM-DD HH', computed in the database."""
-    if session.get_bind().dialect.name == "sqlite":
-        # SQLite keeps UTC times as ISO text: the first 13 characters are the hour.
-        return func.substr(Log.at, 1, 13, type_=String)
-    return func.to_char(func.timezone("UTC", Log.at), "YYYY-MM-DD HH24", type_=String)
-
-
-def _to_local(bucket: str, zone: tzinfo) -> datetime:
-    return datetime.strptime(bucket, "%Y-%m-%d %H").replace(tzinfo=UTC).astimezone(zone)
-
-
 @dataclass
 class Dashboard:
     since: datetime
@@ -218,41 +208,47 @@ class Dashboard:
 
 
 def dashboard(session: Session, zone: tzinfo, *, days: int = 7, now: datetime | None = None, site: str = "") -> Dashboard:
+    """The dashboard's figures for the last `days` local days, from the hourly counts alone (never the log)."""
     now = now or datetime.now(UTC)
     today = now.astimezone(zone).date()
     since = datetime.combine(today - timedelta(days=days - 1), datetime.min.time(), zone)
     until = datetime.combine(today + timedelta(days=1), datetime.min.time(), zone)
-    in_range = [Log.at >= since, Log.at < until] + ([Log.site == site] if site else [])
-    attempts = [*in_range, Log.action.in_(("block", "flag"))]
-    bucket = _hour_bucket(session)
+    # Local midnights are whole UTC hours wherever the offset is whole hours (the UK's is).
+    hours_in = [Rollup.hour >= hour_of(since), Rollup.hour < hour_of(until)] + ([Rollup.site == site] if site else [])
 
     per_day: dict[str, Counter[str]] = defaultdict(Counter)
-    for hour, action, count in session.execute(
-        select(bucket, Log.action, func.count()).where(*attempts).group_by(bucket, Log.action)
+    hours: dict[int, dict[str, int]] = {h: {} for h in range(24)}
+    local_hours: dict[int, datetime] = {}
+    total = func.sum(Rollup.n)
+    for hour, action, period, count in session.execute(
+        select(Rollup.hour, Rollup.action, Rollup.key, total)
+        .where(Rollup.dimension == "period", Rollup.action.in_(ACTIONS), *hours_in)
+        .group_by(Rollup.hour, Rollup.action, Rollup.key)
     ):
-        per_day[_to_local(hour, zone).date().isoformat()][action] += count
+        local = local_hours.get(hour) or local_hours.setdefault(hour, hour_start(hour).astimezone(zone))
+        if action != "allow":
+            per_day[local.date().isoformat()][action] += count
+        slot = hours[local.hour]
+        slot[period] = slot.get(period, 0) + count
     days_list = [(today - timedelta(days=n)).isoformat() for n in range(days - 1, -1, -1)]
     over_time = [(d, per_day[d]["block"], per_day[d]["flag"]) for d in days_list]
 
-    def top(column: Any, where: list[Any], limit: int = 10) -> list[tuple[str, int]]:
-        count = func.count().label("n")
-        query = select(column, count).where(*where, column.is_not(None)).group_by(column)
-        return [(str(v), n) for v, n in session.execute(query.order_by(count.desc()).limit(limit))]
+    def top(dimension: str, actions: tuple[str, ...], limit: int = 10) -> list[tuple[str, int]]:
+        count = func.sum(Rollup.n).label("n")
+        query = (
+            select(Rollup.key, count)
+            .where(Rollup.dimension == dimension, Rollup.action.in_(actions), *hours_in, Rollup.key != "")
+            .group_by(Rollup.key)
+        )
+        return [(key, int(n)) for key, n in session.execute(query.order_by(count.desc(), Rollup.key).limit(limit))]
 
-    blocked = [*in_range, Log.action == "block"]
-    hours: dict[int, dict[str, int]] = {h: {} for h in range(24)}
-    for hour, period, count in session.execute(
-        select(bucket, Log.period, func.count()).where(*in_range).group_by(bucket, Log.period)
-    ):
-        slot = hours[_to_local(hour, zone).hour]
-        slot[period] = slot.get(period, 0) + count
     return Dashboard(
         since=since,
         until=until,
         over_time=over_time,
-        top_domains=top(Log.host, blocked),
-        top_categories=top(Log.list_name, blocked),
-        by_group=top(Log.group_name, attempts),
-        by_class=top(Log.school_class, attempts),
-        hours=hours,
+        top_domains=top("host", ("block",)),
+        top_categories=top("list", ("block",)),
+        by_group=top("group", ATTEMPTS),
+        by_class=top("class", ATTEMPTS),
+        hours={h: {k: int(v) for k, v in slot.items()} for h, slot in hours.items()},
     )
