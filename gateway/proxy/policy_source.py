@@ -54,6 +54,7 @@ class PolicySource:
         self._text = ""
         self._outbox: AuditOutbox | None = None
         self._audit_retry_at = 0.0
+        self._flushing: asyncio.Task | None = None
 
     def load(self, loader) -> None:
         loader.add_option("gateway_policy", str, "policies/default.yaml", "The school's policy file (YAML).")
@@ -137,21 +138,22 @@ class PolicySource:
         changed = sorted({s[0] for s in set(before) ^ set(self._stamp) if s is not None})
         db_url, spool = ctx.options.gateway_db, Path(ctx.options.gateway_spool) / "audit"
         try:
-            text = await asyncio.to_thread(self._deliver, actor, action, path, changed, detail, db_url, spool)
+            text = await asyncio.to_thread(self._keep, actor, action, path, changed, detail, db_url, spool)
         except Exception:
             log.exception("could not record the policy %s in the audit trail", action.removeprefix("policy-"))
             return
         if action == "policy-loaded":
             self._text = text
+        self._start_flush()
 
-    def _deliver(self, actor: str, action: str, path: Path, changed: list[str], detail: dict[str, Any],
+    def _keep(self, actor: str, action: str, path: Path, changed: list[str], detail: dict[str, Any],
                  db_url: str, spool: Path) -> str:  # fmt: skip
-        """In a worker thread: the audit row, kept on disk, then delivered. Returns the policy text now."""
+        """In a worker thread: the audit row, kept on disk for `_start_flush` to deliver. Returns the policy text."""
         data = _read(path)
         text = data.decode("utf-8", "replace")
         outbox = self._open_outbox(db_url, spool)
         diff = short_diff(self._text, text, path.name) if text != self._text else ""
-        outbox.add(audit_values(actor, action, target="policy", detail={
+        outbox.keep(audit_values(actor, action, target="policy", detail={
             "file": str(path), "sha256": hashlib.sha256(data).hexdigest(), "diff": diff,
             "changed_files": changed, **detail,
         }))  # fmt: skip
@@ -166,10 +168,20 @@ class PolicySource:
         outbox = self._outbox
         if outbox is not None and outbox.waiting and time.monotonic() >= self._audit_retry_at:
             self._audit_retry_at = time.monotonic() + AUDIT_RETRY_INTERVAL
-            try:
-                await asyncio.to_thread(outbox.flush)
-            except Exception:  # the watcher must outlive any failure of the audit outbox
-                log.exception("audit outbox")
+            self._start_flush()
+
+    def _start_flush(self) -> None:
+        """Deliver the outbox in the background: a slow database delays the audit rows, never the next reload."""
+        if self._outbox is None or (self._flushing is not None and not self._flushing.done()):
+            return
+        self._flushing = asyncio.get_running_loop().create_task(self._flush(self._outbox))
+
+    @staticmethod
+    async def _flush(outbox: AuditOutbox) -> None:
+        try:
+            await asyncio.to_thread(outbox.flush)
+        except Exception:  # the rows stay on disk for the next try
+            log.exception("audit outbox")
 
 
 def _read(path: Path) -> bytes:

@@ -29,11 +29,15 @@ class AuditOutbox:
         self._lock = threading.Lock()
         self.waiting = bool(self.spool.pending())
 
-    def add(self, row: dict[str, Any]) -> None:
-        """Keep `row` (from `gateway.store.audit.audit_values`) and try to deliver everything waiting."""
+    def keep(self, row: dict[str, Any]) -> None:
+        """Write `row` (from `gateway.store.audit.audit_values`) to disk; `flush` delivers it."""
         with self._lock:
             self.spool.write([row])
             self.waiting = True
+
+    def add(self, row: dict[str, Any]) -> None:
+        """Keep `row` and try to deliver everything waiting."""
+        self.keep(row)
         self.flush()
 
     def flush(self) -> int:
@@ -44,7 +48,9 @@ class AuditOutbox:
             if not pending:
                 self.waiting = False
                 return 0
-            engine = make_engine(self.db_url)
+            # A database host that does not answer must not hold the next try up for minutes.
+            connect_args = {"connect_timeout": 5} if self.db_url.startswith("postgres") else {}
+            engine = make_engine(self.db_url, connect_args=connect_args)
             try:
                 for path in pending:
                     rows = self.spool.read(path)
