@@ -19,6 +19,14 @@ What it does, in one run:
   each, so drift in machine load falls on all of them, and prints requests/s per run, the mean per
   configuration and the ratio to bare.
 
+The gateway runs the demo policy with the UT1 lists imported (about 640,000 domains and 43,000 URLs), as a
+school would: the benchmark copies ``policies/`` into its temporary folder and imports ``--ut1`` (default
+``../shared/data/ut1``) beside it, where the policy's ``imports: ../var/lists/ut1`` finds it, and prints the list
+sizes. ``--no-ut1`` runs the demo policy's own lists only. (Only when the policy is the default one.)
+
+Besides requests/s, each run prints the proxy process's CPU time per request (user + system, from /proc): less
+sensitive than requests/s to other load on a shared machine, as long as the proxy is what limits the rate.
+
 The target host (``--host``, default www.bbc.co.uk, which the demo policy allows) only exists by
 name, so every configuration, bare included, loads ``tests/support/route_to_origin.py``, which
 sends mitmproxy's upstream connections to the local origin (upstream connections are still reused).
@@ -36,6 +44,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -57,6 +66,7 @@ ORIGIN_RESPONSE = (
     + ORIGIN_BODY
 )
 DEFAULT_GATEWAY_SCRIPTS = ["addons/gateway.py"]
+DEFAULT_POLICY = REPO_ROOT / "policies" / "default.yaml"
 DEFAULT_GATEWAY_SETS = ["gateway_policy=policies/default.yaml"]
 WARMUP_SECONDS = 2
 
@@ -132,6 +142,11 @@ class Measurement:
     errors: int
     p50_ms: float
     p99_ms: float
+    cpu_seconds: float | None = None
+
+    @property
+    def cpu_us_per_request(self) -> float | None:
+        return self.cpu_seconds / self.requests * 1e6 if self.cpu_seconds is not None and self.requests else None
 
     @property
     def rate(self) -> float:
@@ -139,12 +154,25 @@ class Measurement:
         return self.requests / self.seconds if self.seconds else 0.0
 
 
-def run_wrk(wrk: str, proxy_port: int, lua: Path, *, duration: float, connections: int, threads: int) -> Measurement:
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (all its threads), or None off Linux."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_wrk(
+    wrk: str, proxy_port: int, lua: Path, *, duration: float, connections: int, threads: int, pid: int | None = None
+) -> Measurement:
     command = [
         wrk, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "10s",
         "-s", str(lua), f"http://127.0.0.1:{proxy_port}/",
     ]  # fmt: skip
+    cpu_before = cpu_seconds(pid) if pid is not None else None
     result = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60)
+    cpu_after = cpu_seconds(pid) if pid is not None else None
     for line in result.stdout.splitlines():
         if line.startswith("WRK_JSON "):
             data = json.loads(line.removeprefix("WRK_JSON "))
@@ -155,6 +183,7 @@ def run_wrk(wrk: str, proxy_port: int, lua: Path, *, duration: float, connection
                 errors=int(data["connect"] + data["read"] + data["write"] + data["timeout"]),
                 p50_ms=data["p50_us"] / 1000,
                 p99_ms=data["p99_us"] / 1000,
+                cpu_seconds=cpu_after - cpu_before if cpu_before is not None and cpu_after is not None else None,
             )
     raise SystemExit(f"wrk gave no result (exit {result.returncode}):\n{result.stdout}\n{result.stderr}")
 
@@ -207,6 +236,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="option for the 'gateway+extra' configuration only (repeatable; adds that configuration)",
     )  # fmt: skip
     parser.add_argument("--no-gateway", action="store_true", help="measure bare mitmdump only")
+    parser.add_argument(
+        "--ut1", default=str(REPO_ROOT.parent / "shared" / "data" / "ut1"), metavar="PATH",
+        help="UT1 folder or .tar.gz imported for the demo policy (default ../shared/data/ut1)",
+    )  # fmt: skip
+    parser.add_argument("--no-ut1", action="store_true", help="the demo policy without the UT1 lists")
     parser.add_argument("--serve-origin", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -227,6 +261,20 @@ def prepare_database(url: str) -> None:
         print(f"NOTE: `gateway db upgrade --db {url}` failed; the gateway may not start:\n{result.stderr.strip()}")
 
 
+def policy_with_ut1(source: str, workdir: Path) -> Path:
+    """A copy of policies/ in workdir with UT1 imported where its `imports: ../var/lists/ut1` looks."""
+    shutil.copytree(REPO_ROOT / "policies", workdir / "policies")
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "lists", "import", source, "--into", str(workdir / "var" / "lists" / "ut1")],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise SystemExit(f"importing UT1 from {source} failed:\n{result.stdout}{result.stderr}")
+    summary = [line for line in result.stdout.splitlines() if line.startswith("imported ")]
+    print(f"UT1: {summary[-1] if summary else result.stdout.strip()}")
+    return workdir / "policies" / DEFAULT_POLICY.name
+
+
 def build_configs(args: argparse.Namespace, workdir: Path) -> list[Config]:
     configs = [Config("bare", [], {})]
     if args.no_gateway:
@@ -238,6 +286,8 @@ def build_configs(args: argparse.Namespace, workdir: Path) -> list[Config]:
               "(The gateway addon may not be written yet; pass --gateway-script to point elsewhere.)")  # fmt: skip
         return configs
     gateway_sets = parse_sets(args.gateway_set or DEFAULT_GATEWAY_SETS)
+    if not args.no_ut1 and gateway_sets.get("gateway_policy") == str(DEFAULT_POLICY.relative_to(REPO_ROOT)):
+        gateway_sets["gateway_policy"] = str(policy_with_ut1(args.ut1, workdir))
     configs.append(Config("gateway", list(scripts), private_store(workdir / "gateway") | gateway_sets))
     if args.extra_script or args.extra_set:
         options = private_store(workdir / "gateway+extra") | gateway_sets | parse_sets(args.extra_set)
@@ -298,14 +348,19 @@ def main(argv: list[str] | None = None) -> int:
         for round_no in range(1, args.rounds + 1):
             for config in configs:
                 assert config.proxy is not None
-                m = run_wrk(wrk, config.proxy.port, lua, duration=args.duration, connections=args.connections, threads=args.threads)
+                m = run_wrk(
+                    wrk, config.proxy.port, lua, duration=args.duration, connections=args.connections,
+                    threads=args.threads, pid=config.proxy.process.pid if config.proxy.process else None,
+                )  # fmt: skip
                 config.runs.append(m)
                 flags = ""
                 if m.non2xx:
                     flags += f"  non-2xx/3xx: {m.non2xx} (blocked? check the policy and --host)"
                 if m.errors:
                     flags += f"  socket errors: {m.errors}"
-                print(f"round {round_no}  {config.name:<14} {m.rate:9.0f} req/s   p50 {m.p50_ms:6.1f} ms   p99 {m.p99_ms:6.1f} ms{flags}")
+                cpu = f"   cpu {m.cpu_us_per_request:6.0f} µs/req" if m.cpu_us_per_request is not None else ""
+                print(f"round {round_no}  {config.name:<14} {m.rate:9.0f} req/s   p50 {m.p50_ms:6.1f} ms   "
+                      f"p99 {m.p99_ms:6.1f} ms{cpu}{flags}")  # fmt: skip
     finally:
         for config in configs:
             if config.proxy is not None:
@@ -322,6 +377,14 @@ def main(argv: list[str] | None = None) -> int:
         spread = f"(runs {', '.join(f'{m.rate:.0f}' for m in config.runs)})"
         ratio = f"  {config.name}/bare = {mean / bare:.2f}" if bare and config.name != "bare" else ""
         print(f"  {config.name:<14} {mean:9.0f} {spread}{ratio}")
+    cpus = {c.name: [m.cpu_us_per_request for m in c.runs if m.cpu_us_per_request is not None] for c in configs}
+    if all(cpus.values()):
+        print("mean proxy CPU µs per request (lower is better)")
+        bare_cpu = statistics.mean(cpus["bare"]) if "bare" in cpus else None
+        for name, values in cpus.items():
+            mean = statistics.mean(values)
+            ratio = f"  bare/{name} = {bare_cpu / mean:.2f}" if bare_cpu and name != "bare" else ""
+            print(f"  {name:<14} {mean:9.0f}{ratio}")
     names = [c.name for c in configs]
     if "gateway" in names and "gateway+extra" in names:
         gateway = statistics.mean(m.rate for m in configs[names.index("gateway")].runs)

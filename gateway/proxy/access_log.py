@@ -13,6 +13,7 @@ from mitmproxy import ctx, exceptions, http
 
 from gateway.decisions.types import Decision
 from gateway.identity.types import Identity
+from gateway.proxy.request_host import pretty_host
 from gateway.store.access_rows import access_row
 from gateway.store.engine import NotMigrated, make_engine, require_migrated
 from gateway.store.retention import DEFAULT_RETENTION_DAYS
@@ -28,6 +29,9 @@ class AccessLog:
 
     def __init__(self) -> None:
         self.writer: AccessLogWriter | None = None
+        # Copies of options read per request: `ctx.options.x` deep-copies the value on every read.
+        self.keep_query = False
+        self.site: str | None = None
 
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
         loader.add_option(
@@ -40,6 +44,10 @@ class AccessLog:
         )  # fmt: skip
 
     def configure(self, updated: set[str]) -> None:
+        if "gateway_log_query" in updated:
+            self.keep_query = ctx.options.gateway_log_query
+        if "gateway_site" in updated:
+            self.site = ctx.options.gateway_site or None
         if not updated & {"gateway_db", "gateway_spool", "gateway_retention_days"} and self.writer is not None:
             return
         engine = make_engine(ctx.options.gateway_db)
@@ -91,13 +99,13 @@ class AccessLog:
                 instant=instant,
                 method=request.method,
                 scheme=request.scheme,
-                host=request.pretty_host,
+                host=pretty_host(request),
                 path=path,
                 query=query,
                 status=response.status_code if response else None,
                 size=_size(response),
-                keep_query=ctx.options.gateway_log_query,
-                site=ctx.options.gateway_site or None,
+                keep_query=self.keep_query,
+                site=self.site,
                 error=error,
             )
         )

@@ -14,6 +14,7 @@ from gateway.lists.hosts import normalise_host
 from gateway.proxy.clock import Clock
 from gateway.proxy.identity import IDENTITY
 from gateway.proxy.policy_source import PolicySource
+from gateway.proxy.request_host import pretty_host
 from gateway.web.blockpage import BlockNotice, render_block_page, render_block_text
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,8 @@ class Enforcer:
         identity: Identity = flow.metadata.get(IDENTITY) or policy.networks.identify(flow.client_conn.peername[0])
         instant = policy.calendar.local(self.clock.now())
         request = flow.request
-        hosts = {request.host, request.pretty_host}
+        # Usually one name (the Host header repeats the request's host, no SNI): then one decision.
+        hosts = {request.host, pretty_host(request)}
         if flow.client_conn.sni:
             hosts.add(flow.client_conn.sni)
         decision: Decision | None = None

@@ -5,6 +5,7 @@ address to the web app (which otherwise sees only the proxy)."""
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from urllib.parse import quote, urlsplit
 
 from mitmproxy import ctx, http
@@ -18,10 +19,14 @@ CLIENT_IP_HEADER = "X-Gateway-Client-IP"
 
 
 class PortalAddon:
+    requestheaders: Callable[[http.HTTPFlow], None] | None
+
     def __init__(self, policy: PolicySource) -> None:
         self.policy = policy
         self._portal: tuple[str, int] | None = None
         self._base = ""
+        # mitmproxy calls only the hooks an addon has: with no portal configured, none per request.
+        self.requestheaders = None
 
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
         loader.add_option("gateway_portal_url", str, "",
@@ -37,9 +42,10 @@ class PortalAddon:
                 self._portal, self._base = ((parts.hostname or "").lower(), port), base
             else:
                 self._portal, self._base = None, ""
+            self.requestheaders = self._requestheaders if self._portal is not None else None
 
-    def requestheaders(self, flow: http.HTTPFlow) -> None:
-        if self._portal is None or flow.response is not None:
+    def _requestheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response is not None:
             return
         request = flow.request
         if (request.pretty_host.lower(), request.port) == self._portal:

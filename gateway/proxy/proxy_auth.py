@@ -12,7 +12,7 @@ import ipaddress
 import logging
 import time
 import weakref
-from collections.abc import Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 
 from mitmproxy import connection, ctx, exceptions, http
@@ -32,6 +32,9 @@ UNAVAILABLE_WARNING_SECONDS = 60.0
 
 
 class ProxyAuthAddon:
+    http_connect: Callable[[http.HTTPFlow], Awaitable[None]] | None
+    requestheaders: Callable[[http.HTTPFlow], Awaitable[None]] | None
+
     def __init__(self, sources: IdentitySources) -> None:
         self.sources = sources
         self.validator: Validator | None = None
@@ -40,6 +43,7 @@ class ProxyAuthAddon:
         self.authenticated: MutableMapping[connection.Client, str] = weakref.WeakKeyDictionary()
         self._engine = None
         self._warned_at = float("-inf")
+        self._set_hooks()
 
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
         loader.add_option("gateway_proxy_auth", str, "",
@@ -80,6 +84,14 @@ class ProxyAuthAddon:
             ))
         else:
             raise exceptions.OptionsError("gateway_proxy_auth must be 'roster' or an ldap[s]: spec")
+        self._set_hooks()
+
+    def _set_hooks(self) -> None:
+        # mitmproxy calls only the hooks an addon has: with proxy authentication off (the usual case) this addon
+        # costs no call, and no coroutine, per request.
+        on = self.validator is not None and bool(self.clients)
+        self.http_connect = self._http_connect if on else None
+        self.requestheaders = self._requestheaders if on else None
 
     def done(self) -> None:
         if self._engine is not None:
@@ -119,7 +131,7 @@ class ProxyAuthAddon:
         del flow.request.headers["Proxy-Authorization"]
         return username.strip().lower()
 
-    async def http_connect(self, flow: http.HTTPFlow) -> None:
+    async def _http_connect(self, flow: http.HTTPFlow) -> None:
         if not self._applies(flow):
             return
         username = await self._authenticate(flow)
@@ -128,7 +140,7 @@ class ProxyAuthAddon:
         else:
             self.authenticated[flow.client_conn] = username
 
-    async def requestheaders(self, flow: http.HTTPFlow) -> None:
+    async def _requestheaders(self, flow: http.HTTPFlow) -> None:
         if not self._applies(flow) or flow.response is not None:
             return
         username = self.authenticated.get(flow.client_conn)
