@@ -1,6 +1,7 @@
 """The school web gateway as a mitmproxy script: `mitmdump -s addons/gateway.py`.
 
 It only lists the addons; each lives in `gateway.proxy`. Order matters: identity first, then the enforcer.
+mitmproxy sees them as one addon (`AddonChain`), which keeps its per-event dispatch cheap.
 """
 
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gateway.proxy.access_log import AccessLog  # noqa: E402
+from gateway.proxy.chain import AddonChain  # noqa: E402
 from gateway.proxy.clock import Clock  # noqa: E402
 from gateway.proxy.enforcer import Enforcer  # noqa: E402
 from gateway.proxy.identity import IdentityAddon  # noqa: E402
@@ -25,14 +27,16 @@ policy = PolicySource()
 identity_sources = IdentitySources(policy)
 
 addons = [
-    StoreOptions(),
-    clock,
-    policy,
-    identity_sources,
-    RadiusListenerAddon(identity_sources),
-    ProxyAuthAddon(identity_sources),
-    IdentityAddon(policy, identity_sources),
-    PortalAddon(policy),
-    Enforcer(policy, clock),
-    AccessLog(),
+    AddonChain(
+        StoreOptions(),
+        clock,
+        policy,
+        identity_sources,
+        RadiusListenerAddon(identity_sources),
+        ProxyAuthAddon(identity_sources),
+        IdentityAddon(policy, identity_sources),
+        PortalAddon(policy),
+        Enforcer(policy, clock),
+        AccessLog(),
+    )
 ]
