@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,6 +23,9 @@ log = logging.getLogger(__name__)
 
 # Set by the proxy-auth addon: the roster username whose credentials the request carried.
 PROXY_USER = "gateway.proxy_user"
+# How long an answer for an address is reused while the sessions and roster it came from are unchanged: a
+# browser sends many requests a second, and the background reload replaces both objects at least this often.
+REUSE_SECONDS = 1.0
 
 
 class IdentitySources:
@@ -30,6 +34,8 @@ class IdentitySources:
         self.live: LiveIdentity | None = None
         self._compiled: CompiledPolicy | None = None
         self._engine = None
+        # (client address, proxy user) -> (reuse until, bindings, directory, identity).
+        self._recent: dict[tuple[str, str | None], tuple[float, object, object, Identity]] = {}
 
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
         loader.add_option("gateway_leases", str, "", "DHCP lease file to follow (dnsmasq or ISC dhcpd); empty: none.")
@@ -82,6 +88,19 @@ class IdentitySources:
         if compiled is not self._compiled:
             resolver.configure_policy(compiled.policy, compiled.networks)
             self._compiled = compiled
+            self._recent.clear()
         now = datetime.now(UTC)
         resolver.activity[client_ip] = now
-        return resolver.resolve(client_ip, now, proxy_user)
+        key = (client_ip, proxy_user)
+        clock = time.monotonic()
+        recent = self._recent.get(key)
+        if (
+            recent is not None
+            and clock < recent[0]
+            and recent[1] is resolver.bindings
+            and recent[2] is resolver.directory
+        ):
+            return recent[3]
+        identity = resolver.resolve(client_ip, now, proxy_user)
+        self._recent[key] = (clock + REUSE_SECONDS, resolver.bindings, resolver.directory, identity)
+        return identity
