@@ -12,5 +12,7 @@ _module = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
 _spec.loader.exec_module(_module)  # type: ignore[union-attr]
 
 from gateway.proxy.access_log import AccessLog  # noqa: E402
+from gateway.proxy.chain import AddonChain  # noqa: E402
 
-addons = [addon for addon in _module.addons if not isinstance(addon, AccessLog)]
+(_chain,) = _module.addons
+addons = [AddonChain(*(part for part in _chain.parts if not isinstance(part, AccessLog)))]
