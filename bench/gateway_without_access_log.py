@@ -1,7 +1,8 @@
 """addons/gateway.py without the AccessLog addon: the baseline for the access log's cost in bench/throughput.py.
 
-    .venv/bin/python bench/throughput.py --gateway-script bench/gateway_without_access_log.py \
-        --extra-script bench/access_log_only.py --extra-set gateway_db=sqlite:///var/bench/throughput-log.db
+    .venv/bin/python bench/throughput.py --variant-script bench/gateway_without_access_log.py
+
+prints `gateway/variant`: throughput with the access log against without it, in one run.
 """
 
 import importlib.util

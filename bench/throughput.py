@@ -3,7 +3,7 @@
 
     .venv/bin/python bench/throughput.py [--duration 10] [--connections 16] [--rounds 2]
         [--gateway-script addons/gateway.py ...] [--gateway-set gateway_policy=policies/default.yaml ...]
-        [--extra-script addons/access_log_script.py ...] [--extra-set KEY=VALUE ...]
+        [--extra-script PATH ...] [--extra-set KEY=VALUE ...] [--variant-script PATH ...]
 
 What it does, in one run:
 
@@ -11,7 +11,9 @@ What it does, in one run:
   the figures) answering every request with a fixed 13-byte body;
 - starts one mitmdump per configuration: ``bare`` (no addon of ours), ``gateway`` (the gateway
   scripts and ``--set`` options given here), and, with ``--extra-script``/``--extra-set``,
-  ``gateway+extra`` (the gateway plus those scripts/options: e.g. with and without the access log);
+  ``gateway+extra`` (the gateway plus those scripts/options), and with ``--variant-script``, ``variant`` (those
+  scripts instead of the gateway's, same options: e.g. ``bench/gateway_without_access_log.py`` for the access
+  log's cost);
 - drives each with ``wrk`` through the proxy: wrk connects to the proxy's port and sends
   absolute-form requests (``GET http://www.bbc.co.uk/bench HTTP/1.1``), as a browser configured with
   an HTTP proxy does, from a generated Lua script;
@@ -235,6 +237,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--extra-set", action="append", default=[], metavar="KEY=VALUE",
         help="option for the 'gateway+extra' configuration only (repeatable; adds that configuration)",
     )  # fmt: skip
+    parser.add_argument(
+        "--variant-script", action="append", default=[], metavar="PATH",
+        help="adds a 'variant' configuration: these scripts instead of the gateway's, same options (repeatable)",
+    )  # fmt: skip
     parser.add_argument("--no-gateway", action="store_true", help="measure bare mitmdump only")
     parser.add_argument(
         "--ut1", default=str(REPO_ROOT.parent / "shared" / "data" / "ut1"), metavar="PATH",
@@ -280,7 +286,10 @@ def build_configs(args: argparse.Namespace, workdir: Path) -> list[Config]:
     if args.no_gateway:
         return configs
     scripts = args.gateway_script or DEFAULT_GATEWAY_SCRIPTS
-    missing = [s for s in scripts + args.extra_script if not (REPO_ROOT / s).exists() and not Path(s).exists()]
+    missing = [
+        s for s in scripts + args.extra_script + args.variant_script
+        if not (REPO_ROOT / s).exists() and not Path(s).exists()
+    ]  # fmt: skip
     if missing:
         print(f"NOTE: {', '.join(missing)} not found: measuring bare mitmdump only. "
               "(The gateway addon may not be written yet; pass --gateway-script to point elsewhere.)")  # fmt: skip
@@ -292,6 +301,9 @@ def build_configs(args: argparse.Namespace, workdir: Path) -> list[Config]:
     if args.extra_script or args.extra_set:
         options = private_store(workdir / "gateway+extra") | gateway_sets | parse_sets(args.extra_set)
         configs.append(Config("gateway+extra", [*scripts, *args.extra_script], options))
+    if args.variant_script:
+        options = private_store(workdir / "variant") | gateway_sets
+        configs.append(Config("variant", list(args.variant_script), options))
     for config in configs[1:]:
         if config.options["gateway_db"].startswith(f"sqlite:///{workdir}"):
             prepare_database(config.options["gateway_db"])
@@ -390,6 +402,10 @@ def main(argv: list[str] | None = None) -> int:
         gateway = statistics.mean(m.rate for m in configs[names.index("gateway")].runs)
         extra = statistics.mean(m.rate for m in configs[names.index("gateway+extra")].runs)
         print(f"  gateway+extra/gateway = {extra / gateway:.2f}")
+    if "gateway" in names and "variant" in names:
+        gateway = statistics.mean(m.rate for m in configs[names.index("gateway")].runs)
+        variant = statistics.mean(m.rate for m in configs[names.index("variant")].runs)
+        print(f"  gateway/variant = {gateway / variant:.2f}")
     shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
