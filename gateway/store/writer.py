@@ -12,6 +12,8 @@ replayed batch is first checked for rows already there, so those are counted onc
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
+from operator import itemgetter
 import threading
 import time
 from collections import deque
@@ -35,32 +37,47 @@ _ID_CHUNK = 500
 
 
 class RowInserter:
-    """Inserts access-log rows through the driver's own executemany, ignoring rows already written.
+    """Inserts access-log rows through the driver, ignoring rows already written.
 
-    SQLAlchemy's per-row parameter processing cost more CPU than SQLite's insert itself, and it holds the GIL the
-    proxy's event loop needs; the rows are already plain dicts of driver-ready values but for the time.
+    SQLAlchemy's per-row parameter processing cost more CPU than the insert itself, and it holds the GIL the
+    proxy's event loop needs. For SQLite a batch goes as few multi-row statements: the sqlite3 module releases
+    and retakes the GIL around every statement it steps, and with the event loop busy each retake waits for a
+    switch interval, so one statement a row left the writer crawling and the loop handing the GIL over.
     """
 
+    # SQLite binds at most 32,766 values in one statement.
+    ROWS_PER_STATEMENT = 500
+
     def __init__(self, engine: Engine) -> None:
-        columns = [c.name for c in AccessLogEntry.__table__.columns if c.name != "id"]
+        self.columns = [c.name for c in AccessLogEntry.__table__.columns if c.name != "id"]
         dialect = engine.dialect.name
-        if dialect == "sqlite":
-            placeholders = [f":{c}" for c in columns]
-        elif dialect == "postgresql":
-            placeholders = [f"%({c})s" for c in columns]
-        else:
+        if dialect not in ("sqlite", "postgresql"):
             raise ValueError(f"the access log supports SQLite and PostgreSQL, not {dialect}")
-        # SQLite keeps times as UTC text in the form SQLAlchemy's DateTime writes (see UTCDateTime).
         self._sqlite = dialect == "sqlite"
-        self.sql = (
-            f"INSERT INTO access_log ({', '.join(columns)}) VALUES ({', '.join(placeholders)}) "
-            "ON CONFLICT (row_id) DO NOTHING"
-        )
+        head = f"INSERT INTO access_log ({', '.join(self.columns)}) VALUES "
+        tail = " ON CONFLICT (row_id) DO NOTHING"
+        if self._sqlite:
+            one = f"({', '.join('?' * len(self.columns))})"
+            self._sql_for = lru_cache(maxsize=4)(lambda n: head + ", ".join([one] * n) + tail)
+            self._values = itemgetter(*self.columns)
+            self._at = self.columns.index("at")
+        else:
+            self.sql = head + f"({', '.join(f'%({c})s' for c in self.columns)})" + tail
 
     def __call__(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
-        if self._sqlite:
-            rows = [{**row, "at": _sqlite_time(row["at"])} for row in rows]
-        connection.exec_driver_sql(self.sql, rows)  # type: ignore[arg-type]
+        if not self._sqlite:
+            connection.exec_driver_sql(self.sql, rows)  # type: ignore[arg-type]
+            return
+        step, at, row_values = self.ROWS_PER_STATEMENT, self._at, self._values
+        for start in range(0, len(rows), step):
+            chunk = rows[start : start + step]
+            values: list[Any] = []
+            for row in chunk:
+                v = row_values(row)
+                values += v[:at]
+                values.append(_sqlite_time(v[at]))
+                values += v[at + 1 :]
+            connection.exec_driver_sql(self._sql_for(len(chunk)), tuple(values))
 
 
 def _sqlite_time(moment: datetime) -> str:
