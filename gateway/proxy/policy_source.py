@@ -7,6 +7,7 @@ diff of the YAML against the text loaded before), written from a worker thread t
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import logging
 import os
@@ -86,6 +87,9 @@ class PolicySource:
     def _install(self, compiled: CompiledPolicy) -> None:
         # One reference assignment: a request in flight keeps the policy it started with.
         self.current = compiled
+        # The policy and everything loaded before it live as long as the process: keep the collector from
+        # rescanning them each time request objects that lived a little (queued log rows) trigger a full pass.
+        gc.freeze()
         self._stamp = _stamp(compiled.list_files())
         for warning in compiled.warnings:
             log.warning(warning)
