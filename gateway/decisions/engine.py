@@ -130,6 +130,7 @@ def _listed(
     for entry, bits in hits:
         common = bits & wanted
         if common:
-            name = next(policy.list_names(common & -common))
+            # The lowest list bit both share names the list; policy lists come first, in the policy's order.
+            name = policy.names[(common & -common).bit_length() - 1]
             return Decision(action, source, reason, period, host, rule=rule, list=name, matched=entry)
     raise AssertionError("a listed decision without a matching hit")

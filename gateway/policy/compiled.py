@@ -6,7 +6,6 @@ rule matches with a single AND. Rules are pre-filtered per (group, period kind).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -59,14 +58,6 @@ class CompiledPolicy:
     @cached_property
     def zone(self) -> ZoneInfo:
         return self.calendar.zone
-
-    def bit(self, name: str) -> int:
-        return 1 << self.names.index(name)
-
-    def list_names(self, mask: int) -> Iterator[str]:
-        for i, name in enumerate(self.names):
-            if mask >> i & 1:
-                yield name
 
     def rules_for(self, group: str, period: PeriodKind) -> tuple[CompiledRule, ...]:
         key = (group, period)

@@ -12,26 +12,11 @@ from gateway.identity.directory import import_people
 from gateway.identity.people import Person
 from gateway.store.models.people import PersonRecord
 from tests.support.clients import curl
-from tests.support.policies import always_lesson_policy
+from tests.support.policies import PROXY_AUTH_POLICY
 
 pytestmark = pytest.mark.e2e
 
-POLICY = always_lesson_policy(
-    """\
-school: {name: Test School, contact: the e-safety officer}
-groups: {pupil: {}, staff: {}, guest: {}}
-default_group: guest
-networks:
-  - name: shared-desktops
-    subnets: [127.0.0.0/24]
-    group: guest
-    identity: [proxy_auth, subnet]
-""",
-    """\
-rules:
-  - {id: staff-only, groups: [guest, pupil], domains: [staffroom.example], action: block, reason: Staff only}
-""",
-)
+POLICY = PROXY_AUTH_POLICY
 
 
 def test_basic_proxy_auth_against_the_roster(tmp_path: Path, mitmdump_proxy, origin_https, store_url: str,

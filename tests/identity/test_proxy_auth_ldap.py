@@ -19,25 +19,9 @@ from gateway.identity.people import Person
 from gateway.store.models.access_log import AccessLogEntry
 from tests.support.clients import Fetched, curl
 from tests.support.slapd import LdapUser, Slapd
-from tests.support.policies import always_lesson_policy
+from tests.support.policies import PROXY_AUTH_POLICY
 
-POLICY = always_lesson_policy(
-    """\
-school: {name: Test School, contact: the e-safety officer}
-groups: {pupil: {}, staff: {}, guest: {}}
-default_group: guest
-networks:
-  - name: shared-desktops
-    subnets: [127.0.0.0/24]
-    group: guest
-    identity: [proxy_auth, subnet]
-""",
-    """\
-rules:
-  - {id: staff-only, groups: [guest, pupil], domains: [staffroom.example], action: block, reason: Staff only}
-  - {id: no-games, domains: [games.example], action: block, reason: Games are not allowed}
-""",
-)
+POLICY = PROXY_AUTH_POLICY
 MRP = LdapUser("mrp", "Raj Patel", "staff", "correct horse battery")
 JONES = LdapUser("sjones", "Sarah Jones", "staff", "Staple-9-Horse")
 BEN = LdapUser("ben", "Ben Smith", "pupils", "ben's dinosaur 7")

@@ -65,3 +65,23 @@ timetable:
 def always_lesson_policy(head: str, tail: str = "") -> str:
     """Policy YAML: `head` (school, groups, networks…), the always-lesson timetable, then `tail` (lists, rules…)."""
     return head + ALWAYS_LESSON + tail
+
+
+# Shared desktops whose users sign in to the proxy (roster or directory); staff-only and games sites blocked.
+PROXY_AUTH_POLICY = always_lesson_policy(
+    """\
+school: {name: Test School, contact: the e-safety officer}
+groups: {pupil: {}, staff: {}, guest: {}}
+default_group: guest
+networks:
+  - name: shared-desktops
+    subnets: [127.0.0.0/24]
+    group: guest
+    identity: [proxy_auth, subnet]
+""",
+    """\
+rules:
+  - {id: staff-only, groups: [guest, pupil], domains: [staffroom.example], action: block, reason: Staff only}
+  - {id: no-games, domains: [games.example], action: block, reason: Games are not allowed}
+""",
+)
