@@ -7,13 +7,12 @@ from pathlib import Path
 import click
 from sqlalchemy import select
 
-from gateway.cli.identity_common import import_audit_detail, load_policy, open_store, policy_option
+from gateway.cli.identity_common import finish_import, load_policy, open_store, policy_option
 from gateway.cli.options import db_option
 from gateway.cli.roster_cmd import report_csv_error
 from gateway.identity.csv_table import CsvImportError
 from gateway.identity.devices_csv import parse_devices
 from gateway.identity.directory import import_devices
-from gateway.store.audit import cli_actor, record
 from gateway.store.models.people import PersonRecord
 
 
@@ -41,11 +40,5 @@ def import_cmd(db_url: str, policy_path: Path, dry_run: bool, path: Path) -> Non
         except CsvImportError as exc:
             report_csv_error(exc)
         summary = import_devices(session, parsed)
-        if dry_run:
-            session.rollback()
-            click.echo(f"{path}: {len(parsed)} devices; would be: {summary}")
-            return
-        record(session, cli_actor(), "change", target="devices",
-               detail={"command": "devices import", **import_audit_detail(path, len(parsed), summary)})  # fmt: skip
-        session.commit()
-    click.echo(f"{path}: {len(parsed)} devices imported: {summary}")
+        finish_import(session, summary, path=path, rows=len(parsed), noun="devices", target="devices",
+                      dry_run=dry_run)  # fmt: skip

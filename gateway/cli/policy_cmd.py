@@ -8,20 +8,25 @@ from pathlib import Path
 import click
 
 from gateway.cli.options import db_option, record_or_warn
-from gateway.policy.compiled import load_compiled
-from gateway.policy.loader import PolicyError
+from gateway.policy.compiled import CompiledPolicy, compile_policy
+from gateway.policy.loader import LoadedPolicy, PolicyError, load_policy
 from gateway.store.audit import sha256_of
 
 DEFAULT_POLICY = "policies/default.yaml"
 
 
-def compile_or_exit(path: Path):
+def load_or_exit(path: Path) -> LoadedPolicy:
+    """The policy file, or every problem in it on stderr and exit status 1."""
     try:
-        return load_compiled(path)
+        return load_policy(path)
     except PolicyError as exc:
         for problem in exc.problems:
             click.echo(f"error: {problem}", err=True)
         raise SystemExit(1) from None
+
+
+def compile_or_exit(path: Path) -> CompiledPolicy:
+    return compile_policy(load_or_exit(path))
 
 
 @click.group()

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from sqlalchemy import select
 
-from gateway.cli.identity_common import import_audit_detail, load_policy, open_store, policy_option
+from gateway.cli.identity_common import finish_import, load_policy, open_store, policy_option
 from gateway.cli.options import db_option
 from gateway.identity.credentials import (
     PICTURES, card_token_sha256, hash_secret, new_card_token, new_picture_code, picture_code_text,
@@ -50,15 +50,9 @@ def import_cmd(db_url: str, policy_path: Path, dry_run: bool, path: Path) -> Non
         report_csv_error(exc)
     with open_store(db_url) as store, store() as session:
         summary = import_people(session, people)
-        if dry_run:
-            session.rollback()
-            click.echo(f"{path}: {len(people)} people; would be: {summary}")
-            return
-        record(session, cli_actor(), "change", target="roster",
-               detail={"command": "roster import", **import_audit_detail(path, len(people), summary)})  # fmt: skip
-        session.commit()
-    click.echo(f"{path}: {len(people)} people imported: {summary}")
-    if summary.left:
+        finish_import(session, summary, path=path, rows=len(people), noun="people", target="roster",
+                      dry_run=dry_run)  # fmt: skip
+    if summary.left and not dry_run:
         click.echo("marked as left: " + ", ".join(summary.left))
 
 
