@@ -72,7 +72,8 @@ class CompiledPolicy:
             self._rule_tables[key] = table
         return table
 
-    def list_files(self) -> list[Path]:
+    @cached_property
+    def list_files(self) -> tuple[Path, ...]:
         """Every file the compiled policy was built from, so a reload can watch them."""
         files = [self.loaded.path]
         for source in self.policy.lists.values():
@@ -80,7 +81,7 @@ class CompiledPolicy:
             for category in source.ut1:
                 folder = self.loaded.resolve(self.policy.imports) / category
                 files += [folder / "domains", folder / "urls"]
-        return files
+        return tuple(files)
 
 
 def compile_policy(loaded: LoadedPolicy) -> CompiledPolicy:

@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ Stamp = tuple[tuple[str, int, int] | None, ...]
 AUDIT_RETRY_INTERVAL = 5.0
 
 
-def _stamp(files: list[Path]) -> Stamp:
+def _stamp(files: Sequence[Path]) -> Stamp:
     stamps = []
     for file in files:
         try:
@@ -90,7 +91,7 @@ class PolicySource:
         # The policy and everything loaded before it live as long as the process: keep the collector from
         # rescanning them each time request objects that lived a little (queued log rows) trigger a full pass.
         gc.freeze()
-        self._stamp = _stamp(compiled.list_files())
+        self._stamp = _stamp(compiled.list_files)
         for warning in compiled.warnings:
             log.warning(warning)
         log.info(
@@ -107,7 +108,7 @@ class PolicySource:
                 log.warning("no audit outbox at %s: %s", spool, exc)
         while True:
             await asyncio.sleep(ctx.options.gateway_reload_interval_ms / 1000)
-            files = self.current.list_files()
+            files = self.current.list_files
             stamp = await asyncio.to_thread(_stamp, files)
             if stamp != self._stamp:
                 await self.reload()
@@ -115,7 +116,7 @@ class PolicySource:
 
     async def reload(self) -> None:
         path = Path(ctx.options.gateway_policy)
-        files = self.current.list_files()
+        files = self.current.list_files
         before = self._stamp
         try:
             compiled = await asyncio.to_thread(load_compiled, path)
