@@ -9,8 +9,6 @@ from functools import lru_cache
 from gateway.identity.types import Identity, IdentitySource
 from gateway.policy.model import Network
 
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-
 
 class SubnetDirectory:
     def __init__(self, networks: Sequence[Network], default_group: str) -> None:

@@ -49,9 +49,6 @@ class SchoolCalendar:
             return PeriodKind.CLOSURE
         return None
 
-    def closure_reason(self, day: date) -> str | None:
-        return self._closures.get(day)
-
     def _period_at_local(self, day: date, minute: int) -> PeriodKind:
         whole_day = self.day_kind(day)
         if whole_day is not None:
