@@ -32,6 +32,10 @@ class Source(enum.StrEnum):
     EXCEPTION = "exception"
     RULE = "rule"
     DEFAULT = "default"
+    # The gateway's own checks on the connection: ports, internal addresses, mismatched names, raw tunnels.
+    CONNECTION = "connection"
+    # Deciding failed; the request is blocked rather than let through unchecked.
+    FAILURE = "failure"
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,6 +54,11 @@ def access_row(
     keep_query: bool,
     site: str | None,
     error: str | None = None,
+    port: int | None = None,
+    sni: str | None = None,
+    bytes_up: int | None = None,
+    bytes_down: int | None = None,
+    duration_ms: int | None = None,
 ) -> AccessRow:
     host = host.lower().rstrip(".")
     return {
@@ -85,4 +90,9 @@ def access_row(
         "status": status,
         "bytes": size,
         "error": error,
+        "port": port,
+        "sni": sni,
+        "bytes_up": bytes_up,
+        "bytes_down": bytes_down,
+        "duration_ms": duration_ms,
     }

@@ -53,6 +53,14 @@ class AccessLogEntry(Base):
     bytes: Mapped[int | None] = mapped_column(BigInteger)
     error: Mapped[str | None] = mapped_column(Text)
 
+    # The destination decided and contacted, and for a connection passed through untouched (method CONNECT) its
+    # TLS server name, bytes each way and how long it lasted.
+    port: Mapped[int | None]
+    sni: Mapped[str | None] = mapped_column(String(255))
+    bytes_up: Mapped[int | None] = mapped_column(BigInteger)
+    bytes_down: Mapped[int | None] = mapped_column(BigInteger)
+    duration_ms: Mapped[int | None] = mapped_column(BigInteger)
+
     # Each console filter leads with its column and ends with the time, so "filter, newest first" is one range.
     __table_args__ = (
         Index("ix_access_log_at", "at"),
