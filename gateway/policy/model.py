@@ -233,6 +233,19 @@ class DefaultAction(Strict):
     reason: str = "Allowed by the school's default policy"
 
 
+class Connections(Strict):
+    """What a client may open through the proxy besides web requests the rules decide."""
+
+    # CONNECT tunnels go only to these ports; anything else is refused before the gateway contacts the host.
+    connect_ports: list[Annotated[int, Field(ge=1, le=65535)]] = [443]
+    # Hosts that may receive bytes that are not TLS inside a CONNECT tunnel (SSH, VPNs): none unless named.
+    raw_tunnel_domains: list[Domain] = []
+    # The school's own networks on public addresses; loopback, link-local and private ranges are internal always.
+    internal_networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    # Internal services clients may reach through the proxy ("10.20.0.5:443", "10.20.0.0/24:80", "10.20.0.9").
+    reachable_internal: list[str] = []
+
+
 class Policy(Strict):
     school: School
     groups: dict[Name, Group] = Field(min_length=1)
@@ -249,3 +262,4 @@ class Policy(Strict):
     rules: list[Rule] = []
     exceptions: list[ExceptionGrant] = []
     default: DefaultAction = DefaultAction()
+    connections: Connections = Connections()
