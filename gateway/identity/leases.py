@@ -53,18 +53,28 @@ def parse_dnsmasq(text: str) -> LeaseFile:
         try:
             if len(parts) < 4:
                 raise ValueError
-            epoch = int(parts[0])
             ip = ipaddress.ip_address(parts[2])
             if ip.version == 6:
                 continue
+            expires = None if parts[0] == "0" else _epoch(parts[0])
             mac = normalise_mac(parts[1])
         except ValueError:
             skipped.append((n, line[:200]))
             continue
-        expires = None if epoch == 0 else datetime.fromtimestamp(epoch, UTC)
         hostname = None if parts[3] == "*" else parts[3]
         leases[str(ip)] = Lease(str(ip), mac, expires, hostname)
     return LeaseFile(leases, skipped)
+
+
+def _epoch(text: str) -> datetime:
+    """Seconds since 1970 as an aware time. ValueError for anything a clock cannot hold: a line with a
+    20-digit expiry must be skipped like any other bad line, not abort the reading of the whole file."""
+    if not text.isdigit() or len(text) > 12:
+        raise ValueError(f"expiry {text[:40]!r} is not a time")
+    try:
+        return datetime.fromtimestamp(int(text), UTC)
+    except (OverflowError, OSError) as e:
+        raise ValueError(f"expiry {text!r} is out of range") from e
 
 
 _ISC_TIME = re.compile(r"^(?:\d\s+(\d{4}/\d{1,2}/\d{1,2}\s+\d{1,2}:\d{2}:\d{2})|epoch\s+(\d+)|(never))")
@@ -77,7 +87,7 @@ def _isc_time(value: str) -> datetime | None:
     if m.group(3):
         return None
     if m.group(2):
-        return datetime.fromtimestamp(int(m.group(2)), UTC)
+        return _epoch(m.group(2))
     return datetime.strptime(m.group(1), "%Y/%m/%d %H:%M:%S").replace(tzinfo=UTC)
 
 
@@ -159,6 +169,7 @@ class LeaseFollower:
         self.table: dict[str, Lease] = {}
         self.skipped: list[tuple[int, str]] = []
         self._stamp: tuple[int, int, int] | None = None
+        self._unreadable = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -179,14 +190,22 @@ class LeaseFollower:
         try:
             parsed = read_lease_file(self.path, self.fmt) if stamp != (0, 0, 0) else LeaseFile({}, [])
         except OSError as e:
-            log.warning("cannot read lease file %s: %s", self.path, e)
+            if not self._unreadable:
+                log.warning("cannot read lease file %s, keeping the leases read before: %s", self.path, e)
+            self._unreadable = True
+            # Read again next poll: a permission fix changes none of the stamp.
             self._stamp = None
             return False
+        self._unreadable = False
         if parsed.skipped and parsed.skipped != self.skipped:
+            # Once per change of the bad lines, not every poll: the rest of the file is in force either way.
+            numbers = ", ".join(str(n) for n, _ in parsed.skipped[:10]) + (", …" if len(parsed.skipped) > 10 else "")
             log.warning(
-                "lease file %s: %d line(s) not understood, first at line %d: %r",
-                self.path, len(parsed.skipped), parsed.skipped[0][0], parsed.skipped[0][1],
-            )
+                "lease file %s: skipped %d line(s) not understood (line %s), using the other %d lease(s); "
+                "line %d reads %r",
+                self.path, len(parsed.skipped), numbers, len(parsed.leases), parsed.skipped[0][0],
+                parsed.skipped[0][1],
+            )  # fmt: skip
         self.table, self.skipped = parsed.leases, parsed.skipped
         if self.on_change:
             self.on_change(self.table)

@@ -109,3 +109,61 @@ def test_follower_sees_the_file_change_and_expired_leases_lapse(tmp_path: Path) 
         assert follower.lookup("10.10.3.7", datetime.now(UTC)) is None
     finally:
         follower.stop()
+
+
+HUGE = "99999999999999999999"
+
+
+def test_an_expiry_no_clock_can_hold_skips_that_line_only() -> None:
+    text = (
+        f"{HUGE} aa:bb:cc:00:00:01 10.10.3.1 bad *\n"
+        f"{LATER} aa:bb:cc:00:00:02 10.10.3.2 good *\n"
+        f"999999999999 aa:bb:cc:00:00:03 10.10.3.3 year-30000 *\n"
+        f"-5 aa:bb:cc:00:00:04 10.10.3.4 negative *\n"
+        f"{'9' * 5000} aa:bb:cc:00:00:05 10.10.3.5 long *\n"
+    )
+    parsed = parse_dnsmasq(text)
+    assert set(parsed.leases) == {"10.10.3.2"}
+    assert [n for n, _ in parsed.skipped] == [1, 3, 4, 5]
+
+
+def test_isc_block_with_an_impossible_epoch_is_skipped_and_the_rest_kept() -> None:
+    text = f"""lease 10.10.3.1 {{
+  ends epoch {HUGE};
+  binding state active;
+  hardware ethernet aa:bb:cc:00:00:01;
+}}
+lease 10.10.3.2 {{
+  ends epoch {LATER};
+  binding state active;
+  hardware ethernet aa:bb:cc:00:00:02;
+}}
+lease 10.10.3.3 {{
+  ends 4 99999/11/26 11:00:00;
+  hardware ethernet aa:bb:cc:00:00:03;
+}}
+"""
+    parsed = parse_isc(text)
+    assert set(parsed.leases) == {"10.10.3.2"}
+    assert [n for n, _ in parsed.skipped] == [1, 11]
+
+
+def test_a_re_leased_address_moves_even_when_the_new_file_has_a_bad_line(tmp_path: Path, caplog) -> None:
+    """The address was Amy's iPad; the DHCP server re-leases it to another device in a file that also holds a
+    line no clock can hold. The new holder must be seen, and the bad line reported once, naming file and line."""
+    path = tmp_path / "dnsmasq.leases"
+    soon = int(time.time()) + 3600
+    path.write_text(f"{soon} aa:bb:cc:00:00:07 10.10.3.7 amys-ipad *\n")
+    follower = LeaseFollower(path)
+    follower.poll()
+    assert follower.lookup("10.10.3.7", datetime.now(UTC)).mac == "aa:bb:cc:00:00:07"
+    tmp = tmp_path / "new"
+    tmp.write_text(f"{HUGE} aa:bb:cc:00:00:55 10.10.3.5 broken *\n{soon} aa:bb:cc:00:00:99 10.10.3.7 bens-phone *\n")
+    os.replace(tmp, path)
+    with caplog.at_level("WARNING", logger="gateway.identity.leases"):
+        assert follower.poll()
+        assert not follower.poll(), "an unchanged file is not read (or reported) again"
+    assert follower.lookup("10.10.3.7", datetime.now(UTC)).mac == "aa:bb:cc:00:00:99"
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1
+    assert str(path) in warnings[0] and "(line 1)" in warnings[0] and HUGE in warnings[0]
