@@ -1,25 +1,34 @@
 #!/usr/bin/env python3
-"""Proxy throughput: bare mitmdump against mitmdump with the gateway, same origin, same load.
+"""Proxy throughput: bare mitmdump against mitmdump with the gateway, same origin, same load, HTTP and HTTPS.
 
-    .venv/bin/python bench/throughput.py [--duration 10] [--connections 16] [--rounds 2]
+    .venv/bin/python bench/throughput.py [--quick] [--scenarios http,https,https-new,h2] [--duration 5]
+        [--rounds 2] [--connections 16] [--clients 2] [--no-lazy]
         [--gateway-script addons/gateway.py ...] [--gateway-set gateway_policy=policies/default.yaml ...]
         [--extra-script PATH ...] [--extra-set KEY=VALUE ...] [--variant-script PATH ...]
 
 What it does, in one run:
 
-- starts a small asyncio HTTP/1.1 keep-alive origin in its own process (so it is not what limits
-  the figures) answering every request with a fixed 13-byte body;
-- starts one mitmdump per configuration: ``bare`` (no addon of ours), ``gateway`` (the gateway
-  scripts and ``--set`` options given here), and, with ``--extra-script``/``--extra-set``,
-  ``gateway+extra`` (the gateway plus those scripts/options), and with ``--variant-script``, ``variant`` (those
+- starts the benchmark origin (bench/bench_origin.py) in its own process: one loopback port answering plain
+  HTTP/1.1, HTTPS/1.1 and HTTP/2 with a fixed 13-byte body, with a certificate for the requested host signed by
+  a throwaway CA that every proxy is told to trust (upstream verification stays on, as in production);
+- starts one mitmdump per configuration: ``bare`` (no addon of ours); ``bare-lazy`` (bare with
+  ``connection_strategy=lazy``, a reference for what connecting upstream lazily costs; ``--no-lazy`` leaves it
+  out); ``gateway`` (the gateway scripts and ``--set`` options given here); with ``--extra-script`` or
+  ``--extra-set``, ``gateway+extra`` (the gateway plus those); with ``--variant-script``, ``variant`` (those
   scripts instead of the gateway's, same options: e.g. ``bench/gateway_without_access_log.py`` for the access
   log's cost);
-- drives each with ``wrk`` through the proxy: wrk connects to the proxy's port and sends
-  absolute-form requests (``GET http://www.bbc.co.uk/bench HTTP/1.1``), as a browser configured with
-  an HTTP proxy does, from a generated Lua script;
-- measures the configurations alternately (bare, gateway, bare, gateway, ...) after a short warm-up of
-  each, so drift in machine load falls on all of them, and prints requests/s per run, the mean per
-  configuration and the ratio to bare.
+- drives each through its proxy port in each scenario (bench/proxy_load.py says how):
+
+  - ``http``: plain HTTP keep-alive, ``wrk`` sending absolute-form requests (``GET http://www.bbc.co.uk/bench``),
+    as a browser configured with an HTTP proxy does;
+  - ``https``: HTTPS with keep-alive tunnels (one CONNECT and TLS handshake, then many requests), curl;
+  - ``https-new``: HTTPS with a new CONNECT and TLS handshake for every request, curl;
+  - ``h2``: HTTP/2 over TLS inside the tunnel, keep-alive, many streams per connection, curl;
+
+- measures the configurations alternately in rounds (per scenario: bare, bare-lazy, gateway; then the next
+  scenario; then the next round) after a short warm-up of each, so drift in machine load falls on all of them,
+  and prints each run, then a table per scenario: mean requests/s, the ratio to bare, and the goal
+  (gateway/bare >= 1.0 for HTTPS, from the hardening issue), and proxy CPU µs per request.
 
 The gateway runs the demo policy with the UT1 lists imported (about 640,000 domains and 43,000 URLs), as a
 school would: the benchmark copies ``policies/`` into its temporary folder and imports ``--ut1`` (default
@@ -27,26 +36,25 @@ school would: the benchmark copies ``policies/`` into its temporary folder and i
 sizes. ``--no-ut1`` runs the demo policy's own lists only. (Only when the policy is the default one.)
 
 Besides requests/s, each run prints the proxy process's CPU time per request (user + system, from /proc): less
-sensitive than requests/s to other load on a shared machine, as long as the proxy is what limits the rate.
+sensitive than requests/s to other load on a shared machine, as long as the proxy is what limits the rate. The
+client's CPU per request is printed for the curl scenarios too: on a 2-core machine the proxy (one busy core)
+shares the other with the client and the origin, so a client near a full core would be what limits.
 
-The target host (``--host``, default www.bbc.co.uk, which the demo policy allows) only exists by
-name, so every configuration, bare included, loads ``tests/support/route_to_origin.py``, which
-sends mitmproxy's upstream connections to the local origin (upstream connections are still reused).
-Its few hook calls per request cost the same in every configuration. ``--host 127.0.0.1`` sends the
-requests straight to the origin's address instead, without that script.
-Plain HTTP only: wrk cannot speak TLS through a proxy, so the cost of HTTPS interception is not here.
-mitmdump's per-flow console lines are off (``flow_detail=0``) in every configuration.
+The target host (``--host``, default www.bbc.co.uk, which the demo policy allows) only exists by name: every
+configuration, bare included, loads ``tests/support/route_to_origin.py``, which sends mitmproxy's upstream
+connections to the local origin (upstream connections are still reused) and gives the upstream TLS handshake
+the requested name. Its few hook calls per request cost the same in every configuration. Only loopback
+addresses are ever contacted. mitmdump's per-flow console lines are off (``flow_detail=0``) in every
+configuration.
 
-Figures on a shared machine are noisy; compare ratios from the same run, not numbers across runs.
-Needs ``wrk`` (Debian: ``apt-get install wrk``; ``scripts/bootstrap`` installs it).
+Figures on a shared machine are noisy; compare ratios from the same run, not numbers across runs. ``--quick``
+(one round of short runs, about a minute) is for a quick look; the default run takes about four minutes.
+Needs ``wrk`` and ``curl`` (Debian: ``apt-get install wrk curl``; ``scripts/bootstrap`` installs both).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -56,141 +64,44 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
+for _path in (REPO_ROOT, REPO_ROOT / "bench"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
-from tests.support.mitmdump import Mitmdump, MitmdumpError, die_with_parent  # noqa: E402
+from bench_origin import start_origin  # noqa: E402
+from proxy_load import CurlLoad, Measurement, find_curl_tools, run_curl, run_wrk, write_wrk_script  # noqa: E402
 
-ORIGIN_BODY = b"bench origin\n"
-ORIGIN_RESPONSE = (
-    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
-    + str(len(ORIGIN_BODY)).encode()
-    + b"\r\n\r\n"
-    + ORIGIN_BODY
-)
+from tests.support.mitmdump import Mitmdump, MitmdumpError  # noqa: E402
+
 DEFAULT_GATEWAY_SCRIPTS = ["addons/gateway.py"]
 DEFAULT_POLICY = REPO_ROOT / "policies" / "default.yaml"
 DEFAULT_GATEWAY_SETS = ["gateway_policy=policies/default.yaml"]
-WARMUP_SECONDS = 2
+HTTPS_GOAL = 1.0
+"""gateway/bare for every HTTPS scenario, from the hardening issue ("HTTPS as fast as bare mitmdump")."""
 
 
-# -- the origin: run as `throughput.py --serve-origin`, prints its port --------------------------------
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    scheme: str
+    curl: CurlLoad | None
+    """None: plain HTTP with wrk."""
+
+    @property
+    def goal(self) -> float | None:
+        return HTTPS_GOAL if self.scheme == "https" else None
 
 
-class _OriginProtocol(asyncio.Protocol):
-    """Answers each request (headers only; the benchmark sends no bodies) with ORIGIN_RESPONSE."""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self.buffer = b""
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        count = self.buffer.count(b"\r\n\r\n")
-        if count:
-            self.buffer = self.buffer[self.buffer.rindex(b"\r\n\r\n") + 4 :]
-            self.transport.write(ORIGIN_RESPONSE * count)  # type: ignore[attr-defined]
-
-
-async def _serve_origin() -> None:
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(_OriginProtocol, "127.0.0.1", 0, backlog=1024)
-    print(server.sockets[0].getsockname()[1], flush=True)
-    await server.serve_forever()
-
-
-def start_origin() -> tuple[subprocess.Popen[str], int]:
-    process = subprocess.Popen(
-        [sys.executable, __file__, "--serve-origin"], stdout=subprocess.PIPE, text=True, preexec_fn=die_with_parent
+SCENARIOS = {
+    s.name: s
+    for s in (
+        Scenario("http", "HTTP/1.1 keep-alive (wrk)", "http", None),
+        Scenario("https", "HTTPS/1.1 keep-alive tunnels (curl)", "https", CurlLoad()),
+        Scenario("https-new", "HTTPS/1.1 new CONNECT + TLS per request (curl)", "https", CurlLoad(new_connections=True)),
+        Scenario("h2", "HTTP/2 over TLS, keep-alive, multiplexed (curl)", "https", CurlLoad(http2=True)),
     )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line.strip().isdigit():
-        process.kill()
-        raise SystemExit(f"the benchmark origin did not start (got {line!r})")
-    return process, int(line)
-
-
-# -- wrk ---------------------------------------------------------------------------------------------
-
-LUA = """\
--- wrk through an HTTP proxy: wrk connects to the proxy, requests carry the absolute URL.
-local target = "{target}"
-local host = "{host}"
-
-init = function(args)
-  req = wrk.format("GET", target, {{["Host"] = host}})
-end
-
-request = function()
-  return req
-end
-
-done = function(summary, latency, requests)
-  io.write(string.format(
-    "WRK_JSON {{\\"requests\\": %.0f, \\"duration_us\\": %.0f, \\"non2xx\\": %.0f, \\"connect\\": %.0f, " ..
-    "\\"read\\": %.0f, \\"write\\": %.0f, \\"timeout\\": %.0f, \\"p50_us\\": %.0f, \\"p99_us\\": %.0f}}\\n",
-    summary.requests, summary.duration, summary.errors.status, summary.errors.connect,
-    summary.errors.read, summary.errors.write, summary.errors.timeout,
-    latency:percentile(50), latency:percentile(99)))
-end
-"""
-
-
-@dataclass
-class Measurement:
-    requests: int
-    seconds: float
-    non2xx: int
-    errors: int
-    p50_ms: float
-    p99_ms: float
-    cpu_seconds: float | None = None
-
-    @property
-    def cpu_us_per_request(self) -> float | None:
-        return self.cpu_seconds / self.requests * 1e6 if self.cpu_seconds is not None and self.requests else None
-
-    @property
-    def rate(self) -> float:
-        """Requests per second."""
-        return self.requests / self.seconds if self.seconds else 0.0
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process so far (all its threads), or None off Linux."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def run_wrk(
-    wrk: str, proxy_port: int, lua: Path, *, duration: float, connections: int, threads: int, pid: int | None = None
-) -> Measurement:
-    command = [
-        wrk, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "10s",
-        "-s", str(lua), f"http://127.0.0.1:{proxy_port}/",
-    ]  # fmt: skip
-    cpu_before = cpu_seconds(pid) if pid is not None else None
-    result = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60)
-    cpu_after = cpu_seconds(pid) if pid is not None else None
-    for line in result.stdout.splitlines():
-        if line.startswith("WRK_JSON "):
-            data = json.loads(line.removeprefix("WRK_JSON "))
-            return Measurement(
-                requests=int(data["requests"]),
-                seconds=data["duration_us"] / 1e6,
-                non2xx=int(data["non2xx"]),
-                errors=int(data["connect"] + data["read"] + data["write"] + data["timeout"]),
-                p50_ms=data["p50_us"] / 1000,
-                p99_ms=data["p99_us"] / 1000,
-                cpu_seconds=cpu_after - cpu_before if cpu_before is not None and cpu_after is not None else None,
-            )
-    raise SystemExit(f"wrk gave no result (exit {result.returncode}):\n{result.stdout}\n{result.stderr}")
-
-
-# -- configurations ------------------------------------------------------------------------------------
+}
 
 
 @dataclass
@@ -199,7 +110,19 @@ class Config:
     scripts: list[str]
     options: dict[str, str]
     proxy: Mitmdump | None = None
-    runs: list[Measurement] = field(default_factory=list)
+    runs: dict[str, list[Measurement]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Timing:
+    duration: float
+    rounds: int
+    warmup: float
+    settle: float
+
+
+QUICK = Timing(duration=2.5, rounds=1, warmup=1, settle=0.5)
+FULL = Timing(duration=5, rounds=2, warmup=2, settle=1)
 
 
 def parse_sets(values: list[str]) -> dict[str, str]:
@@ -212,12 +135,29 @@ def parse_sets(values: list[str]) -> dict[str, str]:
     return options
 
 
+def parse_scenarios(value: str) -> list[Scenario]:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"scenarios are {', '.join(SCENARIOS)}; not {', '.join(unknown) or value!r}")
+    return [SCENARIOS[n] for n in names]
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=10, help="seconds per measured run (default 10)")
-    parser.add_argument("--connections", type=int, default=16, help="open connections, wrk -c (default 16)")
+    parser.add_argument("--quick", action="store_true", help=f"one round of {QUICK.duration:g}s runs (about a minute)")
+    parser.add_argument("--duration", type=float, help=f"seconds per measured run (default {FULL.duration:g})")
+    parser.add_argument("--rounds", type=int, help=f"alternations of all configurations (default {FULL.rounds})")
+    parser.add_argument(
+        "--scenarios", type=parse_scenarios, default=list(SCENARIOS.values()),
+        help=f"comma-separated, from {','.join(SCENARIOS)} (default all)",
+    )  # fmt: skip
+    parser.add_argument("--connections", type=int, default=16, help="connections (h2: streams) in flight (default 16)")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads, wrk -t (default 1)")
-    parser.add_argument("--rounds", type=int, default=2, help="alternations of all configurations (default 2)")
+    parser.add_argument(
+        "--clients", type=int, default=2,
+        help="curl processes sharing --connections (default 2; for h2, one connection each)",
+    )  # fmt: skip
     parser.add_argument("--host", default="www.bbc.co.uk", help="host name in the requests (default www.bbc.co.uk)")
     parser.add_argument("--path", default="/bench", help="path in the requests (default /bench)")
     parser.add_argument(
@@ -242,13 +182,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="adds a 'variant' configuration: these scripts instead of the gateway's, same options (repeatable)",
     )  # fmt: skip
     parser.add_argument("--no-gateway", action="store_true", help="measure bare mitmdump only")
+    parser.add_argument("--no-lazy", action="store_true", help="leave out the bare-lazy reference configuration")
     parser.add_argument(
         "--ut1", default=str(REPO_ROOT.parent / "shared" / "data" / "ut1"), metavar="PATH",
         help="UT1 folder or .tar.gz imported for the demo policy (default ../shared/data/ut1)",
     )  # fmt: skip
     parser.add_argument("--no-ut1", action="store_true", help="the demo policy without the UT1 lists")
-    parser.add_argument("--serve-origin", action="store_true", help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    base = QUICK if args.quick else FULL
+    args.timing = Timing(
+        duration=args.duration if args.duration is not None else base.duration,
+        rounds=args.rounds if args.rounds is not None else base.rounds,
+        warmup=base.warmup,
+        settle=base.settle,
+    )
+    if args.timing.duration <= 0 or args.timing.rounds < 1 or args.connections < 1 or args.clients < 1:
+        parser.error("--duration, --rounds, --connections and --clients must be positive")
+    return args
 
 
 def private_store(folder: Path) -> dict[str, str]:
@@ -283,6 +233,8 @@ def policy_with_ut1(source: str, workdir: Path) -> Path:
 
 def build_configs(args: argparse.Namespace, workdir: Path) -> list[Config]:
     configs = [Config("bare", [], {})]
+    if not args.no_lazy:
+        configs.append(Config("bare-lazy", [], {"connection_strategy": "lazy"}))
     if args.no_gateway:
         return configs
     scripts = args.gateway_script or DEFAULT_GATEWAY_SCRIPTS
@@ -297,82 +249,158 @@ def build_configs(args: argparse.Namespace, workdir: Path) -> list[Config]:
     gateway_sets = parse_sets(args.gateway_set or DEFAULT_GATEWAY_SETS)
     if not args.no_ut1 and gateway_sets.get("gateway_policy") == str(DEFAULT_POLICY.relative_to(REPO_ROOT)):
         gateway_sets["gateway_policy"] = str(policy_with_ut1(args.ut1, workdir))
-    configs.append(Config("gateway", list(scripts), private_store(workdir / "gateway") | gateway_sets))
+    gateways = [Config("gateway", list(scripts), private_store(workdir / "gateway") | gateway_sets)]
     if args.extra_script or args.extra_set:
         options = private_store(workdir / "gateway+extra") | gateway_sets | parse_sets(args.extra_set)
-        configs.append(Config("gateway+extra", [*scripts, *args.extra_script], options))
+        gateways.append(Config("gateway+extra", [*scripts, *args.extra_script], options))
     if args.variant_script:
         options = private_store(workdir / "variant") | gateway_sets
-        configs.append(Config("variant", list(args.variant_script), options))
-    for config in configs[1:]:
+        gateways.append(Config("variant", list(args.variant_script), options))
+    for config in gateways:
         if config.options["gateway_db"].startswith(f"sqlite:///{workdir}"):
             prepare_database(config.options["gateway_db"])
-    return configs
+    return configs + gateways
+
+
+def start_proxies(configs: list[Config], args: argparse.Namespace, workdir: Path, origin: str, origin_ca: Path) -> None:
+    for config in configs:
+        options = {"flow_detail": "0", "ssl_verify_upstream_trusted_ca": str(origin_ca), **config.options}
+        ready = args.gateway_ready if not config.name.startswith("bare") else None
+        proxy = Mitmdump(
+            config.scripts, options, workdir=workdir / config.name, origin=origin, ready_line=ready,
+            startup_timeout=120,
+        )  # fmt: skip
+        try:
+            config.proxy = proxy.start()
+        except MitmdumpError as e:
+            print(f"{config.name}: mitmdump did not start, leaving it out.\n{e}", file=sys.stderr)
+
+
+class Driver:
+    """Runs one scenario against one proxy for a given time."""
+
+    def __init__(self, args: argparse.Namespace, workdir: Path, curl_tools: tuple[str, str] | None) -> None:
+        self.args = args
+        self.curl_tools = curl_tools
+        self.wrk = shutil.which("wrk")
+        self.lua = write_wrk_script(workdir / "proxy.lua", f"http://{args.host}{args.path}", args.host)
+
+    def run(self, scenario: Scenario, proxy: Mitmdump, duration: float, *, measured: bool) -> Measurement:
+        pid = proxy.process.pid if measured and proxy.process else None
+        if scenario.curl is None:
+            assert self.wrk is not None
+            return run_wrk(
+                self.wrk, proxy.port, self.lua, duration=duration, connections=self.args.connections,
+                threads=self.args.threads, pid=pid,
+            )  # fmt: skip
+        assert self.curl_tools is not None
+        return run_curl(
+            self.curl_tools, scenario.curl, proxy.port, proxy.ca_cert_path, f"https://{self.args.host}{self.args.path}",
+            duration=duration, connections=self.args.connections, clients=self.args.clients,
+            settle=self.args.timing.settle, pid=pid,
+        )  # fmt: skip
+
+
+def describe(m: Measurement) -> str:
+    cpu = f"   proxy cpu {m.cpu_us_per_request:6.0f} µs/req" if m.cpu_us_per_request is not None else ""
+    client = f"   client cpu {m.client_cpu_us_per_request:5.0f} µs/req" if m.client_cpu_us_per_request is not None else ""
+    connects = f"   {m.connects / m.requests:.2f} connects/req" if m.connects is not None and m.requests else ""
+    flags = ""
+    if m.non2xx:
+        flags += f"  non-2xx/3xx: {m.non2xx} (blocked? check the policy and --host)"
+    if m.errors:
+        flags += f"  failed: {m.errors}"
+    return f"{m.rate:8.0f} req/s   p50 {m.p50_ms:6.1f} ms   p99 {m.p99_ms:6.1f} ms{cpu}{client}{connects}{flags}"
+
+
+def mean_rates(configs: list[Config], scenario: Scenario) -> dict[str, float]:
+    return {c.name: statistics.mean(m.rate for m in c.runs[scenario.name]) for c in configs if c.runs.get(scenario.name)}
+
+
+def mean_cpu(configs: list[Config], scenario: Scenario) -> dict[str, float]:
+    means = {}
+    for config in configs:
+        values = [m.cpu_us_per_request for m in config.runs.get(scenario.name, []) if m.cpu_us_per_request is not None]
+        if values:
+            means[config.name] = statistics.mean(values)
+    return means
+
+
+def report(configs: list[Config], scenarios: list[Scenario]) -> None:
+    names = [c.name for c in configs]
+    print("\nmean requests/s per scenario (ratio to bare) and mean proxy CPU µs per request (lower is better)")
+    header = f"{'scenario':<10} " + " ".join(f"{n:>14}" for n in names)
+    print(header)
+    print("-" * len(header))
+    verdicts, comparisons = [], []
+    for scenario in scenarios:
+        rates, cpus = mean_rates(configs, scenario), mean_cpu(configs, scenario)
+        bare = rates.get("bare")
+        cells = []
+        for name in names:
+            rate = rates.get(name)
+            ratio = f" {rate / bare:4.2f}x" if rate is not None and bare and name != "bare" else ""
+            cells.append(f"{rate:8.0f}{ratio}".rjust(14) if rate is not None else "-".rjust(14))
+        print(f"{scenario.name:<10} " + " ".join(cells) + "  req/s")
+        print(f"{'':<10} " + " ".join((f"{cpus[n]:8.0f} µs" if n in cpus else "-").rjust(14) for n in names) + "  cpu/req")
+        if bare and "gateway" in rates:
+            ratio = rates["gateway"] / bare
+            goal = "" if scenario.goal is None else (
+                f"  goal >= {scenario.goal:.1f}x: {'met' if ratio >= scenario.goal else 'NOT MET'}"
+            )
+            verdicts.append(f"  {scenario.name:<10} gateway/bare {ratio:.2f}x{goal}  ({scenario.title})")
+        for top, bottom in (("gateway+extra", "gateway"), ("gateway", "variant")):
+            if top in rates and bottom in rates:
+                comparisons.append(f"  {scenario.name:<10} {top}/{bottom} = {rates[top] / rates[bottom]:.2f}")
+    if verdicts:
+        print("\ngateway against bare mitmdump")
+        print("\n".join(verdicts))
+    if comparisons:
+        print("\n".join(comparisons))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.serve_origin:
-        asyncio.run(_serve_origin())
-        return 0
-    wrk = shutil.which("wrk")
-    if wrk is None:
+    scenarios: list[Scenario] = args.scenarios
+    curl_tools = find_curl_tools()
+    if any(s.curl is None for s in scenarios) and shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install wrk (or run scripts/bootstrap)", file=sys.stderr)
+        return 1
+    if any(s.curl is not None for s in scenarios) and curl_tools is None:
+        print("curl or stdbuf is not installed: apt-get install curl coreutils (or run scripts/bootstrap)",
+              file=sys.stderr)  # fmt: skip
         return 1
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
     configs = build_configs(args, workdir)
-    origin, origin_port = start_origin()
-    lua = workdir / "proxy.lua"
-    direct = args.host == "127.0.0.1"
-    host = f"127.0.0.1:{origin_port}" if direct else args.host
-    lua.write_text(LUA.format(target=f"http://{host}{args.path}", host=host))
-
+    origin, origin_port, origin_ca = start_origin(workdir / "origin-ca", args.host)
+    timing: Timing = args.timing
     try:
-        for config in configs:
-            options = {"flow_detail": "0", **config.options}
-            ready = args.gateway_ready if config.name != "bare" else None
-            proxy = Mitmdump(
-                config.scripts, options, workdir=workdir / config.name, origin=None if direct else f"127.0.0.1:{origin_port}",
-                ready_line=ready, startup_timeout=120,
-            )  # fmt: skip
-            try:
-                config.proxy = proxy.start()
-            except MitmdumpError as e:
-                print(f"{config.name}: mitmdump did not start, leaving it out.\n{e}", file=sys.stderr)
+        start_proxies(configs, args, workdir, f"127.0.0.1:{origin_port}", origin_ca)
         configs = [c for c in configs if c.proxy is not None]
         if not configs:
             return 1
-
-        route = "straight to the origin" if direct else (
-            "routed to the origin by tests/support/route_to_origin.py (loaded in every configuration)"
-        )
-        print(f"origin 127.0.0.1:{origin_port}; requests GET http://{host}{args.path} through each proxy, {route}")
-        print(f"wrk -t{args.threads} -c{args.connections}, {args.duration:g}s per run, {args.rounds} rounds, "
-              f"after a {WARMUP_SECONDS}s warm-up of each; flow_detail=0")  # fmt: skip
+        driver = Driver(args, workdir, curl_tools)
+        print(f"origin 127.0.0.1:{origin_port}; requests for {args.host}{args.path} through each proxy, routed to the "
+              "origin by tests/support/route_to_origin.py (loaded in every configuration); flow_detail=0")  # fmt: skip
+        print(f"{args.connections} connections (h2: streams) in flight; curl in {args.clients} processes; "
+              f"{timing.duration:g}s per run after {timing.settle:g}s settling (curl), {timing.rounds} round(s), "
+              f"after a {timing.warmup:g}s warm-up of each")  # fmt: skip
         for config in configs:
             extra = " ".join(f"-s {s}" for s in config.scripts) + "".join(f" --set {k}={v}" for k, v in config.options.items())
             print(f"  {config.name:<14} mitmdump {extra}".rstrip())
-        for config in configs:
-            assert config.proxy is not None
-            run_wrk(wrk, config.proxy.port, lua, duration=WARMUP_SECONDS, connections=args.connections, threads=args.threads)
-
-        for round_no in range(1, args.rounds + 1):
+        for scenario in scenarios:
             for config in configs:
                 assert config.proxy is not None
-                m = run_wrk(
-                    wrk, config.proxy.port, lua, duration=args.duration, connections=args.connections,
-                    threads=args.threads, pid=config.proxy.process.pid if config.proxy.process else None,
-                )  # fmt: skip
-                config.runs.append(m)
-                flags = ""
-                if m.non2xx:
-                    flags += f"  non-2xx/3xx: {m.non2xx} (blocked? check the policy and --host)"
-                if m.errors:
-                    flags += f"  socket errors: {m.errors}"
-                cpu = f"   cpu {m.cpu_us_per_request:6.0f} µs/req" if m.cpu_us_per_request is not None else ""
-                print(f"round {round_no}  {config.name:<14} {m.rate:9.0f} req/s   p50 {m.p50_ms:6.1f} ms   "
-                      f"p99 {m.p99_ms:6.1f} ms{cpu}{flags}")  # fmt: skip
+                driver.run(scenario, config.proxy, timing.warmup, measured=False)
+
+        for round_no in range(1, timing.rounds + 1):
+            for scenario in scenarios:
+                for config in configs:
+                    assert config.proxy is not None
+                    m = driver.run(scenario, config.proxy, timing.duration, measured=True)
+                    config.runs.setdefault(scenario.name, []).append(m)
+                    print(f"round {round_no}  {scenario.name:<10} {config.name:<14} {describe(m)}", flush=True)
     finally:
         for config in configs:
             if config.proxy is not None:
@@ -380,32 +408,7 @@ def main(argv: list[str] | None = None) -> int:
         origin.kill()
         origin.wait()
 
-    bare = statistics.mean(m.rate for m in configs[0].runs) if configs[0].name == "bare" and configs[0].runs else None
-    print("\nmean requests/s")
-    for config in configs:
-        if not config.runs:
-            continue
-        mean = statistics.mean(m.rate for m in config.runs)
-        spread = f"(runs {', '.join(f'{m.rate:.0f}' for m in config.runs)})"
-        ratio = f"  {config.name}/bare = {mean / bare:.2f}" if bare and config.name != "bare" else ""
-        print(f"  {config.name:<14} {mean:9.0f} {spread}{ratio}")
-    cpus = {c.name: [m.cpu_us_per_request for m in c.runs if m.cpu_us_per_request is not None] for c in configs}
-    if all(cpus.values()):
-        print("mean proxy CPU µs per request (lower is better)")
-        bare_cpu = statistics.mean(cpus["bare"]) if "bare" in cpus else None
-        for name, values in cpus.items():
-            mean = statistics.mean(values)
-            ratio = f"  bare/{name} = {bare_cpu / mean:.2f}" if bare_cpu and name != "bare" else ""
-            print(f"  {name:<14} {mean:9.0f}{ratio}")
-    names = [c.name for c in configs]
-    if "gateway" in names and "gateway+extra" in names:
-        gateway = statistics.mean(m.rate for m in configs[names.index("gateway")].runs)
-        extra = statistics.mean(m.rate for m in configs[names.index("gateway+extra")].runs)
-        print(f"  gateway+extra/gateway = {extra / gateway:.2f}")
-    if "gateway" in names and "variant" in names:
-        gateway = statistics.mean(m.rate for m in configs[names.index("gateway")].runs)
-        variant = statistics.mean(m.rate for m in configs[names.index("variant")].runs)
-        print(f"  gateway/variant = {gateway / variant:.2f}")
+    report(configs, scenarios)
     shutil.rmtree(workdir, ignore_errors=True)
     return 0
 

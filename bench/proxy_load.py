@@ -1,0 +1,232 @@
+"""Load through a proxy for a bounded time, and what it measured: wrk for plain HTTP, curl for HTTPS and HTTP/2.
+
+wrk cannot speak TLS through a proxy, so HTTPS is driven by curl: compiled, one event loop per process, each
+process running up to ``--parallel-max`` transfers through the proxy (``-x``) from an endless URL glob, and
+printing one line per finished transfer (``-w``), line-buffered (``stdbuf -oL``) so each line is timestamped
+as it arrives. Only lines that arrive after a settling time count, and the proxy's CPU is read at the same two
+instants, so connection set-up at the start of a run and the kill at its end stay out of the figures.
+
+- HTTPS keep-alive: ``--http1.1``; curl opens one CONNECT tunnel and TLS session per parallel slot and sends
+  request after request in it.
+- HTTPS new connections: the same with ``Connection: close`` in each request, so the proxy closes the tunnel
+  after each response and every request pays for a CONNECT, a TLS handshake with the proxy, and the proxy's
+  own upstream connection and handshake (curl counts ``num_connects`` per transfer; the figure shows it).
+- HTTP/2: ``--http2``; each curl process opens one tunnel and multiplexes its parallel transfers as h2 streams
+  on it, as a browser does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support.mitmdump import die_with_parent
+
+
+@dataclass
+class Measurement:
+    requests: int
+    seconds: float
+    non2xx: int
+    errors: int
+    p50_ms: float
+    p99_ms: float
+    cpu_seconds: float | None = None
+    connects: int | None = None
+    """New connections the client opened (curl only)."""
+    client_cpu_seconds: float | None = None
+
+    @property
+    def cpu_us_per_request(self) -> float | None:
+        return self.cpu_seconds / self.requests * 1e6 if self.cpu_seconds is not None and self.requests else None
+
+    @property
+    def client_cpu_us_per_request(self) -> float | None:
+        if self.client_cpu_seconds is None or not self.requests:
+            return None
+        return self.client_cpu_seconds / self.requests * 1e6
+
+    @property
+    def rate(self) -> float:
+        """Successful requests per second."""
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (all its threads), or None off Linux or once it has gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_total(pids: list[int]) -> float | None:
+    readings = [cpu_seconds(pid) for pid in pids]
+    return None if any(r is None for r in readings) else sum(readings)  # type: ignore[misc]
+
+
+def _difference(before: float | None, after: float | None) -> float | None:
+    return after - before if before is not None and after is not None else None
+
+
+# -- wrk: plain HTTP ---------------------------------------------------------------------------------
+
+WRK_LUA = """\
+-- wrk through an HTTP proxy: wrk connects to the proxy, requests carry the absolute URL.
+local target = "{target}"
+local host = "{host}"
+
+init = function(args)
+  req = wrk.format("GET", target, {{["Host"] = host}})
+end
+
+request = function()
+  return req
+end
+
+done = function(summary, latency, requests)
+  io.write(string.format(
+    "WRK_JSON {{\\"requests\\": %.0f, \\"duration_us\\": %.0f, \\"non2xx\\": %.0f, \\"connect\\": %.0f, " ..
+    "\\"read\\": %.0f, \\"write\\": %.0f, \\"timeout\\": %.0f, \\"p50_us\\": %.0f, \\"p99_us\\": %.0f}}\\n",
+    summary.requests, summary.duration, summary.errors.status, summary.errors.connect,
+    summary.errors.read, summary.errors.write, summary.errors.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def write_wrk_script(path: Path, target: str, host: str) -> Path:
+    path.write_text(WRK_LUA.format(target=target, host=host))
+    return path
+
+
+def run_wrk(
+    wrk: str, proxy_port: int, lua: Path, *, duration: float, connections: int, threads: int, pid: int | None = None
+) -> Measurement:
+    command = [
+        wrk, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "10s",
+        "-s", str(lua), f"http://127.0.0.1:{proxy_port}/",
+    ]  # fmt: skip
+    cpu_before = cpu_seconds(pid) if pid is not None else None
+    result = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60)
+    cpu_after = cpu_seconds(pid) if pid is not None else None
+    for line in result.stdout.splitlines():
+        if line.startswith("WRK_JSON "):
+            data = json.loads(line.removeprefix("WRK_JSON "))
+            return Measurement(
+                requests=int(data["requests"] - data["non2xx"]),
+                seconds=data["duration_us"] / 1e6,
+                non2xx=int(data["non2xx"]),
+                errors=int(data["connect"] + data["read"] + data["write"] + data["timeout"]),
+                p50_ms=data["p50_us"] / 1000,
+                p99_ms=data["p99_us"] / 1000,
+                cpu_seconds=_difference(cpu_before, cpu_after),
+            )
+    raise SystemExit(f"wrk gave no result (exit {result.returncode}):\n{result.stdout}\n{result.stderr}")
+
+
+# -- curl: HTTPS and HTTP/2 ------------------------------------------------------------------------------
+
+CURL_FORMAT = "%{http_code} %{num_connects} %{time_total}\\n"
+URL_GLOB = "?[1-1000000000]"
+"""Appended to the URL: curl expands a glob lazily, so this is an endless supply of transfers."""
+
+
+@dataclass(frozen=True)
+class CurlLoad:
+    """How curl loads the proxy in one HTTPS scenario."""
+
+    http2: bool = False
+    new_connections: bool = False
+
+    def arguments(self) -> list[str]:
+        if self.http2:
+            return ["--http2"]
+        return ["--http1.1", *(["-H", "Connection: close"] if self.new_connections else [])]
+
+
+def find_curl_tools() -> tuple[str, str] | None:
+    """curl and stdbuf (coreutils), or None when either is missing."""
+    curl, stdbuf = shutil.which("curl"), shutil.which("stdbuf")
+    return (curl, stdbuf) if curl and stdbuf else None
+
+
+class _Lines(threading.Thread):
+    """Reads one curl's result lines, keeping each line's arrival time."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        super().__init__(daemon=True)
+        self.process = process
+        self.lines: list[tuple[float, str]] = []
+
+    def run(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append((time.monotonic(), line))
+
+
+def run_curl(
+    tools: tuple[str, str], load: CurlLoad, proxy_port: int, ca: Path, url: str, *, duration: float,
+    connections: int, clients: int, settle: float, pid: int | None = None,
+) -> Measurement:  # fmt: skip
+    """``clients`` curl processes with ``connections`` transfers in flight in all, for ``settle + duration`` s."""
+    curl, stdbuf = tools
+    per_client = [connections // clients + (1 if i < connections % clients else 0) for i in range(clients)]
+    processes = []
+    for parallel in filter(None, per_client):
+        command = [
+            stdbuf, "-oL", curl, "--silent", "--show-error", "--no-progress-meter", "--parallel",
+            "--parallel-immediate", "--parallel-max", str(parallel), "--proxy", f"http://127.0.0.1:{proxy_port}",
+            "--cacert", str(ca), "--max-time", "10", *load.arguments(), "--output", "/dev/null",
+            "--write-out", CURL_FORMAT, url + URL_GLOB,
+        ]  # fmt: skip
+        processes.append(subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=die_with_parent,
+        ))  # fmt: skip
+    readers = [_Lines(p) for p in processes]
+    for reader in readers:
+        reader.start()
+    client_pids = [p.pid for p in processes]
+    time.sleep(settle)
+    started = time.monotonic()
+    cpu_before, client_before = cpu_seconds(pid) if pid else None, _cpu_total(client_pids)
+    time.sleep(duration)
+    finished = time.monotonic()
+    cpu_after, client_after = cpu_seconds(pid) if pid else None, _cpu_total(client_pids)
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    stderr = ""
+    for process, reader in zip(processes, readers):
+        try:
+            _, err = process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, err = process.communicate()
+        reader.join(timeout=5)
+        stderr += err
+    counted = [line.split() for reader in readers for at, line in reader.lines if started <= at < finished]
+    ok = [fields for fields in counted if len(fields) == 3 and fields[0].startswith(("2", "3"))]
+    failed = [fields for fields in counted if len(fields) != 3 or fields[0] == "000"]
+    if not counted:
+        raise SystemExit(f"curl finished no transfer through the proxy in {duration:g}s:\n{stderr.strip()[-2000:]}")
+    times = sorted(float(fields[2]) for fields in ok) or [0.0]
+    return Measurement(
+        requests=len(ok),
+        seconds=finished - started,
+        non2xx=len(counted) - len(ok) - len(failed),
+        errors=len(failed),
+        p50_ms=statistics.median(times) * 1000,
+        p99_ms=times[min(len(times) - 1, int(len(times) * 0.99))] * 1000,
+        cpu_seconds=_difference(cpu_before, cpu_after),
+        connects=sum(int(fields[1]) for fields in ok if fields[1].isdigit()),
+        client_cpu_seconds=_difference(client_before, client_after),
+    )
