@@ -7,7 +7,9 @@ import pytest
 from gateway.decisions.engine import InvalidTarget, decide_target, split_target
 from gateway.decisions.types import Action, PeriodKind, Source
 from gateway.identity.types import Identity, IdentitySource
-from gateway.policy.compiled import load_compiled
+from gateway.policy.compiled import CompiledPolicy, load_compiled
+from gateway.policy.exceptions import ExceptionSet, compile_grant
+from gateway.policy.model import ExceptionGrant
 from tests.support.policies import write_policy
 
 LESSON = datetime.fromisoformat("2026-09-07T09:30")
@@ -18,6 +20,13 @@ SATURDAY = datetime.fromisoformat("2026-09-12T11:00")
 
 def who(group: str, **kw) -> Identity:
     return Identity(group=group, source=IdentitySource.GIVEN, **kw)
+
+
+def runtime_exceptions(policy: CompiledPolicy, **grant) -> ExceptionSet:
+    """An exception set built by hand, as the store's unblock workflow hands them to the engine at run time."""
+    bits = {name: 1 << i for i, name in enumerate(policy.names)}
+    full = ExceptionGrant(expires=datetime(2030, 1, 1), reason="Handed in at run time.", **grant)
+    return ExceptionSet((compile_grant(full, bits, policy.zone),))
 
 
 def test_named_social_media_blocked_for_everyone_at_all_times(demo_policy):
@@ -88,10 +97,6 @@ rules:
   - {id: year6-research, year_groups: [6], domains: [research.example], action: allow, reason: Year 6 topic.}
   - {id: research, domains: [research.example], action: block, reason: Not yet.}
 exceptions:
-  - id: lift-illegal
-    lists: [illegal_test]
-    expires: 2030-01-01T00:00
-    reason: An exception that must never lift an illegal-content list.
   - id: games-club
     groups: [pupil]
     classes: [5B]
@@ -109,7 +114,9 @@ def precedence(tmp_path):
 
 
 def test_illegal_lists_beat_exceptions_and_rules(precedence):
-    decision = decide_target(precedence, who("staff"), "https://cdn.illegal-content.test/x", LESSON)
+    # The loader refuses a policy exception naming an illegal list; one handed in at run time cannot lift it either.
+    lift = runtime_exceptions(precedence, id="lift-illegal", lists=["illegal_test"], domains=["illegal-content.test"])
+    decision = decide_target(precedence, who("staff"), "https://cdn.illegal-content.test/x", LESSON, lift)
     assert (decision.action, decision.source, decision.list) == (Action.BLOCK, Source.ILLEGAL, "illegal_test")
 
 

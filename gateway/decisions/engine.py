@@ -1,7 +1,7 @@
 """The decision engine: (compiled policy, identity, host and path, instant) -> Decision. Pure; the proxy's hot path.
 
-Fixed precedence: illegal-content lists always block; then exceptions; then rules, first match wins; then the
-policy default.
+Fixed precedence: illegal-content lists always block; then exceptions, except for a host on an unliftable list;
+then rules, first match wins; then the policy default.
 """
 
 from __future__ import annotations
@@ -75,7 +75,9 @@ def decide(
         return _listed(policy, Action.BLOCK, Source.ILLEGAL, ILLEGAL_REASON, period, host, None, hits, policy.illegal_mask)
 
     grants = policy.exceptions + exceptions if exceptions else policy.exceptions
-    if grants:
+    # The loader refuses policy exceptions that would lift an unliftable list; this also holds for exceptions
+    # handed in at run time, and for lists that gained a host after the exception was written.
+    if grants and not mask & policy.unliftable_mask:
         decision = _exception(policy, grants, identity, host, period, instant, hits, mask)
         if decision is not None:
             return decision

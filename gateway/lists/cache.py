@@ -70,11 +70,8 @@ def compile_list(source: Path, *, cache_dir: Path | None = None, save: bool = Tr
     """Parse a domain list file, hash it and (unless `save` is false) save its cache, best effort."""
     source = Path(source)
     stat = source.stat()
+    # Bad lines are the caller's to report: a policy refuses the file (gateway.policy.list_sources).
     parsed = read_domain_file(source, distinct=False)
-    for bad in parsed.bad:
-        log.warning("%s", bad)
-    if parsed.bad_count > len(parsed.bad):
-        log.warning("%s: %d more bad lines not shown", source, parsed.bad_count - len(parsed.bad))
     hashes = sorted_unique(hash_domains(parsed.entries))
     if save:
         try:

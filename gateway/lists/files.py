@@ -1,12 +1,13 @@
 """Reading list files: plain domain lists (the policy's `lists/*.txt`, UT1 `domains`) and UT1 `urls` files.
 
-A bad line never stops a list loading: it is skipped, counted and reported with its file and line number, so one
-typo cannot switch a whole list off.
+Reading never stops at a bad line: it is skipped, counted and reported with its file and line number. Importing
+(`gateway lists import`) keeps the good lines of a source; a policy refuses a list file with any bad line (see
+`gateway.policy.compiled`), because a corrupt file would otherwise quietly switch most of a list off.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,25 +45,32 @@ def read_domain_file(path: Path, *, distinct: bool = True) -> ParsedList:
     `*.example.com` and `.example.com` are read as `example.com`; a line's trailing ` # comment` is ignored.
     With `distinct=False` repeated entries are kept (cheaper, for callers that deduplicate hashes anyway).
     """
-    return parse_domain_lines(_read_text(path), str(path), distinct=distinct)
+    text, utf8 = _read_text(path)
+    return parse_domain_lines(text, str(path), distinct=distinct, utf8=utf8)
 
 
 def read_url_file(path: Path) -> ParsedList:
     """A UT1 `urls` file: one URL prefix a line without the scheme (`host/path`), `#` comment lines ignored."""
-    return parse_url_lines(_read_text(path).splitlines(), str(path))
+    text, utf8 = _read_text(path)
+    return parse_url_lines(text.splitlines(), str(path), utf8=utf8)
 
 
-def parse_domain_lines(text: str, source: str, *, distinct: bool = True) -> ParsedList:
-    """Parse the text of a domain list; `source` names it in bad-line reports."""
+def parse_domain_lines(text: str, source: str, *, distinct: bool = True, utf8: bool = True) -> ParsedList:
+    """Parse the text of a domain list; `source` names it in bad-line reports. `utf8=False` says the text was
+    decoded with replacement characters, so lines holding one are reported as not UTF-8."""
     lines = text.lower().split("\n")
     entries: list[str] = []
     append = entries.append
     bad = _BadLines(source)
+    binary = _binary_check(text, utf8)
     # Most lines are already canonical: one regex instead of a normalise_host call each.
     canonical = CANONICAL_NAME_MATCH
     for number, line in enumerate(lines, 1):
         if canonical(line) and len(line) <= MAX_HOST_LENGTH:
             append(line)
+            continue
+        if binary is not None and (reason := binary(line)) is not None:
+            bad.add(number, line.strip(), reason)
             continue
         domain = _domain_from_line(line.strip())
         if domain is None:
@@ -75,11 +83,16 @@ def parse_domain_lines(text: str, source: str, *, distinct: bool = True) -> Pars
     return ParsedList(source, list(dict.fromkeys(entries)) if distinct else entries, tuple(bad.kept), bad.count)
 
 
-def parse_url_lines(lines: Iterable[str], source: str) -> ParsedList:
-    """Parse the lines of a URL list; `source` names it in bad-line reports."""
+def parse_url_lines(lines: Iterable[str], source: str, *, utf8: bool = True) -> ParsedList:
+    """Parse the lines of a URL list; `source` names it in bad-line reports (see `parse_domain_lines`)."""
     entries: list[str] = []
     bad = _BadLines(source)
+    binary = _binary_check("", utf8, always=True)
     for number, raw in enumerate(lines, 1):
+        reason = binary(raw)
+        if reason is not None:
+            bad.add(number, raw.strip(), reason)
+            continue
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -106,9 +119,29 @@ def _domain_from_line(line: str) -> str | None:
     return line
 
 
-def _read_text(path: Path) -> str:
-    # A stray non-UTF-8 byte spoils its own line (reported as bad), not the file.
-    return path.read_bytes().decode("utf-8", errors="replace")
+def _read_text(path: Path) -> tuple[str, bool]:
+    """The file's text, and whether it was valid UTF-8. A stray non-UTF-8 byte spoils its own line (reported as
+    bad), not the file."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8"), True
+    except UnicodeDecodeError:
+        return data.decode("utf-8", errors="replace"), False
+
+
+def _binary_check(text: str, utf8: bool, *, always: bool = False) -> Callable[[str], str | None] | None:
+    """A per-line test for binary content (comment lines included), or None when the text has none at all."""
+    if not always and utf8 and "\0" not in text:
+        return None
+
+    def reason(line: str) -> str | None:
+        if "\0" in line:
+            return "binary content (NUL byte)"
+        if not utf8 and "\ufffd" in line:
+            return "not UTF-8 text"
+        return None
+
+    return reason
 
 
 class _BadLines:

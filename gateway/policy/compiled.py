@@ -6,6 +6,7 @@ rule matches with a single AND. Rules are pre-filtered per (group, period kind).
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -13,11 +14,11 @@ from zoneinfo import ZoneInfo
 
 from gateway.decisions.types import Action, PeriodKind
 from gateway.identity.subnets import SubnetDirectory
-from gateway.lists.cache import load_domains
-from gateway.lists.files import read_url_file
 from gateway.lists.index import DomainIndex, DomainSource, UrlIndex
 from gateway.policy.exceptions import ExceptionSet, compile_grant
-from gateway.policy.loader import LoadedPolicy, load_policy
+from gateway.policy.illegal_slot import slot_warning
+from gateway.policy.list_sources import read_lists
+from gateway.policy.loader import LoadedPolicy, PolicyError, Problem, load_policy
 from gateway.policy.model import Policy, Rule
 from gateway.policy.timetable import SchoolCalendar
 
@@ -43,10 +44,14 @@ class CompiledPolicy:
     domains: DomainIndex
     urls: UrlIndex
     illegal_mask: int
+    # The illegal lists and those marked unliftable: no exception, from the policy or the store, lifts these.
+    unliftable_mask: int
     never_intercept_mask: int
     rules: tuple[tuple[Rule, CompiledRule], ...]
     exceptions: ExceptionSet
     networks: SubnetDirectory
+    # Entries per policy list (domains and URL prefixes), so a reload can tell a list that was emptied.
+    list_sizes: Mapping[str, int] = field(default_factory=dict)
     # Things a school should know about but that do not stop the policy loading (a UT1 category not imported).
     warnings: tuple[str, ...] = ()
     _rule_tables: dict[tuple[str, PeriodKind], tuple[CompiledRule, ...]] = field(default_factory=dict)
@@ -85,40 +90,36 @@ class CompiledPolicy:
 
 
 def compile_policy(loaded: LoadedPolicy) -> CompiledPolicy:
+    """Compile a loaded policy; PolicyError if a list file is corrupt or an exception would lift an unliftable
+    list."""
     policy = loaded.policy
     rule_names = [f"rule:{rule.id}" for rule in policy.rules if rule.domains]
     names = (*policy.lists, *rule_names, NEVER_INTERCEPT)
     bits = {name: 1 << i for i, name in enumerate(names)}
     warnings: list[str] = []
-    missing: list[str] = []
 
-    domain_sources: dict[str, list[DomainSource]] = {}
-    url_sources: dict[str, list[str]] = {}
-    imports = loaded.resolve(policy.imports)
-    for name, source in policy.lists.items():
-        sources: list[DomainSource] = [load_domains(loaded.resolve(f)) for f in source.files]
-        urls: list[str] = [entry for f in source.url_files for entry in _url_entries(loaded.resolve(f), warnings)]
-        if source.domains:
-            sources.append(source.domains)
-        for category in source.ut1:
-            folder = imports / category
-            if not (folder / "domains").is_file():
-                missing.append(category)
-                continue
-            sources.append(load_domains(folder / "domains"))
-            if (folder / "urls").is_file():
-                urls.extend(_url_entries(folder / "urls", warnings))
-        domain_sources[name] = sources
-        url_sources[name] = urls
-    if missing:
+    entries = read_lists(loaded)
+    if entries.problems:
+        raise PolicyError(entries.problems)
+    domain_sources: dict[str, list[DomainSource]] = dict(entries.domains)
+    url_sources = entries.urls
+    if entries.missing:
         warnings.append(
-            f"UT1 categories not imported yet, starter lists only: {', '.join(sorted(set(missing)))} "
-            f"(run `gateway lists import` into {imports})"
+            f"UT1 categories not imported yet, starter lists only: {', '.join(sorted(entries.missing))} "
+            f"(run `gateway lists import` into {loaded.resolve(policy.imports)})"
         )
+    slot = slot_warning(policy, entries.sizes)
+    if slot is not None:
+        warnings.append(slot)
     for rule in policy.rules:
         if rule.domains:
             domain_sources[f"rule:{rule.id}"] = [rule.domains]
     domain_sources[NEVER_INTERCEPT] = [policy.never_intercept.domains]
+    domains = DomainIndex.build(names, domain_sources)
+    unliftable_mask = sum(bits[n] for n, source in policy.lists.items() if source.unliftable or n in policy.illegal)
+    problems = list(_lifting_exceptions(loaded, domains, unliftable_mask))
+    if problems:
+        raise PolicyError(problems)
 
     compiled_rules = tuple(
         (
@@ -139,13 +140,15 @@ def compile_policy(loaded: LoadedPolicy) -> CompiledPolicy:
         loaded=loaded,
         calendar=SchoolCalendar(policy.timetable, zone),
         names=names,
-        domains=DomainIndex.build(names, domain_sources),
+        domains=domains,
         urls=UrlIndex.build(names, url_sources),
         illegal_mask=sum(bits[n] for n in policy.illegal),
+        unliftable_mask=unliftable_mask,
         never_intercept_mask=sum(bits[n] for n in policy.never_intercept.lists) | bits[NEVER_INTERCEPT],
         rules=compiled_rules,
         exceptions=ExceptionSet(tuple(compile_grant(g, bits, zone) for g in policy.exceptions)),
         networks=SubnetDirectory(policy.networks, policy.default_group),
+        list_sizes=entries.sizes,
         warnings=tuple(warnings),
     )
 
@@ -154,8 +157,16 @@ def load_compiled(path: Path | str) -> CompiledPolicy:
     return compile_policy(load_policy(path))
 
 
-def _url_entries(path: Path, warnings: list[str]) -> list[str]:
-    parsed = read_url_file(path)
-    if parsed.bad_count:
-        warnings.append(f"{path}: {parsed.bad_count} unreadable lines skipped (first: {parsed.bad[0]})")
-    return parsed.entries
+def _lifting_exceptions(loaded: LoadedPolicy, domains: DomainIndex, unliftable_mask: int) -> Iterator[Problem]:
+    """Exceptions in the policy that name a domain on (or under an entry of) an unliftable list."""
+    names = domains.names
+    for i, grant in enumerate(loaded.policy.exceptions):
+        for j, domain in enumerate(grant.domains):
+            for entry, mask in domains.match(domain):
+                common = mask & unliftable_mask
+                if common:
+                    listed = names[(common & -common).bit_length() - 1]
+                    yield loaded.problem(("exceptions", i, "domains", j),
+                                         f"{domain!r} is on the unliftable list {listed!r} (entry {entry!r}): "
+                                         "no exception can lift it")  # fmt: skip
+                    break

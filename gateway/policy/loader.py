@@ -1,8 +1,14 @@
-"""Read a policy YAML file into a `Policy`, with every error naming its file, line and field."""
+"""Read a policy YAML file into a `Policy`, with every error naming its file, line and field.
+
+A policy file is written by people and may be handed to a running proxy, so hostile or broken YAML must end in
+an error, never a hang or a traceback: the file's size, the number of nodes once aliases are expanded and the
+nesting depth are bounded, and keys must be plain values.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +17,12 @@ import yaml
 
 from gateway.policy.model import Policy
 from gateway.policy.references import Loc, reference_problems
+
+# A real policy is a few kilobytes; inline domain lists belong in list files.
+MAX_POLICY_BYTES = 1024 * 1024
+# Nodes after alias expansion: a "billion laughs" file is a few kilobytes that expands past any real policy.
+MAX_EXPANDED_NODES = 100_000
+MAX_DEPTH = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +47,8 @@ class PolicyError(Exception):
 class LoadedPolicy:
     policy: Policy
     path: Path
+    # The line of every key and item, so checks made after loading can still name them.
+    lines: Mapping[Loc, int] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def base_dir(self) -> Path:
@@ -43,13 +57,14 @@ class LoadedPolicy:
     def resolve(self, relative: str) -> Path:
         return (self.base_dir / relative).resolve()
 
+    def problem(self, loc: Loc, message: str) -> Problem:
+        """A problem at a field of the policy file, with its line."""
+        return _problem(self.path, self.lines, loc, message)
+
 
 def load_policy(path: Path | str) -> LoadedPolicy:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyError([Problem(path, None, "", f"cannot read policy file: {exc}")]) from None
+    text = _read(path)
     data, lines = _parse(path, text)
     problems = [_problem(path, lines, loc, message) for loc, message in reference_problems(data, path.parent)]
     try:
@@ -58,7 +73,23 @@ def load_policy(path: Path | str) -> LoadedPolicy:
         problems = [_problem(path, lines, e["loc"], e["msg"]) for e in exc.errors()] + problems
     if problems:
         raise PolicyError(sorted(problems, key=lambda p: p.line or 0))
-    return LoadedPolicy(policy, path.resolve())
+    return LoadedPolicy(policy, path.resolve(), lines)
+
+
+def _read(path: Path) -> str:
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_POLICY_BYTES + 1)
+    except OSError as exc:
+        raise PolicyError([Problem(path, None, "", f"cannot read policy file: {exc}")]) from None
+    if len(data) > MAX_POLICY_BYTES:
+        message = f"the policy file is larger than {MAX_POLICY_BYTES // 1024} KiB; put long domain lists in list files"
+        raise PolicyError([Problem(path, None, "", message)])
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise PolicyError([Problem(path, line, "", "not UTF-8 text")]) from None
 
 
 def _parse(path: Path, text: str) -> tuple[Any, dict[Loc, int]]:
@@ -68,45 +99,82 @@ def _parse(path: Path, text: str) -> tuple[Any, dict[Loc, int]]:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None
         raise PolicyError([Problem(path, line, "", f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from None
+    except RecursionError:
+        raise PolicyError([Problem(path, None, "", "not valid YAML: nested too deeply")]) from None
     if node is None:
         raise PolicyError([Problem(path, None, "", "the policy file is empty")])
     lines: dict[Loc, int] = {}
-    return _plain(node, (), lines), lines
+    return _Plain(path, lines).convert(node, ()), lines
 
 
-def _plain(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> Any:
-    """Turn a composed YAML node into plain data, remembering the line of every key and item."""
-    lines[loc] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        _flatten_merge_keys(node)
-        result = {}
+class _Plain:
+    """Turns a composed YAML node into plain data, remembering the line of every key and item."""
+
+    def __init__(self, path: Path, lines: dict[Loc, int]) -> None:
+        self.path = path
+        self.lines = lines
+        self.nodes = 0
+        # Nodes being converted: meeting one again means an alias refers to a node that contains it.
+        self.open: set[int] = set()
+
+    def fail(self, node: yaml.Node, message: str) -> PolicyError:
+        return PolicyError([Problem(self.path, node.start_mark.line + 1, "", message)])
+
+    def convert(self, node: yaml.Node, loc: Loc) -> Any:
+        self.nodes += 1
+        if self.nodes > MAX_EXPANDED_NODES:
+            raise self.fail(node, f"more than {MAX_EXPANDED_NODES:,} values once aliases are expanded "
+                                  "(a YAML bomb?)")  # fmt: skip
+        if len(loc) > MAX_DEPTH:
+            raise self.fail(node, f"nested more than {MAX_DEPTH} levels deep")
+        self.lines[loc] = node.start_mark.line + 1
+        if isinstance(node, yaml.ScalarNode):
+            return self.scalar(node)
+        if id(node) in self.open:
+            raise self.fail(node, "an alias refers to a value that contains it (recursive alias)")
+        self.open.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return self.mapping(node, loc)
+            return [self.convert(item, (*loc, i)) for i, item in enumerate(node.value)]
+        finally:
+            self.open.discard(id(node))
+
+    def mapping(self, node: yaml.MappingNode, loc: Loc) -> dict[Any, Any]:
+        self.flatten_merge_keys(node)
+        result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = _scalar(key_node)
-            result[key] = _plain(value_node, (*loc, key), lines)
-            lines[(*loc, key)] = key_node.start_mark.line + 1
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise self.fail(key_node, "a key must be a plain name or value, not a list or a map")
+            key = self.scalar(key_node)
+            result[key] = self.convert(value_node, (*loc, key))
+            self.lines[(*loc, key)] = key_node.start_mark.line + 1
         return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_plain(item, (*loc, i), lines) for i, item in enumerate(node.value)]
-    return _scalar(node)
+
+    def flatten_merge_keys(self, node: yaml.MappingNode) -> None:
+        loader = yaml.SafeLoader("")
+        try:
+            loader.flatten_mapping(node)
+        except yaml.YAMLError as exc:
+            raise self.fail(node, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        except RecursionError:
+            raise self.fail(node, "an alias refers to a value that contains it (recursive alias)") from None
+        finally:
+            loader.dispose()
+
+    def scalar(self, node: yaml.ScalarNode) -> Any:
+        loader = yaml.SafeLoader("")
+        try:
+            return loader.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, OverflowError) as exc:
+            # Python refuses to turn thousands of digits into an int; a date like 2026-02-30 is a ValueError.
+            text = node.value if len(node.value) <= 40 else node.value[:40] + "…"
+            raise self.fail(node, f"cannot read the value {text!r}: {getattr(exc, 'problem', None) or exc}") from None
+        finally:
+            loader.dispose()
 
 
-def _flatten_merge_keys(node: yaml.MappingNode) -> None:
-    loader = yaml.SafeLoader("")
-    try:
-        loader.flatten_mapping(node)
-    finally:
-        loader.dispose()
-
-
-def _scalar(node: yaml.Node) -> Any:
-    loader = yaml.SafeLoader("")
-    try:
-        return loader.construct_object(node, deep=True)
-    finally:
-        loader.dispose()
-
-
-def _problem(path: Path, lines: dict[Loc, int], loc: tuple, message: str) -> Problem:
+def _problem(path: Path, lines: Mapping[Loc, int], loc: tuple, message: str) -> Problem:
     # pydantic adds type tags (e.g. "function-after[...]") to a loc; the longest prefix we know has the line.
     loc = tuple(loc)
     known = loc

@@ -168,6 +168,11 @@ class Timetable(Strict):
         return weekly
 
 
+def is_test_domain(host: str) -> bool:
+    """A name under `.test`, which RFC 2606 reserves: no real site can have it."""
+    return host == "test" or host.endswith(".test")
+
+
 class ListSource(Strict):
     description: str = ""
     # Plain list files (one domain a line), relative to the policy file.
@@ -177,6 +182,23 @@ class ListSource(Strict):
     # UT1 categories merged in once imported with `gateway lists import`.
     ut1: list[str] = []
     domains: list[Domain] = []
+    # No exception, from the policy or the console, may lift a host on this list ("not accessible on the
+    # network"). Lists in the illegal-content slot are unliftable whatever this says.
+    unliftable: bool = False
+    # Only fake entries under the reserved `.test` domain, for checking a slot end to end: they do not count as
+    # the slot being filled.
+    test_entries: bool = False
+
+    @model_validator(mode="after")
+    def _test_entries_are_fake(self) -> ListSource:
+        if self.test_entries:
+            real = [d for d in self.domains if not is_test_domain(d)]
+            if real or self.ut1:
+                raise ValueError(
+                    "a list of test entries may hold only names under .test"
+                    + (f" (not {real[0]!r})" if real else " (not UT1 categories)")
+                )
+        return self
 
 
 class Rule(Strict):

@@ -34,6 +34,15 @@ def reference_problems(data: Any, base_dir: Path) -> Iterator[tuple[Loc, str]]:
         if isinstance(name, str) and name not in lists:
             yield loc, f"unknown list {name!r} (lists: {', '.join(sorted(lists)) or 'none'})"
 
+    illegal = {name for name in _sequence(data.get("illegal")) if isinstance(name, str)}
+    unliftable = {name for name, source in lists.items() if _mapping(source).get("unliftable") is True}
+
+    def liftable(loc: Loc, name: Any) -> Iterator[tuple[Loc, str]]:
+        if name in illegal:
+            yield loc, f"list {name!r} is in the illegal-content slot: no exception can lift it"
+        elif name in unliftable:
+            yield loc, f"list {name!r} is marked unliftable: no exception can lift it"
+
     if "default_group" in data:
         yield from group(("default_group",), data["default_group"])
     for i, network in enumerate(_sequence(data.get("networks"))):
@@ -43,16 +52,20 @@ def reference_problems(data: Any, base_dir: Path) -> Iterator[tuple[Loc, str]]:
     for j, name in enumerate(_sequence(_mapping(data.get("never_intercept")).get("lists"))):
         yield from listed(("never_intercept", "lists", j), name)
     for section in ("rules", "exceptions"):
-        seen: set[Any] = set()
+        seen: set[str] = set()
         for i, item in enumerate(_sequence(data.get(section))):
             item = _mapping(item)
-            if "id" in item and item["id"] in seen:
-                yield (section, i, "id"), f"duplicate id {item['id']!r}"
-            seen.add(item.get("id"))
+            ident = item.get("id")
+            if isinstance(ident, str):
+                if ident in seen:
+                    yield (section, i, "id"), f"duplicate id {ident!r}"
+                seen.add(ident)
             for j, name in enumerate(_sequence(item.get("groups"))):
                 yield from group((section, i, "groups", j), name)
             for j, name in enumerate(_sequence(item.get("lists"))):
                 yield from listed((section, i, "lists", j), name)
+                if section == "exceptions" and isinstance(name, str):
+                    yield from liftable((section, i, "lists", j), name)
     for name, source in lists.items():
         for field in ("files", "url_files"):
             for j, file in enumerate(_sequence(_mapping(source).get(field))):
