@@ -1,4 +1,5 @@
-"""The access-log row for one request decision, as a plain dict the writer can queue and spool.
+"""The access-log row for one request decision, as a plain dict the writer can queue and spool; and that row as
+every database will store it.
 
 Pure: no proxy, no database. The mitmproxy addon gathers the pieces; this decides what is kept.
 """
@@ -14,9 +15,22 @@ from typing import Any
 from gateway.content.search_terms import search_terms
 from gateway.decisions.types import Decision
 from gateway.identity.types import Identity
-from gateway.store.models.access_log import reverse_host
+from gateway.store.models.access_log import AccessLogEntry, reverse_host
 
 AccessRow = dict[str, Any]
+
+# What replaces a NUL, which PostgreSQL refuses in text: the same escape a programmer would write, readable and
+# searchable by the officer.
+NUL_MARK = "\\x00"
+# Ends a value cut to its column's length.
+CUT_MARK = "…[cut]"
+COLUMNS = frozenset(c.name for c in AccessLogEntry.__table__.columns if c.name != "id")
+# (column, longest value it takes or None) for every text column.
+_TEXT_COLUMNS = [
+    (c.name, getattr(c.type, "length", None))
+    for c in AccessLogEntry.__table__.columns
+    if c.name != "id" and c.type.python_type is str
+]
 
 
 def _new_process_prefix() -> None:
@@ -96,3 +110,33 @@ def access_row(
         "bytes_down": bytes_down,
         "duration_ms": duration_ms,
     }
+
+
+def storable(row: AccessRow) -> AccessRow:
+    """The row as both databases take it: a search term with %00 or a 20-letter method must not make PostgreSQL
+    refuse the row, or a pupil could keep an attempt out of the log. NULs are written as `\\x00`, text that is not
+    valid Unicode (undecodable bytes in a URL) is written with backslash escapes, values longer than their column
+    are cut and end with `…[cut]`, and columns a row spooled by an older version lacks are None. The same dict
+    comes back when nothing needed changing."""
+    fixed: AccessRow | None = None
+    if not row.keys() >= COLUMNS:
+        fixed = {name: row.get(name) for name in COLUMNS}
+    for name, length in _TEXT_COLUMNS:
+        value = (fixed or row).get(name)
+        if type(value) is not str:
+            continue
+        text = value
+        if "\x00" in text:
+            text = text.replace("\x00", NUL_MARK)
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+        if length is not None and len(text) > length:
+            text = text[: length - len(CUT_MARK)] + CUT_MARK
+        if text is not value:
+            if fixed is None:
+                fixed = dict(row)
+            fixed[name] = text
+    return row if fixed is None else fixed

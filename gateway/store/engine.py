@@ -1,18 +1,29 @@
 """Engines, sessions and the migration check for the gateway's database.
 
 SQLite (the default, one file beside the proxy) runs in WAL mode so the console reads while the log writer
-writes; PostgreSQL is reached through psycopg 3.
+writes; PostgreSQL is reached through psycopg 3, with a connect timeout always and a statement timeout and a
+`StallGuard` where a caller must never wait long (the proxy's threads).
 """
 
 from __future__ import annotations
 
+import os
+import socket
+import threading
+import time
+import weakref
 from pathlib import Path
+from types import TracebackType
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_DB_URL = "sqlite:///var/gateway.db"
+# Seconds to wait for a PostgreSQL connection, its TLS and authentication included; without it a server that
+# accepts TCP and never answers holds the caller for good.
+CONNECT_TIMEOUT = 5
 
 
 class NotMigrated(RuntimeError):
@@ -48,7 +59,9 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
-def make_engine(url: str = DEFAULT_DB_URL, **kwargs: object) -> Engine:
+def make_engine(url: str = DEFAULT_DB_URL, *, statement_timeout: float | None = None, **kwargs: object) -> Engine:
+    """An engine for `url`. `statement_timeout` (seconds, PostgreSQL) has the server end any statement that runs
+    longer: a lock held elsewhere must not stall the access-log writer."""
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -58,7 +71,14 @@ def make_engine(url: str = DEFAULT_DB_URL, **kwargs: object) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)  # type: ignore[arg-type]
+    given = kwargs.pop("connect_args", {})
+    connect_args: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT, **given}  # type: ignore[dict-item]
+    if statement_timeout is not None:
+        # Added to the URL's own `options` (a schema's search_path, say) rather than replacing them.
+        timeout = f"-c statement_timeout={int(statement_timeout * 1000)}"
+        options = parsed.query.get("options")
+        parsed = parsed.update_query_dict({"options": f"{options} {timeout}" if options else timeout})
+    return create_engine(parsed, connect_args=connect_args, **kwargs)  # type: ignore[arg-type]
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -74,3 +94,81 @@ def require_migrated(engine: Engine) -> None:
     if current != head_revision():
         state = "not migrated" if current is None else f"at revision {current}, behind the code"
         raise NotMigrated(f"database at {url} is {state}: run `gateway db upgrade --db {url}`")
+
+
+class StallGuard:
+    """Cuts the sockets of an engine's PostgreSQL connections when a piece of work (`with guard:`) runs past
+    `seconds`.
+
+    libpq has no read timeout, and `statement_timeout` is enforced by the server: a server, or a firewall between,
+    that takes the bytes and never answers would hold the caller forever. Shutting the socket down makes the call
+    waiting on it fail at once as a lost connection, which callers already treat as an outage. One guard per
+    engine, used by one thread at a time; on SQLite it does nothing.
+    """
+
+    def __init__(self, engine: Engine, seconds: float) -> None:
+        self.seconds = seconds
+        self.cuts = 0
+        self._active = engine.dialect.name == "postgresql"
+        self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._changed = threading.Condition()
+        self._deadline: float | None = None
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        if self._active:
+            event.listen(engine, "connect", self._track)
+
+    def _track(self, dbapi_connection: Any, _record: object) -> None:
+        self._connections.add(dbapi_connection)
+
+    def __enter__(self) -> StallGuard:
+        if self._active:
+            with self._changed:
+                self._deadline = time.monotonic() + self.seconds
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._watch, name="db-stall-guard", daemon=True)
+                    self._thread.start()
+                self._changed.notify()
+        return self
+
+    def __exit__(self, *_exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
+        if self._active:
+            with self._changed:
+                self._deadline = None
+
+    def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            self._changed.notify()
+
+    def _watch(self) -> None:
+        with self._changed:
+            while not self._closed:
+                if self._deadline is None:
+                    self._changed.wait()
+                    continue
+                left = self._deadline - time.monotonic()
+                if left > 0:
+                    self._changed.wait(left)
+                    continue
+                self._deadline = None
+                # Under the lock: the guarded thread cannot leave its block, and so cannot close a connection
+                # whose descriptor could be reused, while the sockets are being cut.
+                self._cut()
+
+    def _cut(self) -> None:
+        self.cuts += 1
+        for connection in list(self._connections):
+            if connection.closed:
+                continue
+            try:
+                descriptor = connection.fileno()
+            except Exception:  # noqa: BLE001  the driver has given this connection up already
+                continue
+            try:
+                # A duplicate of the descriptor: shutting it down ends the connection the driver is waiting on,
+                # and closing it leaves the driver's own descriptor to the driver.
+                with socket.socket(fileno=os.dup(descriptor)) as sock:
+                    sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                continue

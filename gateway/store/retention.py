@@ -5,42 +5,111 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
+import threading
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from contextlib import AbstractContextManager, nullcontext
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, Select, delete, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from gateway.store.engine import StallGuard, make_engine
 from gateway.store.models.access_log import AccessLogEntry
 from gateway.store.rollups import after_purge
 
+log = logging.getLogger(__name__)
+
 DEFAULT_RETENTION_DAYS = 90
 _PURGE_CHUNK = 20_000
+_DAY = 24 * 3600.0
+# Seconds one chunk of a purge may take: the server ends a statement sooner, the guard a server that stopped
+# answering.
+_CHUNK_STATEMENT_TIMEOUT = 120.0
+_CHUNK_STALL = 180.0
 
 # The columns a subject-access export and a console CSV carry, in order.
 EXPORT_COLUMNS = [
     "at", "site", "username", "display_name", "group_name", "school_class", "year_group", "device", "client_ip",
     "method", "scheme", "host", "path", "query", "search_terms", "action", "source", "rule", "list_name",
-    "matched", "reason", "period", "status", "bytes", "error",
+    "matched", "reason", "period", "status", "bytes", "error", "port", "sni", "bytes_up", "bytes_down",
+    "duration_ms",
 ]  # fmt: skip
 
 
-def purge(engine: Engine, older_than_days: int, *, now: datetime) -> int:
+def purge(
+    engine: Engine, older_than_days: int, *, now: datetime, guard: AbstractContextManager[object] = nullcontext()
+) -> int:
     """Delete access-log rows older than the period, in chunks so the writer is never held up for long; then
-    drop the dashboard's counts for the hours emptied and recount the hour the cut fell in."""
+    drop the dashboard's counts for the hours emptied and recount the hour the cut fell in. `guard` is entered
+    around each chunk."""
     cutoff = now - timedelta(days=older_than_days)
     total = 0
     while True:
         chunk = select(AccessLogEntry.id).where(AccessLogEntry.at < cutoff).limit(_PURGE_CHUNK)
-        with engine.begin() as connection:
+        with guard, engine.begin() as connection:
             deleted = connection.execute(delete(AccessLogEntry).where(AccessLogEntry.id.in_(chunk))).rowcount
         total += deleted
         if deleted < _PURGE_CHUNK:
             break
-    with engine.begin() as connection:
+    with guard, engine.begin() as connection:
         after_purge(connection, cutoff)
     return total
+
+
+class DailyPurge:
+    """The proxy's daily purge, in a thread of its own with its own connections: a purge of a term's rows must
+    not hold back the access-log rows queued meanwhile. Purges once at start, then daily; retries sooner while
+    the database is away."""
+
+    def __init__(self, db_url: str, older_than_days: int, *, retry_interval: float = 60.0) -> None:
+        self.older_than_days = older_than_days
+        self.retry_interval = retry_interval
+        self.purges = 0
+        self._failing = False
+        self._engine = make_engine(db_url, statement_timeout=_CHUNK_STATEMENT_TIMEOUT)
+        self._guard = StallGuard(self._engine, _CHUNK_STALL)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="access-log-purge", daemon=True)
+
+    def start(self) -> DailyPurge:
+        self._thread.start()
+        return self
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop; a chunk being deleted is left to finish (or be cut) in the background."""
+        self._stop.set()
+        self._thread.join(timeout)
+        self._guard.close()
+        if not self._thread.is_alive():
+            self._engine.dispose()
+
+    def _run(self) -> None:
+        delay = 0.0
+        while not self._stop.wait(delay):
+            delay = self._purge_once()
+
+    def _purge_once(self) -> float:
+        """Purge; seconds until the next try."""
+        try:
+            deleted = purge(self._engine, self.older_than_days, now=datetime.now(UTC), guard=self._guard)
+        except DBAPIError as error:
+            if not self._failing:
+                reason = str(getattr(error, "orig", None) or error).strip().partition("\n")[0]
+                log.warning("retention: purge failed, trying every %.0f s until it works: %s", self.retry_interval,
+                            reason)  # fmt: skip
+            self._failing = True
+            return self.retry_interval
+        except Exception:
+            log.exception("retention: purge failed")
+            return self.retry_interval
+        self._failing = False
+        self.purges += 1
+        if deleted:
+            log.info("retention: deleted %d access-log rows older than %d days", deleted, self.older_than_days)
+        return _DAY
 
 
 def row_dict(entry: AccessLogEntry) -> dict[str, Any]:

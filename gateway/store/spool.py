@@ -1,13 +1,15 @@
 """The on-disk spool: access-log batches the database could not take, kept in order until it is back.
 
 One JSON-lines file per batch, named by a rising sequence number; written to a temporary name, synced and
-renamed, so a crash leaves either a whole batch or none.
+renamed, so a crash leaves either a whole batch or none. A writer may `reserve` a number when it takes a batch and
+write the batch under it later, so a batch spooled after newer rows were spilled still comes back before them.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -35,14 +37,23 @@ class Spool:
             leftover.unlink()
         existing = self.pending()
         self._next = int(existing[-1].stem) + 1 if existing else 1
+        self._numbering = threading.Lock()
 
     def pending(self) -> list[Path]:
         """Spooled batches, oldest first."""
         return sorted(self.directory.glob(f"*{_SUFFIX}"))
 
-    def write(self, rows: list[dict[str, Any]]) -> Path:
-        path = self.directory / f"{self._next:016d}{_SUFFIX}"
-        self._next += 1
+    def reserve(self) -> int:
+        """The next batch number, for a batch that may be written later. Numbers never used leave gaps, which
+        are harmless."""
+        with self._numbering:
+            number = self._next
+            self._next += 1
+            return number
+
+    def write(self, rows: list[dict[str, Any]], number: int | None = None) -> Path:
+        """Write a batch, under a number `reserve` gave or the next one."""
+        path = self.directory / f"{self.reserve() if number is None else number:016d}{_SUFFIX}"
         tmp = path.with_suffix(".tmp")
         with open(tmp, "w", encoding="utf-8") as f:
             for row in rows:

@@ -1,9 +1,14 @@
 """The access-log writer: rows queued by the proxy, written in batches by one thread.
 
-`submit` never blocks. When the database is unreachable, batches go to the on-disk spool and are replayed, oldest
-first, once it answers again; while anything is spooled new batches queue behind it so the order holds. Each row
-carries a `row_id` made when it was queued and the insert ignores duplicates, so replaying a batch that had in
-fact been committed writes nothing twice. `close` flushes the queue (to the database, or to the spool).
+`submit` never blocks and never raises. When the database is unreachable, batches go to the on-disk spool and are
+replayed, oldest first, once it answers again; while anything is spooled new batches queue behind it so the order
+holds. Each row carries a `row_id` made when it was queued and the insert ignores duplicates, so replaying a batch
+that had in fact been committed writes nothing twice. `close` flushes the queue (to the database, or to the spool).
+
+Nothing waits on the database for long: connections have a connect timeout and a statement timeout, and a guard
+cuts a connection the server has stopped answering. While the writer thread does wait, rows past `max_queue` are
+spilled to the spool by a second thread rather than held in memory. The daily purge runs in a thread of its own.
+Each row is made storable (`access_rows.storable`) on the way in, so no text in it can make the database refuse it.
 
 The dashboard's hourly counts (`gateway.store.rollups`) are added in the transaction that inserts the rows. A
 replayed batch is first checked for rows already there, so those are counted once.
@@ -24,16 +29,21 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from gateway.store.engine import make_engine
+from gateway.store.access_rows import storable
+from gateway.store.engine import StallGuard, make_engine
 from gateway.store.models.access_log import AccessLogEntry
+from gateway.store.retention import DailyPurge
 from gateway.store.rollups import add_rows
 from gateway.store.spool import Spool
 
 log = logging.getLogger(__name__)
 
-_DAY = 24 * 3600.0
 # row_ids per "which of these are already written?" query on replay.
 _ID_CHUNK = 500
+# Seconds the server may spend on one statement of a batch, and the writer on one batch before the guard cuts its
+# connection (a server that takes the bytes and never answers).
+STATEMENT_TIMEOUT = 15.0
+STALL_SECONDS = 30.0
 
 
 class RowInserter:
@@ -114,39 +124,54 @@ class AccessLogWriter:
         interval: float = 0.5,
         retry_interval: float = 2.0,
         retention_days: int | None = None,
+        max_queue: int = 10_000,
+        stall_seconds: float = STALL_SECONDS,
     ) -> None:
         self.db_url = db_url
         self.batch_size = batch_size
         self.interval = interval
         self.retry_interval = retry_interval
-        self.retention_days = retention_days
+        self.max_queue = max_queue
         self.spool = Spool(spool_dir)
         self.written = 0
         self.spooled = 0
+        self.spilled = 0
         self.rejected = 0
         self.rejects = Spool(Path(spool_dir) / "rejected")
-        self._engine = make_engine(db_url)
+        self._engine = make_engine(db_url, statement_timeout=STATEMENT_TIMEOUT)
+        self._guard = StallGuard(self._engine, stall_seconds)
         self._insert = RowInserter(self._engine)
+        self.purge = DailyPurge(db_url, retention_days) if retention_days is not None else None
         # Rows waiting for the thread. Not a queue.Queue: a thread blocked in `get` is woken by every `put`, so each
         # request would cost a thread switch and a handover of the GIL away from the proxy's event loop. The thread
         # sleeps `interval` and takes what has gathered, woken early only for a full batch or by `close`.
         self._rows: deque[dict[str, Any]] = deque()
+        # Held while rows are taken from the queue and given a spool number, and while the spill thread writes
+        # what it took: so rows reach the database or the spool in the order they were queued.
+        self._taking = threading.Lock()
         self._wake = threading.Event()
+        self._overflow = threading.Event()
         self._stop = False
         self._down_until = 0.0
-        self._next_purge = 0.0
         self._thread = threading.Thread(target=self._run, name="access-log-writer", daemon=True)
+        self._spill_thread = threading.Thread(target=self._spill_overflow, name="access-log-spill", daemon=True)
         self._closed = False
 
     def start(self) -> AccessLogWriter:
         self._thread.start()
+        self._spill_thread.start()
+        if self.purge is not None:
+            self.purge.start()
         return self
 
     def submit(self, row: dict[str, Any]) -> None:
         rows = self._rows
         rows.append(row)
-        if len(rows) >= self.batch_size and not self._wake.is_set():
+        queued = len(rows)
+        if queued >= self.batch_size and not self._wake.is_set():
             self._wake.set()
+        if queued >= self.max_queue and not self._overflow.is_set():
+            self._overflow.set()
 
     def close(self, timeout: float = 60.0) -> None:
         if self._closed:
@@ -154,7 +179,12 @@ class AccessLogWriter:
         self._closed = True
         self._stop = True
         self._wake.set()
+        self._overflow.set()
+        if self.purge is not None:
+            self.purge.close()
         self._thread.join(timeout)
+        self._spill_thread.join(timeout)
+        self._guard.close()
         self._engine.dispose()
 
     @property
@@ -164,13 +194,12 @@ class AccessLogWriter:
     def _run(self) -> None:
         stopping = False
         while not stopping:
-            batch, stopping = self._take()
+            batch, number, stopping = self._take()
             try:
                 if batch:
-                    self._deliver(batch)
+                    self._deliver(batch, number)
                 elif self.spool.pending() and time.monotonic() >= self._down_until:
                     self._replay()
-                self._purge_if_due()
             except Exception:
                 # A bug here must not lose rows or kill the thread; the batch is already spooled or written.
                 log.exception("access-log writer")
@@ -178,28 +207,61 @@ class AccessLogWriter:
             self._down_until = 0.0
             self._replay()
 
-    def _take(self) -> tuple[list[dict[str, Any]], bool]:
-        """Up to a batch of rows, after at most `interval`; and whether `close` was called and nothing is left."""
+    def _take(self) -> tuple[list[dict[str, Any]], int, bool]:
+        """Up to a batch of rows after at most `interval`, the spool number reserved for them, and whether `close`
+        was called and nothing is left."""
         rows = self._rows
         if len(rows) < self.batch_size and not self._stop:
             self._wake.wait(self.interval)
         self._wake.clear()
         # Read before taking: rows queued before `close` are all taken before the thread stops.
         stopping = self._stop
-        batch = [rows.popleft() for _ in range(min(len(rows), self.batch_size))]
-        return batch, stopping and not rows
+        with self._taking:
+            batch = [rows.popleft() for _ in range(min(len(rows), self.batch_size))]
+            number = self.spool.reserve() if batch else 0
+        return batch, number, stopping and not rows
 
-    def _deliver(self, batch: list[dict[str, Any]]) -> None:
-        if self.spool.pending() and time.monotonic() >= self._down_until:
-            self._replay()
+    def _spill_overflow(self) -> None:
+        """While the writer thread waits on the database, move the queue to the spool once it passes `max_queue`,
+        so memory stays bounded however long the wait."""
+        while True:
+            self._overflow.wait()
+            if self._stop:
+                return
+            spilled = 0
+            with self._taking:
+                rows = self._rows
+                # What is queued now; rows arriving meanwhile wait for the next overflow.
+                left = len(rows)
+                while left > 0:
+                    batch = [rows.popleft() for _ in range(min(left, self.batch_size))]
+                    try:
+                        self.spool.write(batch)
+                    except Exception:
+                        # The disk is full or gone: the rows go back, and memory is all that is left to hold them.
+                        rows.extendleft(reversed(batch))
+                        log.exception("access-log queue could not be spilled to %s", self.spool.directory)
+                        break
+                    left -= len(batch)
+                    spilled += len(batch)
+                self._overflow.clear()
+            if spilled and not self.spilled:
+                log.warning("access-log queue passed %d rows while the database was slow or away: spilling to %s",
+                            self.max_queue, self.spool.directory)  # fmt: skip
+            self.spilled += spilled
+
+    def _deliver(self, batch: list[dict[str, Any]], number: int) -> None:
         if self.spool.pending() or time.monotonic() < self._down_until:
-            self._to_spool(batch)
+            # Behind older spooled rows, and under its own number ahead of any spilled since it was taken.
+            self._to_spool(batch, number)
+            if time.monotonic() >= self._down_until:
+                self._replay()
             return
         try:
             self._write(batch)
         except DBAPIError as e:
             self._database_away(e)
-            self._to_spool(batch)
+            self._to_spool(batch, number)
 
     def _replay(self) -> None:
         for path in self.spool.pending():
@@ -214,6 +276,7 @@ class AccessLogWriter:
 
     def _write(self, rows: list[dict[str, Any]], *, replayed: bool = False) -> None:
         """Insert rows; raises only when the database is away. A row it refuses is set aside, not retried forever."""
+        rows = [storable(row) for row in rows]
         try:
             self._insert_rows(rows, replayed)
         except DBAPIError as e:
@@ -229,7 +292,7 @@ class AccessLogWriter:
 
     def _insert_rows(self, rows: list[dict[str, Any]], replayed: bool) -> None:
         # A fresh batch's row_ids were made just now, so only a replayed batch can hold rows already written.
-        with self._engine.begin() as connection:
+        with self._guard, self._engine.begin() as connection:
             if replayed:
                 rows = not_yet_written(connection, rows)
             if rows:
@@ -242,25 +305,11 @@ class AccessLogWriter:
         path = self.rejects.write([row])
         log.error("access-log row refused by the database, kept in %s: %s", path, _brief(error))
 
-    def _to_spool(self, batch: list[dict[str, Any]]) -> None:
-        self.spool.write(batch)
+    def _to_spool(self, batch: list[dict[str, Any]], number: int) -> None:
+        self.spool.write(batch, number)
         self.spooled += len(batch)
 
     def _database_away(self, error: Exception) -> None:
         if time.monotonic() >= self._down_until:
             log.warning("access-log database unreachable, spooling to %s: %s", self.spool.directory, _brief(error))
         self._down_until = time.monotonic() + self.retry_interval
-
-    def _purge_if_due(self) -> None:
-        if self.retention_days is None or time.monotonic() < self._next_purge:
-            return
-        from gateway.store.retention import purge
-
-        try:
-            deleted = purge(self._engine, self.retention_days, now=datetime.now(UTC))
-        except DBAPIError:
-            self._next_purge = time.monotonic() + self.retry_interval
-            return
-        self._next_purge = time.monotonic() + _DAY
-        if deleted:
-            log.info("retention: deleted %d access-log rows older than %d days", deleted, self.retention_days)

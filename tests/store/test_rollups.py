@@ -133,9 +133,12 @@ def test_rebuild_rollups_counts_a_log_filled_before_them(tmp_path):
     url = f"sqlite:///{tmp_path / 'gateway.db'}"
     upgrade(url, "0002_identity")
     rows = sample()
+    # The log as it was at 0002: without the columns 0004 added.
+    added_later = {"port", "sni", "bytes_up", "bytes_down", "duration_ms"}
     engine = make_engine(url)
     with engine.begin() as c:
-        c.execute(sa.insert(AccessLogEntry.__table__), rows)
+        c.execute(sa.insert(AccessLogEntry.__table__), [{k: v for k, v in r.items() if k not in added_later}
+                                                         for r in rows])  # fmt: skip
     engine.dispose()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     upgraded = subprocess.run([sys.executable, "-m", "gateway", "db", "upgrade", "--db", url], capture_output=True,
