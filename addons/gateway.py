@@ -1,7 +1,8 @@
 """The school web gateway as a mitmproxy script: `mitmdump -s addons/gateway.py`.
 
-It only lists the addons; each lives in `gateway.proxy`. Order matters: identity first, then the enforcer.
-mitmproxy sees them as one addon (`AddonChain`), which keeps its per-event dispatch cheap.
+It only lists the addons; each lives in `gateway.proxy`. Order matters: identity first, then the parts that
+decide (portal, destinations, tunnels, enforcer), then the access log. mitmproxy sees them as one addon
+(`AddonChain`), which keeps its per-event dispatch cheap and fails closed when a part raises while deciding.
 """
 
 import sys
@@ -13,7 +14,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from gateway.proxy.access_log import AccessLog  # noqa: E402
 from gateway.proxy.chain import AddonChain  # noqa: E402
 from gateway.proxy.clock import Clock  # noqa: E402
+from gateway.proxy.destination_guard import DestinationGuard  # noqa: E402
 from gateway.proxy.enforcer import Enforcer  # noqa: E402
+from gateway.proxy.fail_closed import FailClosed  # noqa: E402
+from gateway.proxy.flow_state import Connections  # noqa: E402
 from gateway.proxy.identity import IdentityAddon  # noqa: E402
 from gateway.proxy.identity_sources import IdentitySources  # noqa: E402
 from gateway.proxy.policy_source import PolicySource  # noqa: E402
@@ -21,10 +25,14 @@ from gateway.proxy.portal import PortalAddon  # noqa: E402
 from gateway.proxy.proxy_auth import ProxyAuthAddon  # noqa: E402
 from gateway.proxy.radius_listener import RadiusListenerAddon  # noqa: E402
 from gateway.proxy.store_options import StoreOptions  # noqa: E402
+from gateway.proxy.tunnels import TunnelGuard  # noqa: E402
 
 clock = Clock()
 policy = PolicySource()
 identity_sources = IdentitySources(policy)
+connections = Connections()
+destinations = DestinationGuard(policy)
+access_log = AccessLog(policy)
 
 addons = [
     AddonChain(
@@ -36,7 +44,10 @@ addons = [
         ProxyAuthAddon(identity_sources),
         IdentityAddon(policy, identity_sources),
         PortalAddon(policy),
-        Enforcer(policy, clock),
-        AccessLog(),
+        TunnelGuard(policy, clock, destinations, connections, access_log.connection),
+        destinations,
+        Enforcer(policy, clock, destinations, connections),
+        access_log,
+        on_failure=FailClosed(policy, clock, connections).handlers(),
     )
 ]

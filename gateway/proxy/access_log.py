@@ -1,19 +1,23 @@
-"""mitmproxy addon: one access-log row per request decision, queued to the batched writer.
+"""mitmproxy addon: one access-log row per request decision and per connection refused, blocked or relayed
+untouched, queued to the batched writer.
 
-Reads what the identity addon and the enforcer left in `flow.metadata`; flows without a decision (the gateway's
-own pages, CONNECTs not yet decided) are not logged. The hooks only build a dict and queue it.
+Reads the flow's state the identity part and the enforcer left (`gateway.proxy.flow_state`); flows without a
+decision (the gateway's own pages) are not logged. The hooks only build a dict and queue it. The destination logged
+is the one decided and contacted, not the Host header.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from datetime import UTC, datetime
 
 from mitmproxy import ctx, exceptions, http
 
-from gateway.decisions.types import Decision
-from gateway.identity.types import Identity
-from gateway.proxy.request_host import pretty_host
+from gateway.proxy.flow_state import ConnectionState, flow_state
+from gateway.proxy.identity import identity_of
+from gateway.proxy.policy_source import PolicySource
 from gateway.store.access_rows import access_row
 from gateway.store.engine import NotMigrated, make_engine, require_migrated
 from gateway.store.retention import DEFAULT_RETENTION_DAYS
@@ -21,13 +25,12 @@ from gateway.store.writer import AccessLogWriter
 
 log = logging.getLogger(__name__)
 
-_LOGGED = "gateway.logged"
-
-
 class AccessLog:
-    """Reads gateway_db, gateway_spool and gateway_site, declared by `gateway.proxy.store_options.StoreOptions`."""
+    """Reads gateway_db, gateway_spool and gateway_site, declared by `gateway.proxy.store_options.StoreOptions`;
+    without gateway_site, rows carry the policy's school.site."""
 
-    def __init__(self) -> None:
+    def __init__(self, policy: PolicySource) -> None:
+        self.policy = policy
         self.writer: AccessLogWriter | None = None
         # Copies of options read per request: `ctx.options.x` deep-copies the value on every read.
         self.keep_query = False
@@ -50,16 +53,16 @@ class AccessLog:
             self.site = ctx.options.gateway_site or None
         if not updated & {"gateway_db", "gateway_spool", "gateway_retention_days"} and self.writer is not None:
             return
-        engine = make_engine(ctx.options.gateway_db)
-        try:
-            require_migrated(engine)
-        except NotMigrated as e:
-            raise exceptions.OptionsError(str(e)) from None
-        except Exception as e:
-            # Unreachable now is fine: the writer spools until the database answers.
-            log.warning("access-log database not reachable at start-up (%s); rows will be spooled", e)
-        finally:
-            engine.dispose()
+        db_url = ctx.options.gateway_db
+        if db_url.startswith("sqlite"):
+            # A local file answers at once: a database nobody migrated stops the gateway with what to run.
+            try:
+                _check_schema(db_url)
+            except NotMigrated as e:
+                raise exceptions.OptionsError(str(e)) from None
+        else:
+            # A server may not answer for a long time: check off the event loop; rows spool meanwhile.
+            threading.Thread(target=_check_schema_logged, args=(db_url,), name="access-log schema", daemon=True).start()
         previous = self.writer
         days = ctx.options.gateway_retention_days
         self.writer = AccessLogWriter(
@@ -79,36 +82,80 @@ class AccessLog:
             self.writer.close()
             self.writer = None
 
-    def _log(self, flow: http.HTTPFlow, *, error: str | None) -> None:
-        decision = flow.metadata.get("gateway.decision")
-        if not isinstance(decision, Decision) or self.writer is None or flow.metadata.get(_LOGGED):
+    def connection(self, tunnel: ConnectionState, error: str | None) -> None:
+        """A connection refused, blocked at CONNECT, or relayed untouched (when it ends)."""
+        if self.writer is None or tunnel.decision is None:
             return
-        flow.metadata[_LOGGED] = True
-        identity = flow.metadata.get("gateway.identity")
-        if not isinstance(identity, Identity):
-            peer = flow.client_conn.peername[0] if flow.client_conn.peername else None
-            identity = Identity(group="unknown", client_ip=peer)
-        instant = flow.metadata.get("gateway.instant") or datetime.now(UTC)
+        relayed = tunnel.started > 0
+        self.writer.submit(
+            access_row(
+                identity=tunnel.identity,
+                decision=tunnel.decision,
+                instant=tunnel.instant,
+                method="CONNECT",
+                scheme="tls" if tunnel.sni else "tcp",
+                host=tunnel.target or tunnel.decision.host,
+                path="",
+                query="",
+                status=None,
+                size=None,
+                keep_query=False,
+                site=self.site or self.policy.current.policy.school.site,
+                error=error,
+                port=tunnel.port,
+                sni=tunnel.sni,
+                bytes_up=tunnel.bytes_up if relayed else None,
+                bytes_down=tunnel.bytes_down if relayed else None,
+                duration_ms=round((time.monotonic() - tunnel.started) * 1000) if relayed else None,
+            )
+        )
+
+    def _log(self, flow: http.HTTPFlow, *, error: str | None) -> None:
+        state = flow_state(flow)
+        if state.decision is None or self.writer is None or state.logged or flow.request.method == "CONNECT":
+            return
+        state.logged = True
+        identity = identity_of(flow, self.policy)
+        instant = state.instant or datetime.now(UTC)
         request = flow.request
         path, _, query = request.path.partition("?")
         response = flow.response
         self.writer.submit(
             access_row(
                 identity=identity,
-                decision=decision,
+                decision=state.decision,
                 instant=instant,
                 method=request.method,
                 scheme=request.scheme,
-                host=pretty_host(request),
+                host=state.host or request.host,
                 path=path,
                 query=query,
                 status=response.status_code if response else None,
                 size=_size(response),
                 keep_query=self.keep_query,
-                site=self.site,
+                site=self.site or self.policy.current.policy.school.site,
                 error=error,
+                port=state.port,
+                sni=flow.client_conn.sni,
             )
         )
+
+
+def _check_schema(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        require_migrated(engine)
+    finally:
+        engine.dispose()
+
+
+def _check_schema_logged(db_url: str) -> None:
+    try:
+        _check_schema(db_url)
+    except NotMigrated as e:
+        log.error("the access-log database is not ready, rows are spooled until it is: %s", e)
+    except Exception as e:
+        log.warning("access-log database not reachable at start-up (%s); rows will be spooled", e)
 
 
 def _size(response: http.Response | None) -> int | None:

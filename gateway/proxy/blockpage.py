@@ -1,4 +1,4 @@
-"""The page a pupil or teacher sees when the gateway blocks a request. Pure: the proxy adapter serves it.
+"""The page a pupil or teacher sees when the gateway blocks a request. Pure (no mitmproxy): the proxy serves it.
 
 Every value shown is escaped: the URL, reason and names come from requests and policy files.
 """
@@ -83,6 +83,10 @@ def _why(notice: BlockNotice) -> str:
     decision = notice.decision
     if decision.source is Source.ILLEGAL:
         return f"illegal-content list ({decision.list})"
+    if decision.source is Source.FAILURE:
+        return "the gateway could not check this page, so it is blocked to keep you safe"
+    if decision.source is Source.CONNECTION:
+        return f"the gateway's connection rules ({decision.rule})"
     parts = []
     if decision.list:
         described = f"{notice.list_description} " if notice.list_description else ""

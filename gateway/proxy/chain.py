@@ -1,15 +1,20 @@
-"""Presents the gateway's addons to mitmproxy as one addon.
+"""Presents the gateway's addons to mitmproxy as one addon, and fails closed when a part raises.
 
 mitmproxy looks every event up on every addon of a script (`hasattr(a, "addons")` and `getattr(a, event)`, an
 attribute miss for most of them) and wraps each call it makes; at eight events a request, a dozen addons cost more
 than their own hooks. The chain keeps one class per concern and answers mitmproxy with one object whose hooks call
 the parts that implement them, in order.
+
+mitmproxy would catch a part's exception, log it and carry on with the flow as it stands: unfiltered. For the hooks
+that decide, the chain catches it itself, skips the parts after it and hands the hook's arguments to a failure
+handler (`gateway.proxy.fail_closed`), which blocks.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from mitmproxy import hooks
@@ -20,6 +25,10 @@ from mitmproxy import hooks
 LIFECYCLE = ("load", "configure", "running", "done")
 # mitmproxy warns about any addon that has this attribute at all.
 DEPRECATED = ("add_log",)
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[..., None]
 
 
 def _calls(parts: Sequence[object], name: str) -> list[Callable[..., Any]]:
@@ -49,9 +58,33 @@ def _dispatcher(hooks: list[Callable[..., Any]]) -> Callable[..., Any] | None:
     return await_each
 
 
+def _guarded(name: str, dispatch: Callable[..., Any], on_failure: Handler) -> Callable[..., Any]:
+    """`dispatch`, with any exception from a part turned into `on_failure(*args)` instead of a pass."""
+    if inspect.iscoroutinefunction(dispatch):
+
+        async def guarded_async(*args: Any) -> None:
+            try:
+                await dispatch(*args)
+            except Exception:
+                log.exception("a gateway part failed in %s; failing closed", name)
+                on_failure(*args)
+
+        return guarded_async
+
+    def guarded(*args: Any) -> None:
+        try:
+            dispatch(*args)
+        except Exception:
+            log.exception("a gateway part failed in %s; failing closed", name)
+            on_failure(*args)
+
+    return guarded
+
+
 class AddonChain:
-    def __init__(self, *parts: object) -> None:
+    def __init__(self, *parts: object, on_failure: Mapping[str, Handler] | None = None) -> None:
         self.parts = parts
+        self.on_failure = dict(on_failure or {})
         self._bind_lifecycle()
         self._bind_events()
 
@@ -64,7 +97,10 @@ class AddonChain:
     def _bind_events(self) -> None:
         for name in hooks.all_hooks:
             if name not in LIFECYCLE and name not in DEPRECATED:
-                setattr(self, name, _dispatcher(_calls(self.parts, name)))
+                dispatch = _dispatcher(_calls(self.parts, name))
+                if dispatch is not None and name in self.on_failure:
+                    dispatch = _guarded(name, dispatch, self.on_failure[name])
+                setattr(self, name, dispatch)
 
     def load(self, loader: Any) -> None:
         if hasattr(self, "_load"):

@@ -1,131 +1,102 @@
-"""Carries out the policy: decides every request from its headers, blocks with a block page, and passes the
-never-intercept hosts through untouched at the TLS ClientHello."""
+"""Carries out the policy on every request: decides from its headers over every name it carries (destination,
+Host header, TLS server name, the tunnel's CONNECT target), the strictest standing, and blocks with a block page.
+The destination is never an internal address; a tunnel whose connection was refused or failed blocks every
+request in it."""
 
 from __future__ import annotations
 
 import logging
 
-from mitmproxy import http, tls
+from mitmproxy import http
 
 from gateway.decisions.engine import decide
-from gateway.decisions.types import Action, Decision
-from gateway.identity.types import Identity
+from gateway.decisions.types import Action, Decision, PeriodKind, Source
 from gateway.lists.hosts import normalise_host
+from gateway.proxy.block_response import block, refuse
 from gateway.proxy.clock import Clock
-from gateway.proxy.identity import IDENTITY
+from gateway.proxy.destination_guard import DestinationGuard
+from gateway.proxy.flow_state import Connections, FlowState, flow_state
+from gateway.proxy.identity import identity_of
 from gateway.proxy.policy_source import PolicySource
 from gateway.proxy.request_host import pretty_host
-from gateway.web.blockpage import BlockNotice, render_block_page, render_block_text
 
 log = logging.getLogger(__name__)
 
-DECISION = "gateway.decision"
-INSTANT = "gateway.instant"
-
-# Strictest first: when the destination and the Host header disagree, the stricter decision stands.
+# Strictest first: when the names disagree, the stricter decision stands; on a tie, the earlier name.
 SEVERITY = {Action.BLOCK: 0, Action.FLAG: 1, Action.ALLOW: 2}
 
-PAGE_DESTINATIONS = {"document", "iframe", "frame", "embed", "object"}
-
-
-def wants_page(request: http.Request) -> bool:
-    dest = request.headers.get("sec-fetch-dest")
-    if dest is not None:
-        return dest in PAGE_DESTINATIONS
-    return "text/html" in request.headers.get("accept", "")
+INTERNAL_REASON = "The school's internal network and the gateway's own services cannot be reached through the filter."
+FAILED_REASON = "The school web gateway could not check this page, so it is blocked to keep you safe."
 
 
 class Enforcer:
-    def __init__(self, policy: PolicySource, clock: Clock) -> None:
+    def __init__(self, policy: PolicySource, clock: Clock, guard: DestinationGuard, connections: Connections) -> None:
         self.policy = policy
         self.clock = clock
-
-    def load(self, loader) -> None:
-        # Connect upstream only when a request is allowed: a blocked site is never contacted, and its block page
-        # shows even when the site is down or its name does not resolve.
-        if "connection_strategy" in loader.master.options:
-            loader.master.options.update(connection_strategy="lazy")
-
-    def tls_clienthello(self, data: tls.ClientHelloData) -> None:
-        sni = data.client_hello.sni
-        host = normalise_host(sni) if sni else None
-        if host is None:
-            return
-        policy = self.policy.current
-        for _, bits in policy.domains.match(host):
-            if bits & policy.never_intercept_mask:
-                data.ignore_connection = True
-                return
+        self.guard = guard
+        self.connections = connections
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None or flow.error is not None:
             return
-        policy = self.policy.current
-        identity: Identity = flow.metadata.get(IDENTITY) or policy.networks.identify(flow.client_conn.peername[0])
-        instant = policy.calendar.local(self.clock.now())
+        compiled = self.policy.current
+        state = flow_state(flow)
+        identity = identity_of(flow, self.policy)
+        instant = state.instant = compiled.calendar.local(self.clock.now())
         request = flow.request
-        # Usually one name (the Host header repeats the request's host, no SNI): then one decision.
-        hosts = {request.host, pretty_host(request)}
-        if flow.client_conn.sni:
-            hosts.add(flow.client_conn.sni)
-        decision: Decision | None = None
-        for raw in hosts:
-            host = normalise_host(raw)
-            if host is None:
-                self._refuse_malformed(flow, raw)
-                return
-            candidate = decide(policy, identity, host, request.path, instant)
-            if decision is None or SEVERITY[candidate.action] < SEVERITY[decision.action]:
-                decision = candidate
-        assert decision is not None
-        flow.metadata[DECISION] = decision
-        flow.metadata[INSTANT] = instant
-        if decision.action is Action.BLOCK:
-            self._block(flow, decision, identity, instant)
-
-    def _block(self, flow: http.HTTPFlow, decision: Decision, identity: Identity, instant) -> None:
-        policy = self.policy.current.policy
-        school = policy.school
-        listed = policy.lists.get(decision.list) if decision.list else None
-        notice = BlockNotice(
-            decision=decision,
-            identity=identity,
-            url=flow.request.pretty_url,
-            instant=instant,
-            school=school.name,
-            contact=school.contact,
-            request_url=school.request_url,
-            reference=flow.id[:8],
-            list_description=listed.description if listed else "",
-        )
-        if wants_page(flow.request):
-            body, content_type = render_block_page(notice), "text/html; charset=utf-8"
+        destination = normalise_host(request.host)
+        if destination is None:
+            self._refuse_malformed(flow, state, request.host)
+            return
+        state.host, state.port = destination, request.port
+        if self.guard.refuses_host(destination, request.port):
+            period = compiled.calendar.period(instant)
+            state.decision = Decision(Action.BLOCK, Source.CONNECTION, INTERNAL_REASON, period, destination,
+                                      rule="internal-address")  # fmt: skip
+            block(flow, compiled.policy, state.decision, identity, instant)
+            return
+        decision = decide(compiled, identity, destination, request.path, instant)
+        tunnel = self.connections.get(flow.client_conn.id)
+        if tunnel is not None and tunnel.failed:
+            decision = failed_decision(compiled.calendar.period(instant), destination)
         else:
-            body, content_type = render_block_text(notice), "text/plain; charset=utf-8"
-        flow.response = http.Response.make(
-            403,
-            body,
-            {
-                "Content-Type": content_type,
-                "Cache-Control": "no-store",
-                "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
-                "X-Content-Type-Options": "nosniff",
-                "Referrer-Policy": "no-referrer",
-            },
-        )
-        log.info(
-            "blocked %s for %s (%s): rule=%s list=%s period=%s ref=%s",
-            decision.host,
-            identity.client_ip,
-            identity.group,
-            decision.rule,
-            decision.list,
-            decision.period,
-            notice.reference,
-        )
+            for raw in self._other_names(request, destination, tunnel.target if tunnel else None, flow):
+                host = normalise_host(raw)
+                if host is None:
+                    self._refuse_malformed(flow, state, raw)
+                    return
+                candidate = decide(compiled, identity, host, request.path, instant)
+                if SEVERITY[candidate.action] < SEVERITY[decision.action]:
+                    decision = candidate
+            if tunnel is not None and tunnel.decision is not None:
+                if SEVERITY[tunnel.decision.action] < SEVERITY[decision.action]:
+                    decision = tunnel.decision
+        self._settle(flow, state, decision)
 
-    def _refuse_malformed(self, flow: http.HTTPFlow, raw: str) -> None:
-        flow.response = http.Response.make(
-            400, "The school web gateway could not read this address.\n", {"Content-Type": "text/plain; charset=utf-8"}
-        )
+    def _settle(self, flow: http.HTTPFlow, state: FlowState, decision: Decision) -> None:
+        state.decision = decision
+        if decision.action is Action.BLOCK:
+            assert state.identity is not None and state.instant is not None
+            block(flow, self.policy.current.policy, decision, state.identity, state.instant)
+
+    @staticmethod
+    def _other_names(request: http.Request, destination: str, target: str | None, flow: http.HTTPFlow) -> list[str]:
+        """The names besides the destination, in a fixed order: Host header, TLS server name, CONNECT target.
+        Usually there are none (the Host header repeats the destination)."""
+        names: list[str] = []
+        for name in (pretty_host(request), flow.client_conn.sni, target):
+            if name and name != request.host and name != destination and name not in names:
+                names.append(name)
+        return names
+
+    def _refuse_malformed(self, flow: http.HTTPFlow, state: FlowState, raw: str) -> None:
+        assert state.instant is not None
+        period = self.policy.current.calendar.period(state.instant)
+        state.decision = Decision(Action.BLOCK, Source.CONNECTION, "An address the gateway could not read.", period,
+                                  state.host or "invalid", rule="malformed-host")  # fmt: skip
+        refuse(flow, 400, "The school web gateway could not read this address.")
         log.warning("refused a request with a malformed host %r from %s", raw, flow.client_conn.peername[0])
+
+
+def failed_decision(period: PeriodKind, host: str) -> Decision:
+    return Decision(Action.BLOCK, Source.FAILURE, FAILED_REASON, period, host, rule="gateway-failure")

@@ -36,3 +36,46 @@ def flow_state(flow: Any) -> FlowState:
     if state is None:
         state = flow.metadata[KEY] = FlowState()
     return state
+
+
+@dataclass(slots=True)
+class ConnectionState:
+    """One client connection's tunnel: the CONNECT target (or, transparently, the original destination), what
+    was decided for it, and for a connection relayed untouched, what crossed it."""
+
+    identity: Identity
+    instant: datetime
+    target: str | None = None
+    port: int | None = None
+    decision: Decision | None = None
+    sni: str | None = None
+    # Something failed while deciding: every request on this connection is blocked.
+    failed: bool = False
+    # Relayed without interception (a never-intercept host, or a raw tunnel the policy names).
+    relayed: bool = False
+    started: float = 0.0
+    bytes_up: int = 0
+    bytes_down: int = 0
+
+    @property
+    def blocked(self) -> bool:
+        return self.failed or (self.decision is not None and self.decision.blocked)
+
+
+class Connections:
+    """The tunnels open now, by client connection id; the guard adds them, `client_disconnected` drops them."""
+
+    def __init__(self) -> None:
+        self._by_client: dict[str, ConnectionState] = {}
+
+    def get(self, client_id: str) -> ConnectionState | None:
+        return self._by_client.get(client_id)
+
+    def put(self, client_id: str, state: ConnectionState) -> None:
+        self._by_client[client_id] = state
+
+    def drop(self, client_id: str) -> None:
+        self._by_client.pop(client_id, None)
+
+    def __len__(self) -> int:
+        return len(self._by_client)

@@ -10,12 +10,11 @@ from urllib.parse import quote, urlsplit
 
 from mitmproxy import ctx, http
 
-from gateway.identity.types import Identity, IdentitySource
-from gateway.proxy.identity import IDENTITY
+from gateway.identity.types import IdentitySource
+from gateway.lists.hosts import normalise_host
+from gateway.proxy.flow_state import flow_state
+from gateway.proxy.identity import CLIENT_IP_HEADER
 from gateway.proxy.policy_source import PolicySource
-
-# The header the web app reads the client address from; it trusts it only from the proxy's own address.
-CLIENT_IP_HEADER = "X-Gateway-Client-IP"
 
 
 class PortalAddon:
@@ -39,7 +38,7 @@ class PortalAddon:
             if base:
                 parts = urlsplit(base)
                 port = parts.port or (443 if parts.scheme == "https" else 80)
-                self._portal, self._base = ((parts.hostname or "").lower(), port), base
+                self._portal, self._base = (normalise_host(parts.hostname or "") or "", port), base
             else:
                 self._portal, self._base = None, ""
             self.requestheaders = self._requestheaders if self._portal is not None else None
@@ -48,10 +47,11 @@ class PortalAddon:
         if flow.response is not None:
             return
         request = flow.request
-        if (request.pretty_host.lower(), request.port) == self._portal:
+        if (normalise_host(request.host), request.port) == self._portal:
+            # The web app's only way to know the real client: every client's own copy was removed on arrival.
             request.headers[CLIENT_IP_HEADER] = flow.client_conn.peername[0]
             return
-        identity: Identity | None = flow.metadata.get(IDENTITY)
+        identity = flow_state(flow).identity
         if identity is None or identity.source is not IdentitySource.SUBNET or identity.network is None:
             return
         network = next((n for n in self.policy.current.policy.networks if n.name == identity.network), None)

@@ -20,7 +20,8 @@ from mitmproxy.addons.proxyauth import Ldap, make_auth_required_response, parse_
 
 from gateway.identity.ldap_auth import LdapSettings, LdapUnavailable, LdapValidator
 from gateway.identity.proxy_auth import RosterValidator
-from gateway.proxy.identity_sources import PROXY_USER, IdentitySources
+from gateway.proxy.flow_state import flow_state
+from gateway.proxy.identity_sources import IdentitySources
 from gateway.store.engine import make_engine, session_factory
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,7 @@ class ProxyAuthAddon:
             flow.response = make_auth_required_response(True)
         else:
             self.authenticated[flow.client_conn] = username
+            flow_state(flow).proxy_user = username
 
     async def _requestheaders(self, flow: http.HTTPFlow) -> None:
         if not self._applies(flow) or flow.response is not None:
@@ -149,4 +151,4 @@ class ProxyAuthAddon:
         if username is None:
             flow.response = make_auth_required_response(True)
             return
-        flow.metadata[PROXY_USER] = username
+        flow_state(flow).proxy_user = username

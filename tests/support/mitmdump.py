@@ -103,6 +103,12 @@ class Mitmdump:
     :param env: extra environment variables for the process.
     :param cwd: working directory (default the repo root, so ``addons/gateway.py`` resolves).
     :param startup_timeout: seconds to wait for readiness.
+    :param wait_until_ready: ``False``: :meth:`start` returns as soon as the process is spawned, for tests of
+        start-up itself (fix the port with ``extra_args=["--listen-port", str(port)]`` to connect before
+        mitmdump reports it).
+    :param set_confdir: ``False``: no ``--set confdir``, as in the README's bare ``mitmdump -s addons/gateway.py``:
+        mitmproxy then uses its default ``~/.mitmproxy`` (``HOME`` is set to ``workdir``, so :attr:`confdir` is
+        ``workdir/.mitmproxy``) and makes its certificate store only in its ``running`` hook.
     """
 
     def __init__(
@@ -119,12 +125,18 @@ class Mitmdump:
         env: Mapping[str, str] | None = None,
         cwd: Path = REPO_ROOT,
         startup_timeout: float = 30.0,
+        wait_until_ready: bool = True,
+        set_confdir: bool = True,
     ) -> None:
         if not listen_hosts:
             raise ValueError("listen_hosts must name at least one address")
         self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="mitmdump-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.confdir = Path(confdir) if confdir is not None else self.workdir / "confdir"
+        self.set_confdir = set_confdir
+        if set_confdir:
+            self.confdir = Path(confdir) if confdir is not None else self.workdir / "confdir"
+        else:
+            self.confdir = self.workdir / ".mitmproxy"
         self.confdir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.workdir / "mitmdump.log"
         self.scripts = [str(s) for s in scripts]
@@ -133,16 +145,17 @@ class Mitmdump:
         self.listen_hosts = list(listen_hosts)
         self.ready_line = ready_line
         self.extra_args = list(extra_args)
-        self.env = dict(env or {})
+        self.env = dict(env or {}) if set_confdir else {"HOME": str(self.workdir), **(env or {})}
         self.cwd = Path(cwd)
         self.startup_timeout = startup_timeout
+        self.wait_until_ready = wait_until_ready
         self.addresses: dict[str, int] = {}
         self.process: subprocess.Popen[bytes] | None = None
         self.command = self._command()
 
     def _command(self) -> list[str]:
         scripts = list(self.scripts)
-        options: dict[str, Any] = {"confdir": str(self.confdir)}
+        options: dict[str, Any] = {"confdir": str(self.confdir)} if self.set_confdir else {}
         if self.origin is not None:
             scripts.insert(0, str(ROUTE_SCRIPT))
             if isinstance(self.origin, str):
@@ -151,6 +164,9 @@ class Mitmdump:
                 options["route_to_origin"] = self.origin.address
                 if self.origin.ca_cert_path is not None:
                     options["ssl_verify_upstream_trusted_ca"] = str(self.origin.ca_cert_path)
+            if any(Path(s).name == "gateway.py" for s in self.scripts):
+                # The gateway refuses loopback destinations; the test origin is the one it may reach.
+                options["gateway_reachable_internal"] = [options["route_to_origin"]]
         options.update(self.options)
 
         command = [str(MITMDUMP)]
@@ -186,6 +202,8 @@ class Mitmdump:
                 stderr=subprocess.STDOUT,
                 preexec_fn=die_with_parent,
             )
+        if not self.wait_until_ready:
+            return self
         try:
             self._wait_until_ready()
         except BaseException:

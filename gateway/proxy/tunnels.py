@@ -1,0 +1,247 @@
+"""Decides every connection, not only the requests inside it.
+
+- A CONNECT is decided on its target before anything upstream is contacted: a port the policy does not name or an
+  internal address is refused; a blocked site gets a tunnel the gateway answers itself, with no upstream
+  connection, so its TLS is intercepted and the block page shows; an allowed site is connected at once
+  (mitmproxy's eager strategy, which keeps HTTPS fast).
+- In the tunnel, TLS passes through untouched only to a never-intercept host that the client's decision allows,
+  when the TLS server name and the CONNECT target name the same host (in transparent mode: when the name resolves
+  to the original destination). Everything else is intercepted and decided request by request.
+- Bytes that are neither TLS nor HTTP are relayed only to hosts the policy names; otherwise the connection is
+  closed.
+- Every connection relayed untouched is logged when it ends: client, identity, host, TLS name, bytes each way and
+  duration; every refused one when it is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+import time
+from collections.abc import Callable
+
+from mitmproxy import ctx, http, tcp, tls
+from mitmproxy.proxy import commands, events, layer, layers, server_hooks
+from mitmproxy.proxy.layers.tls import parse_client_hello
+
+from gateway.decisions.engine import decide
+from gateway.decisions.types import Action, Decision, PeriodKind, Source
+from gateway.identity.types import Identity
+from gateway.lists.hosts import is_ip_literal, normalise_host
+from gateway.proxy.block_response import refuse
+from gateway.proxy.clock import Clock
+from gateway.proxy.destination_guard import DestinationGuard
+from gateway.proxy.flow_state import Connections, ConnectionState, flow_state
+from gateway.proxy.identity import identity_of
+from gateway.proxy.policy_source import PolicySource
+
+log = logging.getLogger(__name__)
+
+# Called with a connection that ended or was refused, and the error if any: the access log's `connection`.
+Record = Callable[[ConnectionState, str | None], None]
+
+
+class RefusedConnection(layer.Layer):
+    """Closes the client's connection at once; nothing it sent is relayed."""
+
+    def _handle_event(self, event: events.Event) -> layer.CommandGenerator[None]:
+        if isinstance(event, events.Start):
+            yield commands.CloseConnection(self.context.client)
+
+
+class RelayedConnection(layers.TCPLayer):
+    """A connection relayed untouched, as a TCP flow so the gateway sees what crosses it."""
+
+
+class TunnelGuard:
+    def __init__(self, policy: PolicySource, clock: Clock, guard: DestinationGuard, connections: Connections,
+                 record: Record) -> None:  # fmt: skip
+        self.policy = policy
+        self.clock = clock
+        self.guard = guard
+        self.connections = connections
+        self.record = record
+
+    # -- CONNECT ------------------------------------------------------------------------------------------------
+    def http_connect(self, flow: http.HTTPFlow) -> None:
+        if flow.response is not None:
+            return  # proxy authentication asked for credentials
+        compiled = self.policy.current
+        identity = identity_of(flow, self.policy)
+        instant = compiled.calendar.local(self.clock.now())
+        target, port = normalise_host(flow.request.host), flow.request.port
+        tunnel = ConnectionState(identity=identity, instant=instant, target=target, port=port)
+        self.connections.put(flow.client_conn.id, tunnel)
+        state = flow_state(flow)
+        state.instant, state.host, state.port = instant, target, port
+        period = compiled.calendar.period(instant)
+        if target is None:
+            tunnel.decision = _refusal(period, flow.request.host, "malformed-host", "An address the gateway could not read.")
+        elif port not in compiled.policy.connections.connect_ports:
+            tunnel.decision = _refusal(period, target, "connect-port", f"Tunnels to port {port} are not allowed.")
+        elif self.guard.refuses_host(target, port):
+            tunnel.decision = _refusal(period, target, "internal-address", "Internal addresses cannot be reached.")
+        else:
+            tunnel.decision = decide(compiled, identity, target, "", instant)
+        state.decision = tunnel.decision
+        if tunnel.decision.source is Source.CONNECTION:
+            refuse(flow, 403, f"The school web gateway refused this connection: {tunnel.decision.reason}")
+        elif tunnel.decision.blocked:
+            # Answer the CONNECT here: nothing upstream is contacted, and the block page shows inside the tunnel.
+            flow.response = established(flow)
+        if tunnel.decision.blocked:
+            # The attempt is logged even if the client gives up at the certificate (an app that pins its own).
+            self.record(tunnel, None)
+
+    def client_disconnected(self, client) -> None:  # type: ignore[no-untyped-def]
+        self.connections.drop(client.id)
+
+    # -- what the tunnel carries -----------------------------------------------------------------------------
+    async def next_layer(self, nextlayer: layer.NextLayer) -> None:
+        # Scripts run before mitmproxy's own NextLayer addon: let it choose first (it leaves a choice made), then
+        # judge the choice.
+        ctx.master.addons.get("nextlayer").next_layer(nextlayer)
+        chosen = nextlayer.layer
+        if chosen is None or isinstance(chosen, (RelayedConnection, RefusedConnection)):
+            return
+        context = nextlayer.context
+        tunnel = self.connections.get(context.client.id)
+        if tunnel is None:
+            if context.server.address is None or not _transparent(context):
+                return  # the proxy's own HTTP layer: requests are decided one by one
+            tunnel = self._transparent_tunnel(context)
+        if isinstance(chosen, layers.ServerTLSLayer | layers.ClientTLSLayer):
+            await self._tls(nextlayer, tunnel)
+        elif isinstance(chosen, layers.TCPLayer):
+            self._raw(nextlayer, tunnel)
+
+    async def _tls(self, nextlayer: layer.NextLayer, tunnel: ConnectionState) -> None:
+        hello = parse_client_hello(nextlayer.data_client())
+        sni = normalise_host(hello.sni) if hello is not None and hello.sni else None
+        tunnel.sni = sni
+        compiled = self.policy.current
+        if sni is not None and sni != tunnel.target and not tunnel.blocked:
+            # The strictest of the two names stands for everything in the tunnel.
+            by_sni = decide(compiled, tunnel.identity, sni, "", tunnel.instant)
+            if by_sni.blocked:
+                tunnel.decision = by_sni
+        if sni is None or tunnel.blocked or tunnel.decision is None or tunnel.decision.action is not Action.ALLOW:
+            return
+        bits = 0
+        for _, entry_bits in compiled.domains.match(sni):
+            bits |= entry_bits
+        if not bits & compiled.never_intercept_mask or bits & compiled.illegal_mask:
+            return
+        if not await self._names_destination(sni, tunnel, nextlayer.context):
+            return
+        self._relay(nextlayer, tunnel)
+
+    async def _names_destination(self, sni: str, tunnel: ConnectionState, context) -> bool:  # type: ignore[no-untyped-def]
+        if tunnel.target is None:
+            return False
+        if not is_ip_literal(tunnel.target):
+            return sni == tunnel.target
+        # Transparent: the original destination is an address; the name must resolve to it.
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(sni, tunnel.port, type=socket.SOCK_STREAM)
+        except OSError:
+            return False
+        destination = ipaddress.ip_address(tunnel.target)
+        return any(ipaddress.ip_address(info[4][0].partition("%")[0]) == destination for info in infos)
+
+    def _raw(self, nextlayer: layer.NextLayer, tunnel: ConnectionState) -> None:
+        compiled = self.policy.current
+        allowed = tunnel.target is not None and not tunnel.blocked and _listed(tunnel.target, compiled.policy.connections.raw_tunnel_domains)
+        if allowed:
+            self._relay(nextlayer, tunnel)
+            return
+        period = compiled.calendar.period(tunnel.instant)
+        tunnel.decision = _refusal(period, tunnel.target or "unknown", "raw-tunnel",
+                                   "Only web traffic may cross the school's filter.")  # fmt: skip
+        nextlayer.layer = RefusedConnection(nextlayer.context)
+        self.record(tunnel, None)
+        log.warning("closed a tunnel to %s from %s: neither TLS nor HTTP", tunnel.target, _peer(nextlayer.context))
+
+    def _relay(self, nextlayer: layer.NextLayer, tunnel: ConnectionState) -> None:
+        tunnel.relayed, tunnel.started = True, time.monotonic()
+        nextlayer.layer = RelayedConnection(nextlayer.context)
+
+    def tls_clienthello(self, data: tls.ClientHelloData) -> None:
+        tunnel = self.connections.get(data.context.client.id)
+        if tunnel is not None and tunnel.blocked:
+            # Scripts run before mitmproxy's TlsConfig, which would ask for the server's TLS first: let it, then
+            # overrule. Certificates come from the name alone: a blocked site is never contacted, even for that.
+            ctx.master.addons.get("tlsconfig").tls_clienthello(data)
+            data.establish_server_tls_first = False
+
+    def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
+        tunnel = self.connections.get(data.client.id)
+        if tunnel is not None and tunnel.blocked and not data.server.error:
+            data.server.error = "blocked by the school web gateway"
+
+    # -- relayed connections ---------------------------------------------------------------------------------
+    def tcp_message(self, flow: tcp.TCPFlow) -> None:
+        tunnel = self.connections.get(flow.client_conn.id)
+        message = flow.messages[-1]
+        if tunnel is not None:
+            if message.from_client:
+                tunnel.bytes_up += len(message.content)
+            else:
+                tunnel.bytes_down += len(message.content)
+        # Counted: keeping every message of a long connection would grow without bound.
+        flow.messages.clear()
+
+    def tcp_end(self, flow: tcp.TCPFlow) -> None:
+        self._ended(flow, None)
+
+    def tcp_error(self, flow: tcp.TCPFlow) -> None:
+        self._ended(flow, flow.error.msg if flow.error else "error")
+
+    def _ended(self, flow: tcp.TCPFlow, error: str | None) -> None:
+        tunnel = self.connections.get(flow.client_conn.id)
+        if tunnel is not None and tunnel.relayed:
+            self.record(tunnel, error)
+            tunnel.relayed = False
+
+    def _transparent_tunnel(self, context) -> ConnectionState:  # type: ignore[no-untyped-def]
+        compiled = self.policy.current
+        address, port = context.server.address
+        target = normalise_host(address)
+        identity: Identity = compiled.networks.identify(_peer(context))
+        instant = compiled.calendar.local(self.clock.now())
+        tunnel = ConnectionState(identity=identity, instant=instant, target=target, port=port)
+        if target is None or self.guard.refuses_host(target, port):
+            period = compiled.calendar.period(instant)
+            tunnel.decision = _refusal(period, address, "internal-address", "Internal addresses cannot be reached.")
+        else:
+            tunnel.decision = decide(compiled, identity, target, "", instant)
+        self.connections.put(context.client.id, tunnel)
+        return tunnel
+
+
+def established(flow: http.HTTPFlow) -> http.Response:
+    """The answer mitmproxy itself gives a CONNECT (no headers: some clients reject any)."""
+    now = time.time()
+    return http.Response(flow.request.data.http_version, 200, b"Connection established", http.Headers(), b"", None,
+                         now, now)  # fmt: skip
+
+
+def _refusal(period: PeriodKind, host: str, rule: str, reason: str) -> Decision:
+    return Decision(Action.BLOCK, Source.CONNECTION, reason, period, host, rule=rule)
+
+
+def _listed(host: str, domains: list[str]) -> bool:
+    return any(host == d or host.endswith("." + d) for d in domains)
+
+
+def _peer(has_client) -> str:  # type: ignore[no-untyped-def]
+    """The client's address, from a flow (`client_conn`) or a layer context (`client`)."""
+    client = getattr(has_client, "client_conn", None) or has_client.client
+    peer = client.peername
+    return peer[0] if peer else ""
+
+
+def _transparent(context) -> bool:  # type: ignore[no-untyped-def]
+    return not any(isinstance(l, layers.modes.HttpProxy) for l in context.layers)

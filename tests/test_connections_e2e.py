@@ -1,0 +1,298 @@
+"""Every connection is decided, not only the requests in it: CONNECT targets and ports, the TLS server name,
+bytes that are not TLS, pass-through of never-intercept hosts, and the gateway's own and internal addresses in
+every spelling. A real mitmdump with addons/gateway.py, real TLS clients and a real origin on loopback."""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+import ssl
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from gateway.store.migrate import upgrade
+from tests.support.clients import curl, httpx_client, ssl_context
+from tests.support.mitmdump import Mitmdump
+from tests.support.origins import OriginServer
+from tests.support.policies import DEMO_POLICY
+
+pytestmark = pytest.mark.e2e
+
+PUPIL = "127.0.0.2"
+LESSON = "2026-09-07T09:30"
+PAGE = {"Accept": "text/html", "Sec-Fetch-Dest": "document"}
+
+
+def policy_copy(folder: Path, extra: str = "") -> Path:
+    (folder / "lists").symlink_to(DEMO_POLICY.parent / "lists")
+    text = DEMO_POLICY.read_text()
+    # A host on both the illegal slot and the never-intercept list: illegal must win.
+    text = text.replace("never_intercept:\n  lists: [never_intercept]\n",
+                        "never_intercept:\n  lists: [never_intercept]\n  domains: [illegal-content.test]\n")
+    path = folder / "policy.yaml"
+    path.write_text(text + extra)
+    return path
+
+
+def start(folder: Path, origin: OriginServer | None, **options: object) -> Mitmdump:
+    db = f"sqlite:///{folder / 'gateway.db'}"
+    upgrade(db)
+    return Mitmdump(
+        ["addons/gateway.py"],
+        {"gateway_policy": policy_copy(folder), "gateway_now": LESSON, "gateway_db": db,
+         "gateway_spool": folder / "spool", **options},
+        workdir=folder, origin=origin, ready_line=r"policy .* loaded",
+    ).start()  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def origin():
+    with OriginServer(tls=True) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def routed(tmp_path_factory, origin):
+    """A gateway whose upstream connections all go to the test origin."""
+    proxy = start(tmp_path_factory.mktemp("routed"), origin)
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture(scope="module")
+def unrouted(tmp_path_factory):
+    """A gateway that connects where it is asked: for the internal-address tests."""
+    proxy = start(tmp_path_factory.mktemp("unrouted"), None)
+    yield proxy
+    proxy.stop()
+
+
+def rows(proxy: Mitmdump, where: str = "1=1") -> list[sqlite3.Row]:
+    """The access log, once the writer has had time to write (it batches every half second)."""
+    deadline = time.monotonic() + 5
+    db = proxy.workdir / "gateway.db"
+    while True:
+        with sqlite3.connect(db) as connection:
+            connection.row_factory = sqlite3.Row
+            found = connection.execute(f"SELECT * FROM access_log WHERE {where} ORDER BY id").fetchall()
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def connect(proxy: Mitmdump, target: str, source: str = PUPIL) -> tuple[str, socket.socket]:
+    sock = socket.create_connection((proxy.host, proxy.port), timeout=10, source_address=(source, 0))
+    sock.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+    reply = b""
+    while b"\r\n\r\n" not in reply:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        reply += chunk
+    return reply.split(b"\r\n", 1)[0].decode(), sock
+
+
+def closed_without_reply(sock: socket.socket) -> bool:
+    try:
+        return sock.recv(4096) == b""
+    except (ConnectionResetError, TimeoutError):
+        return True
+
+
+# -- CONNECT -------------------------------------------------------------------------------------------------
+def test_a_connect_to_a_port_the_policy_does_not_name_is_refused_and_logged(routed, origin):
+    origin.clear()
+    status, sock = connect(routed, "www.bbc.co.uk:22")
+    sock.close()
+    assert " 403" in status
+    assert not origin.seen()
+    logged = rows(routed, "method = 'CONNECT' AND port = 22")
+    assert logged and logged[-1]["action"] == "block" and logged[-1]["rule"] == "connect-port"
+
+
+def test_bytes_that_are_not_tls_are_not_relayed(routed, origin):
+    """An SSH or OpenVPN client through an allowed CONNECT gets its connection closed, and the attempt logged."""
+    status, sock = connect(routed, "www.bbc.co.uk:443")
+    assert " 200" in status
+    sock.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
+    assert closed_without_reply(sock)
+    sock.close()
+    logged = rows(routed, "rule = 'raw-tunnel'")
+    assert logged and logged[-1]["host"] == "www.bbc.co.uk" and logged[-1]["client_ip"] == PUPIL
+
+
+def test_a_blocked_connect_target_is_never_contacted_and_its_tls_shows_the_block_page(routed, origin):
+    origin.clear()
+    with httpx_client(proxy=routed.proxy_url, ca=routed.ca_cert_path, source_address=PUPIL) as client:
+        got = client.get("https://www.facebook.com/", headers=PAGE)
+    assert got.status_code == 403 and "This page is blocked" in got.text
+    assert not origin.seen()
+    assert "server connect" not in routed.output().split("CONNECT www.facebook.com")[-1].split("client disconnect")[0]
+
+
+def test_a_mismatched_server_name_is_intercepted_not_passed_through(routed, origin):
+    """CONNECT www.facebook.com with a ClientHello for never-intercept www.nhs.uk: the gateway's certificate, a
+    block page, nothing relayed to Facebook."""
+    origin.clear()
+    status, sock = connect(routed, "www.facebook.com:443")
+    assert " 200" in status
+    context = ssl_context(routed.ca_cert_path)  # verifies against the gateway's CA: intercepted
+    with context.wrap_socket(sock, server_hostname="www.nhs.uk") as tls:
+        tls.sendall(b"GET / HTTP/1.1\r\nHost: www.nhs.uk\r\nAccept: text/html\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := tls.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 403") and b"This page is blocked" in answer
+    assert not origin.seen()
+
+
+def test_a_never_intercept_host_passes_through_untouched_and_is_logged_with_bytes(routed, origin):
+    origin.clear()
+    status, sock = connect(routed, "www.nhs.uk:443")
+    assert " 200" in status
+    # The origin's own certificate, verified against the origin's CA: the gateway did not intercept.
+    context = ssl_context(origin.ca_cert_path)
+    with context.wrap_socket(sock, server_hostname="www.nhs.uk") as tls:
+        tls.sendall(b"GET /health HTTP/1.1\r\nHost: www.nhs.uk\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := tls.recv(65536):
+            answer += chunk
+    assert b"origin ok: www.nhs.uk/health" in answer
+    logged = rows(routed, "method = 'CONNECT' AND host = 'www.nhs.uk' AND bytes_down IS NOT NULL")
+    assert logged, "the pass-through connection was not logged"
+    row = logged[-1]
+    assert row["sni"] == "www.nhs.uk" and row["action"] == "allow" and row["client_ip"] == PUPIL
+    assert row["bytes_up"] > 100 and row["bytes_down"] > len(answer) and row["duration_ms"] is not None
+
+
+def test_an_illegal_host_on_the_never_intercept_list_is_blocked_not_passed_through(routed, origin):
+    origin.clear()
+    status, sock = connect(routed, "illegal-content.test:443")
+    sock.close()
+    with httpx_client(proxy=routed.proxy_url, ca=routed.ca_cert_path, source_address=PUPIL) as client:
+        got = client.get("https://illegal-content.test/", headers=PAGE)
+    assert got.status_code == 403 and "illegal-content list" in got.text
+    assert not origin.seen()
+
+
+def test_the_strictest_name_wins_and_the_destination_is_what_is_logged(routed, origin):
+    """An allowed destination with a blocked Host header is blocked; the log names the destination decided."""
+    got = curl("http://www.bbc.co.uk/news", proxy=routed.proxy_url, source_address=PUPIL,
+               headers={"Host": "www.facebook.com"})  # fmt: skip
+    assert got.status == 403
+    got = curl("http://www.example.org/page", proxy=routed.proxy_url, source_address=PUPIL,
+               headers={"Host": "www.bbc.co.uk"})  # fmt: skip
+    assert got.status == 200
+    logged = rows(routed, "path = '/page'")
+    assert logged[-1]["host"] == "www.example.org" and logged[-1]["port"] == 80
+
+
+def test_http2_and_websocket_upgrades_are_decided_like_http1(routed, origin):
+    def h2(url: str) -> str:
+        run = subprocess.run(["curl", "-q", "-sS", "--http2", "-o", "/dev/null", "-w", "%{http_code} %{http_version}",
+                              "--proxy", routed.proxy_url, "--cacert", str(routed.ca_cert_path),
+                              "--interface", PUPIL, url], capture_output=True, text=True, timeout=20)  # fmt: skip
+        return run.stdout
+
+    assert h2("https://www.instagram.com/") == "403 2"
+    # The origin speaks HTTP/1.1 only, so mitmproxy offers the client what the server has.
+    assert h2("https://www.bbc.co.uk/h2").startswith("200 ")
+    upgrade_headers = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+                       "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}  # fmt: skip
+    got = curl("https://www.facebook.com/ws", proxy=routed.proxy_url, ca=routed.ca_cert_path,
+               source_address=PUPIL, headers=upgrade_headers)  # fmt: skip
+    assert got.status == 403
+
+
+# -- the gateway's own services and the school's internals ---------------------------------------------------
+CONSOLE_SPELLINGS = ["127.0.0.1", "localhost", "127.1", "0x7f.1", "2130706433", "[::ffff:127.0.0.1]", "0177.0.0.1",
+                     "LOCALHOST.", "vm.localhost"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory):
+    """Something listening on loopback that must stay out of reach: stands in for the console."""
+    with OriginServer() as server:
+        yield server
+
+
+@pytest.mark.parametrize("spelling", CONSOLE_SPELLINGS)
+def test_loopback_in_every_spelling_is_refused(unrouted, console, spelling):
+    console.clear()
+    got = curl(f"http://{spelling}:{console.port}/logs", proxy=unrouted.proxy_url, source_address=PUPIL)
+    assert got.status == 403
+    assert "internal network" in got.text or "blocked" in got.text.lower()
+    assert not console.seen()
+
+
+@pytest.mark.parametrize("target", ["127.0.0.1:5432", "localhost:5432", "[::1]:443", "127.0.0.1:443", "10.20.0.5:443"])
+def test_connect_to_internal_addresses_is_refused(unrouted, target):
+    status, sock = connect(unrouted, target)
+    sock.close()
+    assert " 403" in status
+
+
+def test_link_local_metadata_address_is_refused(unrouted):
+    got = curl("http://169.254.169.254/latest/meta-data/", proxy=unrouted.proxy_url, source_address=PUPIL)
+    assert got.status == 403
+    assert rows(unrouted, "host = '169.254.169.254'")[-1]["rule"] == "internal-address"
+
+
+def test_a_name_that_resolves_to_loopback_is_refused_after_resolution(unrouted, console):
+    """`vm` (this machine's name) resolves to 127.0.0.1 through /etc/hosts: refused once resolved."""
+    name = socket.gethostname()
+    if not any(info[4][0].startswith("127.") for info in socket.getaddrinfo(name, 80)):
+        pytest.skip(f"{name} does not resolve to loopback here")
+    console.clear()
+    got = curl(f"http://{name}:{console.port}/", proxy=unrouted.proxy_url, source_address=PUPIL)
+    assert got.status in (502, 403)
+    assert not console.seen()
+    unrouted.wait_for_output(rf"refused a connection from {PUPIL} to {name}: it resolves to internal 127\.")
+
+
+def test_a_forged_client_address_header_never_reaches_a_site(routed, origin):
+    origin.clear()
+    got = curl("http://www.bbc.co.uk/whoami", proxy=routed.proxy_url, source_address=PUPIL,
+               headers={"X-Gateway-Client-IP": "127.0.0.9"})  # fmt: skip
+    assert got.status == 200
+    seen = origin.seen(path="/whoami")
+    assert seen and "x-gateway-client-ip" not in seen[-1].headers
+
+
+def test_the_portal_gets_the_real_client_address_not_a_forged_one(tmp_path):
+    with OriginServer() as portal:
+        proxy = start(tmp_path, None, gateway_portal_url=f"http://127.0.0.1:{portal.port}")
+        try:
+            got = curl(f"http://127.0.0.1:{portal.port}/portal/sign-in", proxy=proxy.proxy_url,
+                       source_address=PUPIL, headers={"X-Gateway-Client-IP": "127.0.0.9"})  # fmt: skip
+            assert got.status == 200
+            assert portal.seen()[-1].headers["x-gateway-client-ip"] == PUPIL
+            # Another spelling of the console is not the portal: refused.
+            assert curl(f"http://localhost:{portal.port}/", proxy=proxy.proxy_url, source_address=PUPIL).status == 403
+        finally:
+            proxy.stop()
+
+
+def test_tls_to_an_unknown_port_on_an_allowed_host_needs_the_policy(routed):
+    status, sock = connect(routed, "www.bbc.co.uk:8443")
+    sock.close()
+    assert " 403" in status
+
+
+def test_https_keeps_working_over_one_keep_alive_tunnel(routed, origin):
+    with httpx_client(proxy=routed.proxy_url, ca=routed.ca_cert_path, source_address=PUPIL) as client:
+        answers = [client.get(f"https://www.bbc.co.uk/{i}") for i in range(5)]
+    assert [a.status_code for a in answers] == [200] * 5
+
+
+def test_certificate_for_a_blocked_site_comes_from_the_gateway(routed):
+    """The client sees the gateway's CA for a blocked site (so it can read the block page)."""
+    status, sock = connect(routed, "www.facebook.com:443")
+    with ssl_context(routed.ca_cert_path).wrap_socket(sock, server_hostname="www.facebook.com") as tls:
+        assert tls.version() is not None
+    with pytest.raises(ssl.SSLCertVerificationError):
+        status, sock = connect(routed, "www.facebook.com:443")
+        ssl.create_default_context().wrap_socket(sock, server_hostname="www.facebook.com")
