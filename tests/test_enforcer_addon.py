@@ -6,8 +6,10 @@ from mitmproxy.test import taddons, tflow
 
 from gateway.decisions.types import Action
 from gateway.proxy.clock import Clock
-from gateway.proxy.enforcer import DECISION, INSTANT, Enforcer
-from gateway.proxy.identity import IDENTITY, IdentityAddon
+from gateway.proxy.destination_guard import DestinationGuard
+from gateway.proxy.enforcer import Enforcer
+from gateway.proxy.flow_state import Connections, flow_state
+from gateway.proxy.identity import IdentityAddon
 from gateway.proxy.policy_source import PolicySource
 from tests.support.policies import DEMO_POLICY, write_policy
 
@@ -15,9 +17,10 @@ from tests.support.policies import DEMO_POLICY, write_policy
 @pytest.fixture
 def gateway():
     clock, policy = Clock(), PolicySource()
-    enforcer = Enforcer(policy, clock)
+    guard = DestinationGuard(policy)
+    enforcer = Enforcer(policy, clock, guard, Connections())
     identity = IdentityAddon(policy)
-    with taddons.context(clock, policy, identity, enforcer) as tctx:
+    with taddons.context(clock, policy, identity, guard, enforcer) as tctx:
         tctx.configure(policy, gateway_policy=str(DEMO_POLICY), gateway_reload_interval_ms=0)
         tctx.configure(clock, gateway_now="2026-09-07T09:30")
         yield tctx, identity, enforcer, policy
@@ -45,16 +48,17 @@ def test_block_page_in_requestheaders(gateway):
     flow = run(identity, enforcer, request("www.facebook.com", accept="text/html"))
     assert flow.response.status_code == 403
     assert b"This page is blocked" in flow.response.content
-    assert flow.metadata[DECISION].action is Action.BLOCK
-    assert flow.metadata[IDENTITY].group == "pupil"
-    assert flow.metadata[INSTANT].isoformat() == "2026-09-07T09:30:00+01:00"
+    state = flow_state(flow)
+    assert state.decision.action is Action.BLOCK
+    assert state.identity.group == "pupil"
+    assert state.instant.isoformat() == "2026-09-07T09:30:00+01:00"
 
 
 def test_allowed_request_is_untouched_but_decided(gateway):
     _, identity, enforcer, _ = gateway
     flow = run(identity, enforcer, request("www.bbc.co.uk"))
     assert flow.response is None
-    assert flow.metadata[DECISION].action is Action.ALLOW
+    assert flow_state(flow).decision.action is Action.ALLOW
 
 
 def test_host_header_cannot_launder_a_blocked_destination(gateway):

@@ -68,7 +68,6 @@ class DestinationGuard:
             self.portal, self._portal_reachable = _portal(ctx.options.gateway_portal_url)
             self._built_for = None
 
-    @property
     def internal(self) -> InternalAddresses:
         compiled = self.policy.current
         if compiled is not self._built_for:
@@ -84,7 +83,7 @@ class DestinationGuard:
 
     def refuses_host(self, host: str, port: int) -> bool:
         """For a normalised host a client asked for, before anything is looked up."""
-        return not self.is_portal(host, port) and self.internal.refuses_host(host, port)
+        return not self.is_portal(host, port) and self.internal().refuses_host(host, port)
 
     async def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
         server = data.server
@@ -125,10 +124,10 @@ class DestinationGuard:
             data.server.address = name
 
     def _refuses_address(self, ip: IPAddress, port: int) -> bool:
-        return self.internal.refuses(ip, port) or (self._is_own(ip) and not self._reachable(ip, port))
+        return self.internal().refuses(ip, port) or (self._is_own(ip) and not self._reachable(ip, port))
 
     def _reachable(self, ip: IPAddress, port: int) -> bool:
-        return any(r.admits(ip, port) for r in self.internal.reachable)
+        return any(r.admits(ip, port) for r in self.internal().reachable)
 
     def _is_own(self, ip: IPAddress) -> bool:
         """Whether an address belongs to this machine: only a local address can be bound to."""

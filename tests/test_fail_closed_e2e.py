@@ -1,0 +1,77 @@
+"""A part that raises while deciding blocks, never passes: a real mitmdump with a deliberately broken part."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from gateway.store.migrate import upgrade
+from tests.support.clients import curl, httpx_client
+from tests.support.mitmdump import Mitmdump
+from tests.support.origins import OriginServer
+from tests.support.policies import DEMO_POLICY
+
+pytestmark = pytest.mark.e2e
+
+PUPIL = "127.0.0.2"
+PAGE = {"Accept": "text/html", "Sec-Fetch-Dest": "document"}
+FAULTY = Path(__file__).parent / "support" / "faulty_part.py"
+
+
+@pytest.fixture(scope="module")
+def origin():
+    with OriginServer(tls=True) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def broken(tmp_path_factory, origin):
+    folder = tmp_path_factory.mktemp("broken")
+    db = f"sqlite:///{folder / 'gateway.db'}"
+    upgrade(db)
+    proxy = Mitmdump(
+        ["addons/gateway.py", FAULTY],
+        {"gateway_policy": DEMO_POLICY, "gateway_now": "2026-09-07T09:30", "gateway_db": db,
+         "gateway_spool": folder / "spool"},
+        workdir=folder, origin=origin, ready_line=r"policy .* loaded",
+    ).start()  # fmt: skip
+    yield proxy
+    proxy.stop()
+
+
+def logged(proxy: Mitmdump, host: str) -> list[tuple[str, str, str]]:
+    deadline = time.monotonic() + 5
+    while True:
+        with sqlite3.connect(proxy.workdir / "gateway.db") as db:
+            found = db.execute("SELECT action, source, rule FROM access_log WHERE host = ?", (host,)).fetchall()
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("host", ["explode.example.org", "identity-explode.example.org"])
+def test_a_part_that_raises_gives_the_could_not_check_page_and_a_log_row(broken, origin, host):
+    origin.clear()
+    got = curl(f"http://{host}/page", proxy=broken.proxy_url, source_address=PUPIL, headers=PAGE)
+    assert got.status == 403
+    assert "could not check this page" in got.text
+    assert not origin.seen(host=host)
+    assert ("block", "failure", "gateway-failure") in logged(broken, host)
+    broken.wait_for_output(r"a gateway part failed in requestheaders; failing closed")
+
+
+def test_a_connect_that_cannot_be_decided_blocks_every_request_in_its_tunnel(broken, origin):
+    origin.clear()
+    with httpx_client(proxy=broken.proxy_url, ca=broken.ca_cert_path, source_address=PUPIL) as client:
+        got = client.get("https://explode.example.net/", headers=PAGE)
+    assert got.status_code == 403 and "could not check this page" in got.text
+    assert not origin.seen()
+    broken.wait_for_output(r"a gateway part failed in http_connect; failing closed")
+
+
+def test_the_gateway_keeps_filtering_after_a_failure(broken, origin):
+    assert curl("http://www.facebook.com/", proxy=broken.proxy_url, source_address=PUPIL).status == 403
+    assert curl("http://www.bbc.co.uk/", proxy=broken.proxy_url, source_address=PUPIL).status == 200
