@@ -1,14 +1,16 @@
 """The benchmarks' origin: one loopback port answering plain HTTP/1.1, HTTPS/1.1 and HTTP/2 over TLS.
 
-    .venv/bin/python bench/bench_origin.py CA_DIR HOST
+    .venv/bin/python bench/bench_origin.py CA_DIR HOST H1_HOST
 
 prints its port, then serves until killed. Every request gets the same 13-byte body. The first byte of a
 connection decides between plain and TLS (0x16 is a TLS handshake record), because
 tests/support/route_to_origin.py sends every upstream connection of a proxy to one address. Over TLS it presents
-a certificate for HOST signed by a throwaway CA (tests/support/origins.py's OriginCA) written to CA_DIR, which the
-proxies trust (``ssl_verify_upstream_trusted_ca``), and offers ALPN h2 before http/1.1: mitmproxy mirrors the
-origin's ALPN to its client when it connects upstream before the client's TLS handshake (its default eager
-strategy), so an h2 client only gets h2 from the proxy if the origin speaks it too.
+a certificate for the name the client asked for (SNI), HOST or H1_HOST, signed by a throwaway CA
+(tests/support/origins.py's OriginCA) written to CA_DIR, which the proxies trust (``ssl_verify_upstream_trusted_ca``).
+As HOST it offers ALPN h2 before http/1.1; as H1_HOST only http/1.1, like the many sites that do not speak h2.
+Both matter: mitmproxy mirrors the origin's ALPN to its client when it connects upstream before the client's TLS
+handshake (its default eager strategy), but with ``connection_strategy=lazy`` it has no upstream yet, gives an h2
+client h2, and must then carry h2 streams over HTTP/1.1 connections to an H1_HOST origin.
 
 It runs in its own process, asyncio on one thread, so it is not what limits the figures; its CPU time is on the
 same machine as the proxy and the client, though, and that is printed beside the figures.
@@ -110,10 +112,26 @@ async def _serve_connection(conn: socket.socket, tls: ssl.SSLContext) -> None:
         conn.close()  # a client that hangs up or fails the handshake is not the benchmark's concern
 
 
-async def serve(ca_dir: Path, host: str) -> None:
+def tls_context(ca_dir: Path, host: str, h1_host: str) -> ssl.SSLContext:
+    """Presents HOST's certificate with ALPN h2 and http/1.1, or H1_HOST's with http/1.1 only, by SNI."""
     ca_dir.mkdir(parents=True, exist_ok=True)
-    tls = OriginCA(ca_dir).server_context(host)
-    tls.set_alpn_protocols(["h2", "http/1.1"])
+    ca = OriginCA(ca_dir)
+    h1_only = ca.server_context(h1_host)
+    h1_only.set_alpn_protocols(["http/1.1"])
+    # OriginCA caches contexts by name and the two names differ, so this does not alter h1_only.
+    both = ca.server_context(host)
+    both.set_alpn_protocols(["h2", "http/1.1"])
+
+    def choose(tls: ssl.SSLObject, server_name: str | None, _context: ssl.SSLContext) -> None:
+        if server_name == h1_host:
+            tls.context = h1_only
+
+    both.sni_callback = choose
+    return both
+
+
+async def serve(ca_dir: Path, host: str, h1_host: str) -> None:
+    tls = tls_context(ca_dir, host, h1_host)
     listener = socket.create_server(("127.0.0.1", 0), backlog=1024)
     listener.setblocking(False)
     print(listener.getsockname()[1], flush=True)
@@ -127,10 +145,10 @@ async def serve(ca_dir: Path, host: str) -> None:
         task.add_done_callback(connections.discard)
 
 
-def start_origin(ca_dir: Path, host: str) -> tuple[subprocess.Popen[str], int, Path]:
-    """Runs the origin in its own process: (process, port, the CA certificate its TLS certificate chains to)."""
+def start_origin(ca_dir: Path, host: str, h1_host: str) -> tuple[subprocess.Popen[str], int, Path]:
+    """Runs the origin in its own process: (process, port, the CA certificate its TLS certificates chain to)."""
     process = subprocess.Popen(
-        [sys.executable, __file__, str(ca_dir), host], stdout=subprocess.PIPE, text=True, preexec_fn=die_with_parent
+        [sys.executable, __file__, str(ca_dir), host, h1_host], stdout=subprocess.PIPE, text=True, preexec_fn=die_with_parent
     )
     assert process.stdout is not None
     line = process.stdout.readline()
@@ -141,4 +159,4 @@ def start_origin(ca_dir: Path, host: str) -> tuple[subprocess.Popen[str], int, P
 
 
 if __name__ == "__main__":
-    asyncio.run(serve(Path(sys.argv[1]), sys.argv[2]))
+    asyncio.run(serve(Path(sys.argv[1]), sys.argv[2], sys.argv[3]))

@@ -24,6 +24,9 @@ What it does, in one run:
   - ``https``: HTTPS with keep-alive tunnels (one CONNECT and TLS handshake, then many requests), curl;
   - ``https-new``: HTTPS with a new CONNECT and TLS handshake for every request, curl;
   - ``h2``: HTTP/2 over TLS inside the tunnel, keep-alive, many streams per connection, curl;
+  - ``h2-to-h1``: the same client (offering h2 and http/1.1, as browsers do) to a site whose origin speaks
+    HTTP/1.1 only (``--h1-host``, default www.gov.uk): what mitmproxy negotiates with the client then depends
+    on whether it has connected upstream yet, which is where ``connection_strategy=lazy`` costs most;
 
 - measures the configurations alternately in rounds (per scenario: bare, bare-lazy, gateway; then the next
   scenario; then the next round) after a short warm-up of each, so drift in machine load falls on all of them,
@@ -40,7 +43,7 @@ sensitive than requests/s to other load on a shared machine, as long as the prox
 client's CPU per request is printed for the curl scenarios too: on a 2-core machine the proxy (one busy core)
 shares the other with the client and the origin, so a client near a full core would be what limits.
 
-The target host (``--host``, default www.bbc.co.uk, which the demo policy allows) only exists by name: every
+The target hosts (``--host``, default www.bbc.co.uk, and ``--h1-host``, both allowed by the demo policy) only exist by name: every
 configuration, bare included, loads ``tests/support/route_to_origin.py``, which sends mitmproxy's upstream
 connections to the local origin (upstream connections are still reused) and gives the upstream TLS handshake
 the requested name. Its few hook calls per request cost the same in every configuration. Only loopback
@@ -87,6 +90,8 @@ class Scenario:
     scheme: str
     curl: CurlLoad | None
     """None: plain HTTP with wrk."""
+    h1_origin: bool = False
+    """Requests go to --h1-host, whose origin speaks HTTP/1.1 only."""
 
     @property
     def goal(self) -> float | None:
@@ -100,6 +105,10 @@ SCENARIOS = {
         Scenario("https", "HTTPS/1.1 keep-alive tunnels (curl)", "https", CurlLoad()),
         Scenario("https-new", "HTTPS/1.1 new CONNECT + TLS per request (curl)", "https", CurlLoad(new_connections=True)),
         Scenario("h2", "HTTP/2 over TLS, keep-alive, multiplexed (curl)", "https", CurlLoad(http2=True)),
+        Scenario(
+            "h2-to-h1", "client offering h2, origin HTTP/1.1 only, keep-alive (curl)", "https", CurlLoad(http2=True),
+            h1_origin=True,
+        ),
     )
 }
 
@@ -159,6 +168,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="curl processes sharing --connections (default 2; for h2, one connection each)",
     )  # fmt: skip
     parser.add_argument("--host", default="www.bbc.co.uk", help="host name in the requests (default www.bbc.co.uk)")
+    parser.add_argument(
+        "--h1-host", default="www.gov.uk",
+        help="host name for the h2-to-h1 scenario, whose origin speaks HTTP/1.1 only (default www.gov.uk)",
+    )  # fmt: skip
     parser.add_argument("--path", default="/bench", help="path in the requests (default /bench)")
     parser.add_argument(
         "--gateway-script", action="append", metavar="PATH",
@@ -196,6 +209,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         warmup=base.warmup,
         settle=base.settle,
     )
+    if args.h1_host == args.host:
+        parser.error("--h1-host must differ from --host: the origin tells them apart by name")
     if args.timing.duration <= 0 or args.timing.rounds < 1 or args.connections < 1 or args.clients < 1:
         parser.error("--duration, --rounds, --connections and --clients must be positive")
     return args
@@ -294,8 +309,9 @@ class Driver:
                 threads=self.args.threads, pid=pid,
             )  # fmt: skip
         assert self.curl_tools is not None
+        host = self.args.h1_host if scenario.h1_origin else self.args.host
         return run_curl(
-            self.curl_tools, scenario.curl, proxy.port, proxy.ca_cert_path, f"https://{self.args.host}{self.args.path}",
+            self.curl_tools, scenario.curl, proxy.port, proxy.ca_cert_path, f"https://{host}{self.args.path}",
             duration=duration, connections=self.args.connections, clients=self.args.clients,
             settle=self.args.timing.settle, pid=pid,
         )  # fmt: skip
@@ -373,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
     configs = build_configs(args, workdir)
-    origin, origin_port, origin_ca = start_origin(workdir / "origin-ca", args.host)
+    origin, origin_port, origin_ca = start_origin(workdir / "origin-ca", args.host, args.h1_host)
     timing: Timing = args.timing
     try:
         start_proxies(configs, args, workdir, f"127.0.0.1:{origin_port}", origin_ca)
@@ -381,7 +397,8 @@ def main(argv: list[str] | None = None) -> int:
         if not configs:
             return 1
         driver = Driver(args, workdir, curl_tools)
-        print(f"origin 127.0.0.1:{origin_port}; requests for {args.host}{args.path} through each proxy, routed to the "
+        print(f"origin 127.0.0.1:{origin_port}; requests for {args.host}{args.path} (h2-to-h1: {args.h1_host}) through "
+              "each proxy, routed to the "
               "origin by tests/support/route_to_origin.py (loaded in every configuration); flow_detail=0")  # fmt: skip
         print(f"{args.connections} connections (h2: streams) in flight; curl in {args.clients} processes; "
               f"{timing.duration:g}s per run after {timing.settle:g}s settling (curl), {timing.rounds} round(s), "
