@@ -24,6 +24,7 @@ from gateway.proxy.policy_source import PolicySource  # noqa: E402
 from gateway.proxy.portal import PortalAddon  # noqa: E402
 from gateway.proxy.proxy_auth import ProxyAuthAddon  # noqa: E402
 from gateway.proxy.radius_listener import RadiusListenerAddon  # noqa: E402
+from gateway.proxy.startup_gate import StartupGate  # noqa: E402
 from gateway.proxy.store_options import StoreOptions  # noqa: E402
 from gateway.proxy.tunnels import TunnelGuard  # noqa: E402
 
@@ -35,6 +36,7 @@ destinations = DestinationGuard(policy)
 access_log = AccessLog(policy)
 
 addons = [
+    StartupGate(),
     AddonChain(
         StoreOptions(),
         clock,
