@@ -147,6 +147,8 @@ def test_full_portal_sign_in_through_the_proxy(mitmdump_proxy, origin_http, serv
     proxy = mitmdump_proxy(["addons/gateway.py"], {
         "gateway_policy": str(policy_path), "gateway_db": store_url, "gateway_portal_url": served_app,
         "gateway_identity_interval_ms": 200,
+        # The lesson site is a loopback origin, which the gateway refuses unless told it may reach it.
+        "gateway_reachable_internal": [origin_http.address],
     }, ready_line="identity sources running")
     site = f"http://127.0.0.1:{origin_http.port}/lesson"
     with httpx_client(proxy=proxy.proxy_url, source_address="127.0.0.30") as client:
