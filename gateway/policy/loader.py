@@ -169,7 +169,8 @@ class _Plain:
         except (yaml.YAMLError, ValueError, OverflowError) as exc:
             # Python refuses to turn thousands of digits into an int; a date like 2026-02-30 is a ValueError.
             text = node.value if len(node.value) <= 40 else node.value[:40] + "…"
-            raise self.fail(node, f"cannot read the value {text!r}: {getattr(exc, 'problem', None) or exc}") from None
+            why = str(getattr(exc, "problem", None) or exc).split(";")[0]
+            raise self.fail(node, f"cannot read the value {text!r}: {why}") from None
         finally:
             loader.dispose()
 

@@ -21,6 +21,7 @@ from mitmproxy import ctx, exceptions
 
 from gateway.policy.compiled import CompiledPolicy, load_compiled
 from gateway.policy.loader import PolicyError
+from gateway.policy.shrink import check_shrink
 from gateway.store.audit import audit_values, short_diff
 from gateway.store.audit_outbox import AuditOutbox
 
@@ -57,6 +58,7 @@ class PolicySource:
         self._outbox: AuditOutbox | None = None
         self._audit_retry_at = 0.0
         self._flushing: asyncio.Task | None = None
+        self._frozen = False
 
     def load(self, loader) -> None:
         loader.add_option("gateway_policy", str, "policies/default.yaml", "The school's policy file (YAML).")
@@ -88,9 +90,13 @@ class PolicySource:
     def _install(self, compiled: CompiledPolicy) -> None:
         # One reference assignment: a request in flight keeps the policy it started with.
         self.current = compiled
-        # The policy and everything loaded before it live as long as the process: keep the collector from
-        # rescanning them each time request objects that lived a little (queued log rows) trigger a full pass.
-        gc.freeze()
+        if not self._frozen:
+            # The libraries and the first policy live as long as the process: keep the collector from rescanning
+            # them each time request objects that lived a little (queued log rows) trigger a full pass. Once only:
+            # freezing again at each reload would make whatever is alive then (the replaced policy among it)
+            # uncollectable, and memory would grow with every reload.
+            gc.freeze()
+            self._frozen = True
         self._stamp = _stamp(compiled.list_files)
         for warning in compiled.warnings:
             log.warning(warning)
@@ -119,7 +125,7 @@ class PolicySource:
         files = self.current.list_files
         before = self._stamp
         try:
-            compiled = await asyncio.to_thread(load_compiled, path)
+            compiled = await asyncio.to_thread(self._load_checked, path)
         except PolicyError as exc:
             # Remember the broken files' stamp so the error is logged once, not every second.
             self._stamp = await asyncio.to_thread(_stamp, files)
@@ -134,6 +140,12 @@ class PolicySource:
         self._install(compiled)
         summary = f"{len(compiled.rules)} rules, {len(compiled.policy.lists)} lists, {len(compiled.domains)} list entries"
         await self._audit("policy-loaded", path, before, {"summary": summary})
+
+    def _load_checked(self, path: Path) -> CompiledPolicy:
+        """In a worker thread: the new policy, refused (PolicyError) if it empties or halves a running list."""
+        compiled = load_compiled(path)
+        check_shrink(self.current, compiled)
+        return compiled
 
     async def _audit(self, action: str, path: Path, before: Stamp, detail: dict[str, Any]) -> None:
         """Record a reload in the audit trail, off the event loop; a failure here never touches the policy."""
