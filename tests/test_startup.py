@@ -22,7 +22,7 @@ import pytest
 
 from gateway.store.migrate import upgrade
 from tests.support.clients import httpx_client
-from tests.support.mitmdump import Mitmdump
+from tests.support.mitmdump import Mitmdump, MitmdumpError
 from tests.support.origins import OriginServer
 from tests.support.policies import DEMO_POLICY
 from tests.support.ports import LOOPBACK, free_port
@@ -221,3 +221,16 @@ def test_a_client_held_too_long_is_closed_unanswered_and_the_gateway_comes_up(tm
         assert_answers_correctly(proxy)
     finally:
         proxy.stop()
+
+
+def test_a_negative_hold_is_refused_with_a_clear_error(tmp_path):
+    proxy = Mitmdump(
+        ["addons/gateway.py"],
+        {
+            "gateway_policy": pupil_policy(tmp_path), "gateway_db": f"sqlite:///{tmp_path / 'gateway.db'}",
+            "gateway_spool": tmp_path / "spool", "gateway_startup_hold_ms": -1,
+        },  # fmt: skip
+        workdir=tmp_path,
+    )
+    with pytest.raises(MitmdumpError, match="gateway_startup_hold_ms must be 0 or more, not -1"):
+        proxy.start()

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from mitmproxy import connection, ctx
+from mitmproxy import connection, ctx, exceptions
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,12 @@ class StartupGate:
             30000,
             "Milliseconds a client connecting while the gateway starts is held before it is closed unanswered.",
         )
+
+    def configure(self, updated: set[str]) -> None:
+        if "gateway_startup_hold_ms" in updated and ctx.options.gateway_startup_hold_ms < 0:
+            raise exceptions.OptionsError(
+                f"gateway_startup_hold_ms must be 0 or more, not {ctx.options.gateway_startup_hold_ms}"
+            )
 
     def running(self) -> None:
         if self._opener is None:
