@@ -4,8 +4,8 @@ let through unfiltered.
 mitmdump opens its listeners before it runs the addons' `running` hooks, and some parts only finish starting
 there: the gateway's identity sources load sessions and leases from a worker thread (the event loop accepts
 clients meanwhile), and mitmproxy's TLS config makes its certificate store in its own `running` hook unless
-`confdir` was set on the command line. A client in that window meets parts that are not ready; the first HTTPS
-client raised an addon error, and mitmdump exits on any error logged during start-up ("Errors logged during
+`confdir` was set on the command line. A client in that window meets parts that are not ready; its first request
+or TLS handshake raised an addon error there, and mitmdump exits on any error logged during start-up ("Errors logged during
 startup, exiting"). After a reboot in a school day every device reconnects at once, so the window is always hit.
 
 The gate comes first among the script's addons, so its `client_connected` runs before any other gateway hook and
@@ -78,8 +78,6 @@ class StartupGate:
         )  # fmt: skip
 
     async def client_connected(self, client: connection.Client) -> None:
-        if self._started.is_set():
-            return
         self._held += 1
         try:
             await asyncio.wait_for(self._started.wait(), ctx.options.gateway_startup_hold_ms / 1000)
