@@ -5,8 +5,9 @@ mitmdump opens its listeners before it runs the addons' `running` hooks, and som
 there: the gateway's identity sources load sessions and leases from a worker thread (the event loop accepts
 clients meanwhile), and mitmproxy's TLS config makes its certificate store in its own `running` hook unless
 `confdir` was set on the command line. A client in that window meets parts that are not ready; its first request
-or TLS handshake raised an addon error there, and mitmdump exits on any error logged during start-up ("Errors logged during
-startup, exiting"). After a reboot in a school day every device reconnects at once, so the window is always hit.
+or TLS handshake raised an addon error there, and mitmdump exits on any error logged during start-up ("Errors
+logged during startup, exiting"). After a reboot in a school day every device reconnects at once, so the window
+is always hit.
 
 The gate comes first among the script's addons, so its `client_connected` runs before any other gateway hook and
 before a byte of the client's traffic is read. It holds each connection until start-up is over, then lets it
