@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, render_template, request
 
 from gateway.decisions.types import PeriodKind
+from gateway.policy.illegal_slot import slot_warning_for_file
 from gateway.web import charts, log_queries
 from gateway.web.audit_trail import audit
 from gateway.web.roles import Permission, can, require
@@ -60,4 +61,11 @@ def dashboard_page():  # type: ignore[no-untyped-def]
             kinds,
         ),
     ]
-    return render_template("dashboard.html", charts=page_charts, days=days, ranges=RANGES, figures=figures, site=site)
+    return render_template("dashboard.html", charts=page_charts, days=days, ranges=RANGES, figures=figures, site=site,
+                           illegal_slot=illegal_slot_banner())  # fmt: skip
+
+
+def illegal_slot_banner() -> str | None:
+    """The empty illegal-content slot warning, when the console knows the policy file (`policy_path`)."""
+    policy_path = current_app.config["GATEWAY"].policy_path
+    return slot_warning_for_file(policy_path) if policy_path else None
