@@ -296,3 +296,50 @@ def test_certificate_for_a_blocked_site_comes_from_the_gateway(routed):
     with pytest.raises(ssl.SSLCertVerificationError):
         status, sock = connect(routed, "www.facebook.com:443")
         ssl.create_default_context().wrap_socket(sock, server_hostname="www.facebook.com")
+
+
+def test_a_name_for_a_reachable_internal_service_connects_to_the_address_checked(tmp_path, console):
+    """The school lets clients reach one internal service: its name resolves, is checked, and the connection goes to
+    the address that was checked; mitmproxy still reuses the connection for that name."""
+    name = socket.gethostname()
+    if not any(info[4][0] == "127.0.0.1" for info in socket.getaddrinfo(name, 80)):
+        pytest.skip(f"{name} does not resolve to 127.0.0.1 here")
+    proxy = start(tmp_path, None, gateway_reachable_internal=[f"127.0.0.1:{console.port}"])
+    try:
+        console.clear()
+        with httpx_client(proxy=proxy.proxy_url, source_address=PUPIL) as client:
+            answers = [client.get(f"http://{name}:{console.port}/intranet/{i}") for i in range(3)]
+        assert [a.status_code for a in answers] == [200, 200, 200]
+        assert [s.path for s in console.seen()] == ["/intranet/0", "/intranet/1", "/intranet/2"]
+        assert proxy.output().count("server connect") == 1
+        # Another port on the same address is still out of reach.
+        assert curl(f"http://{name}:1/", proxy=proxy.proxy_url, source_address=PUPIL).status in (403, 502)
+    finally:
+        proxy.stop()
+
+
+def test_a_tunnel_to_a_reachable_internal_name_keeps_the_name_for_its_requests(tmp_path, origin):
+    """CONNECT to a name the gateway resolved and checked: the requests in the tunnel are decided and logged by
+    that name, not by the address it was pinned to."""
+    name = socket.gethostname()
+    if not any(info[4][0] == "127.0.0.1" for info in socket.getaddrinfo(name, 80)):
+        pytest.skip(f"{name} does not resolve to 127.0.0.1 here")
+    db = f"sqlite:///{tmp_path / 'gateway.db'}"
+    upgrade(db)
+    policy = policy_copy(tmp_path, f"connections:\n  connect_ports: [443, {origin.port}]\n")
+    proxy = Mitmdump(
+        ["addons/gateway.py"],
+        {"gateway_policy": policy, "gateway_now": LESSON, "gateway_db": db, "gateway_spool": tmp_path / "spool",
+         "gateway_reachable_internal": [f"127.0.0.1:{origin.port}"],
+         "ssl_verify_upstream_trusted_ca": str(origin.ca_cert_path)},
+        workdir=tmp_path, ready_line=r"policy .* loaded",
+    ).start()  # fmt: skip
+    try:
+        origin.clear()
+        with httpx_client(proxy=proxy.proxy_url, ca=proxy.ca_cert_path, source_address=PUPIL) as client:
+            got = client.get(f"https://{name}:{origin.port}/tunnelled")
+        assert got.status_code == 200 and origin.seen(path="/tunnelled")[-1].sni == name
+        row = rows(proxy, "path = '/tunnelled'")[-1]
+        assert row["host"] == name and row["port"] == origin.port
+    finally:
+        proxy.stop()

@@ -121,7 +121,11 @@ class DestinationGuard:
     def server_connected(self, data: server_hooks.ServerConnectionHookData) -> None:
         name = self._pinned.pop(data.server, None)
         if name is not None:
-            data.server.address = name
+            # Give the open connection back the name it was opened for, the state mitmproxy is in when it resolves
+            # a name itself (address the name, peername the IP): requests inside a tunnel take their host from it,
+            # and a later request for that name reuses it. `Server.__setattr__` refuses any change of address on an
+            # open connection, to stop a redirect that could no longer happen; this is not one, so it is set as is.
+            object.__setattr__(data.server, "address", name)
 
     def _refuses_address(self, ip: IPAddress, port: int) -> bool:
         return self.internal().refuses(ip, port) or (self._is_own(ip) and not self._reachable(ip, port))
