@@ -15,5 +15,11 @@ _spec.loader.exec_module(_module)  # type: ignore[union-attr]
 from gateway.proxy.access_log import AccessLog  # noqa: E402
 from gateway.proxy.chain import AddonChain  # noqa: E402
 
-(_chain,) = _module.addons
-addons = [AddonChain(*(part for part in _chain.parts if not isinstance(part, AccessLog)))]
+
+def _without_access_log(addon: object) -> object:
+    if not isinstance(addon, AddonChain):
+        return addon
+    return AddonChain(*(part for part in addon.parts if not isinstance(part, AccessLog)), on_failure=addon.on_failure)
+
+
+addons = [_without_access_log(addon) for addon in _module.addons]

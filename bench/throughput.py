@@ -130,8 +130,8 @@ class Timing:
     settle: float
 
 
-QUICK = Timing(duration=2.5, rounds=1, warmup=1, settle=0.5)
-FULL = Timing(duration=5, rounds=2, warmup=2, settle=1)
+QUICK = Timing(duration=2.5, rounds=1, warmup=0.5, settle=0.5)
+FULL = Timing(duration=5, rounds=2, warmup=1, settle=1)
 
 
 def parse_sets(values: list[str]) -> dict[str, str]:
@@ -279,7 +279,11 @@ def build_configs(args: argparse.Namespace, workdir: Path) -> list[Config]:
 
 def start_proxies(configs: list[Config], args: argparse.Namespace, workdir: Path, origin: str, origin_ca: Path) -> None:
     for config in configs:
-        options = {"flow_detail": "0", "ssl_verify_upstream_trusted_ca": str(origin_ca), **config.options}
+        options = {"flow_detail": "0", "ssl_verify_upstream_trusted_ca": str(origin_ca)}
+        if config.scripts:
+            # The gateway refuses loopback destinations; the benchmark's origin is the one it may reach.
+            options["gateway_reachable_internal"] = origin
+        options.update(config.options)
         ready = args.gateway_ready if not config.name.startswith("bare") else None
         proxy = Mitmdump(
             config.scripts, options, workdir=workdir / config.name, origin=origin, ready_line=ready,
@@ -326,6 +330,8 @@ def describe(m: Measurement) -> str:
         flags += f"  non-2xx/3xx: {m.non2xx} (blocked? check the policy and --host)"
     if m.errors:
         flags += f"  failed: {m.errors}"
+    if m.problem:
+        flags += f"  {m.problem}"
     return f"{m.rate:8.0f} req/s   p50 {m.p50_ms:6.1f} ms   p99 {m.p99_ms:6.1f} ms{cpu}{client}{connects}{flags}"
 
 
@@ -359,14 +365,15 @@ def report(configs: list[Config], scenarios: list[Scenario]) -> None:
             cells.append(f"{rate:8.0f}{ratio}".rjust(14) if rate is not None else "-".rjust(14))
         print(f"{scenario.name:<10} " + " ".join(cells) + "  req/s")
         print(f"{'':<10} " + " ".join((f"{cpus[n]:8.0f} µs" if n in cpus else "-").rjust(14) for n in names) + "  cpu/req")
-        if bare and "gateway" in rates:
+        if bare and rates.get("gateway"):
             ratio = rates["gateway"] / bare
             goal = "" if scenario.goal is None else (
                 f"  goal >= {scenario.goal:.1f}x: {'met' if ratio >= scenario.goal else 'NOT MET'}"
             )
-            verdicts.append(f"  {scenario.name:<10} gateway/bare {ratio:.2f}x{goal}  ({scenario.title})")
+            cpu = f", proxy CPU per request {cpus['gateway'] / cpus['bare']:.2f}x" if "gateway" in cpus and "bare" in cpus else ""
+            verdicts.append(f"  {scenario.name:<10} gateway/bare {ratio:.2f}x{goal}{cpu}  ({scenario.title})")
         for top, bottom in (("gateway+extra", "gateway"), ("gateway", "variant")):
-            if top in rates and bottom in rates:
+            if rates.get(top) and rates.get(bottom):
                 comparisons.append(f"  {scenario.name:<10} {top}/{bottom} = {rates[top] / rates[bottom]:.2f}")
     if verdicts:
         print("\ngateway against bare mitmdump")
@@ -388,18 +395,20 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
-    configs = build_configs(args, workdir)
-    origin, origin_port, origin_ca = start_origin(workdir / "origin-ca", args.host, args.h1_host)
     timing: Timing = args.timing
+    configs: list[Config] = []
+    origin = None
     try:
+        configs = build_configs(args, workdir)
+        origin, origin_port, origin_ca = start_origin(workdir / "origin-ca", args.host, args.h1_host)
         start_proxies(configs, args, workdir, f"127.0.0.1:{origin_port}", origin_ca)
         configs = [c for c in configs if c.proxy is not None]
         if not configs:
             return 1
         driver = Driver(args, workdir, curl_tools)
-        print(f"origin 127.0.0.1:{origin_port}; requests for {args.host}{args.path} (h2-to-h1: {args.h1_host}) through "
-              "each proxy, routed to the "
-              "origin by tests/support/route_to_origin.py (loaded in every configuration); flow_detail=0")  # fmt: skip
+        print(f"origin 127.0.0.1:{origin_port}; requests for {args.host}{args.path} (h2-to-h1: {args.h1_host}) "
+              "through each proxy, routed to the origin by tests/support/route_to_origin.py (loaded in every "
+              "configuration); flow_detail=0")  # fmt: skip
         print(f"{args.connections} connections (h2: streams) in flight; curl in {args.clients} processes; "
               f"{timing.duration:g}s per run after {timing.settle:g}s settling (curl), {timing.rounds} round(s), "
               f"after a {timing.warmup:g}s warm-up of each")  # fmt: skip
@@ -412,8 +421,10 @@ def main(argv: list[str] | None = None) -> int:
                 driver.run(scenario, config.proxy, timing.warmup, measured=False)
 
         for round_no in range(1, timing.rounds + 1):
+            # Each round starts the order from the next configuration, so none is always first after a switch.
+            shift = (round_no - 1) % len(configs)
             for scenario in scenarios:
-                for config in configs:
+                for config in configs[shift:] + configs[:shift]:
                     assert config.proxy is not None
                     m = driver.run(scenario, config.proxy, timing.duration, measured=True)
                     config.runs.setdefault(scenario.name, []).append(m)
@@ -422,11 +433,12 @@ def main(argv: list[str] | None = None) -> int:
         for config in configs:
             if config.proxy is not None:
                 config.proxy.stop()
-        origin.kill()
-        origin.wait()
+        if origin is not None:
+            origin.kill()
+            origin.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
 
     report(configs, scenarios)
-    shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 
