@@ -1,9 +1,12 @@
-"""Console accounts: creating them and checking passwords (argon2id), with lock-out after repeated failures."""
+"""Console accounts: creating them and checking passwords (argon2id), counting failures in a row.
+
+There is no lock-out here: a lock anyone can trigger lets a pupil lock the headteacher out. The console slows
+guessing per device and adds a short delay per account instead (`gateway.web.throttle`)."""
 
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -12,8 +15,6 @@ from sqlalchemy.orm import Session
 
 from gateway.store.models.users import ConsoleUser, Role
 
-MAX_FAILED_LOGINS = 5
-LOCKOUT = timedelta(minutes=15)
 MIN_PASSWORD_LENGTH = 10
 
 _hasher = PasswordHasher()
@@ -63,21 +64,20 @@ def authenticate(session: Session, username: str, password: str, *, now: datetim
     if not user.active:
         _verify(_DUMMY_HASH, password)
         return user, "account disabled"
-    if user.locked_until is not None and user.locked_until > now:
-        _verify(_DUMMY_HASH, password)
-        return user, "account locked after repeated failures"
     if not _verify(user.password_hash, password):
         user.failed_logins += 1
-        if user.failed_logins >= MAX_FAILED_LOGINS:
-            user.locked_until = now + LOCKOUT
-            user.failed_logins = 0
         return user, "wrong password"
     user.failed_logins = 0
-    user.locked_until = None
     user.last_login_at = now
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
     return user, ""
+
+
+def failures_in_a_row(session: Session, username: str) -> int:
+    """Wrong passwords for the account since its last sign-in (0 for a name that is not an account)."""
+    count = session.scalar(select(ConsoleUser.failed_logins).where(ConsoleUser.username == username.strip().lower()))
+    return count or 0
 
 
 def _verify(hashed: str, password: str) -> bool:

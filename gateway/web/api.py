@@ -14,11 +14,10 @@ from typing import Any
 from flask import Blueprint, abort, current_app, g, jsonify, request
 from flask_login import current_user
 
-from gateway.store.accounts import authenticate
 from gateway.store.retention import row_dict
 from gateway.web import log_queries
 from gateway.web.audit_trail import audit
-from gateway.web.auth import limiter
+from gateway.web.auth import check_password
 from gateway.web.people import person_export_response
 from gateway.web.roles import Permission, allowed
 
@@ -31,20 +30,8 @@ def _caller() -> tuple[str, str] | None:
     auth = request.authorization
     if auth is None or auth.type != "basic" or not auth.username or not auth.password:
         return None
-    from gateway.web.app import db
-
-    address = request.remote_addr or "?"
-    if not limiter().allow(address):
-        abort(429)
-    session = db()
-    user, why = authenticate(session, auth.username, auth.password, now=datetime.now(UTC))
-    session.commit()
-    if user is None or why:
-        limiter().failed(address)
-        audit("sign_in_failed", target=f"user:{auth.username}", detail={"why": why, "via": "api"},
-              actor=auth.username.lower())  # fmt: skip
-        return None
-    return user.username, user.role
+    user = check_password(auth.username.strip().lower()[:128], auth.password[:1024], via="api")
+    return (user.username, user.role) if user is not None else None
 
 
 def api(permission: Permission) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

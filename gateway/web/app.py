@@ -10,13 +10,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from flask import Flask, g, render_template, request
+from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy.orm import Session
 
 from gateway.store.engine import DEFAULT_DB_URL, make_engine, require_migrated, session_factory
 from gateway.store.models.users import ConsoleUser
-from gateway.web import api, audit, auth, dashboard, help_page, logs, people, portal
+from gateway.web import api, audit, auth, dashboard, help_page, logs, people, portal, server_sessions
 from gateway.web.roles import Permission, can
 
 BLUEPRINTS = [
@@ -46,7 +47,8 @@ class ConsoleConfig:
     session_idle: timedelta = timedelta(minutes=30)
     session_max: timedelta = timedelta(hours=10)
     policy_path: str | None = None
-    # Set when the console is served over HTTPS (it should be, off the loopback address).
+    # Cookies are marked Secure on every request that arrived over HTTPS; this marks them Secure always (for a
+    # console behind a TLS-terminating server, whose requests reach it as plain HTTP).
     secure_cookies: bool = False
     timezone: str = "Europe/London"
     testing: bool = False
@@ -64,6 +66,13 @@ def _secret_key(config: ConsoleConfig) -> str:
     with os.fdopen(fd, "w") as f:
         f.write(key)
     return key
+
+
+class SessionCookies(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, Secure whenever the request came over HTTPS, not only when configured."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
 
 
 def create_app(config: ConsoleConfig | None = None) -> Flask:
@@ -86,6 +95,7 @@ def create_app(config: ConsoleConfig | None = None) -> Flask:
         MAX_CONTENT_LENGTH=1_000_000,
         GATEWAY=config,
     )
+    app.session_interface = SessionCookies()
     app.extensions["gateway.engine"] = engine
     app.extensions["gateway.sessions"] = session_factory(engine)
     app.extensions["gateway.zone"] = ZoneInfo(config.timezone)
@@ -98,15 +108,16 @@ def create_app(config: ConsoleConfig | None = None) -> Flask:
 
     @login.user_loader
     def load_user(user_id: str) -> ConsoleUser | None:
-        user = db().get(ConsoleUser, int(user_id)) if user_id.isdigit() else None
-        return user if user is not None and user.active else None
+        # The cookie's user id alone proves nothing after sign-out: the session must still be live on the server.
+        user = server_sessions.live_user(db())
+        return user if user is not None and user.get_id() == user_id else None
 
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
 
     @app.before_request
-    def absolute_session_limit() -> None:
-        auth.enforce_session_limit(config.session_max)
+    def session_limits() -> None:
+        auth.end_expired_session()
 
     @app.after_request
     def secure_headers(response):  # type: ignore[no-untyped-def]
@@ -118,7 +129,7 @@ def create_app(config: ConsoleConfig | None = None) -> Flask:
         response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
         if request.endpoint != "static":
             response.headers["Cache-Control"] = "no-store"
-        if config.secure_cookies:
+        if config.secure_cookies or request.is_secure:
             response.headers["Strict-Transport-Security"] = "max-age=31536000"
         return response
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request
 from flask_login import current_user
 
 from gateway.store.audit import record
+from gateway.web.client_address import client_ip
 
 
 def audit(action: str, *, target: str | None = None, detail: dict[str, Any] | None = None,
@@ -24,6 +24,6 @@ def audit(action: str, *, target: str | None = None, detail: dict[str, Any] | No
         target=target,
         detail=detail,
         role=role or (current_user.role if signed_in else None),
-        client_ip=request.remote_addr,
+        client_ip=client_ip(),
     )
     session.commit()

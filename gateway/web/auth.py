@@ -1,57 +1,26 @@
-"""Signing in and out. argon2 hashes, per-account lock-out, per-address rate limit, every attempt audited."""
+"""Signing in and out: argon2 hashes, sessions held on the server, throttling by device, every attempt audited."""
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import defaultdict, deque
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from flask import Blueprint, abort, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, redirect, render_template, session, url_for
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from gateway.store.accounts import authenticate
+from gateway.store.accounts import authenticate, failures_in_a_row
+from gateway.web import server_sessions
 from gateway.web.audit_trail import audit
+from gateway.web.client_address import client_ip
+from gateway.web.throttle import slow_down, throttle
 
 blueprint = Blueprint("auth", __name__)
 
-# Per client address: at most this many sign-in attempts in the window, whatever the usernames.
-RATE_LIMIT_ATTEMPTS = 10
-RATE_LIMIT_WINDOW = 300.0
-
-
-class AttemptLimiter:
-    def __init__(self, attempts: int, window: float) -> None:
-        self.attempts = attempts
-        self.window = window
-        self._seen: dict[str, deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
-
-    def allow(self, key: str) -> bool:
-        """False once `key` has failed `attempts` times within the window."""
-        now = time.monotonic()
-        with self._lock:
-            seen = self._seen[key]
-            while seen and seen[0] < now - self.window:
-                seen.popleft()
-            if not seen:
-                del self._seen[key]
-            return len(seen) < self.attempts
-
-    def failed(self, key: str) -> None:
-        with self._lock:
-            self._seen[key].append(time.monotonic())
-
-
-def limiter() -> AttemptLimiter:
-    from flask import current_app
-
-    return current_app.extensions.setdefault(
-        "gateway.sign_in_limiter", AttemptLimiter(RATE_LIMIT_ATTEMPTS, RATE_LIMIT_WINDOW)
-    )
+WRONG = "Wrong username or password. Ask the headteacher if you are stuck."
+ACCOUNT_THROTTLED = ("Too many wrong passwords for this account from this computer. Wait 15 minutes, or sign in "
+                     "from another computer.")  # fmt: skip
 
 
 class SignInForm(FlaskForm):
@@ -63,6 +32,30 @@ class SignOutForm(FlaskForm):
     pass
 
 
+def check_password(username: str, password: str, via: str | None = None):  # type: ignore[no-untyped-def]
+    """The account if the password is right and this device may try; aborts 429 when it may not.
+
+    Shared by the sign-in page and the API's HTTP Basic, so both count against the same limits."""
+    from gateway.web.app import db
+
+    address = client_ip()
+    refused = throttle().refusal(address, username)
+    if refused:
+        audit("sign_in_refused", target=f"user:{username}", actor=username,
+              detail={"why": f"too many failures from this {refused}"} | ({"via": via} if via else {}))  # fmt: skip
+        abort(429, description=ACCOUNT_THROTTLED if refused == "account" else None)
+    store = db()
+    slow_down(failures_in_a_row(store, username))
+    user, why = authenticate(store, username, password, now=datetime.now(UTC))
+    store.commit()
+    if user is None or why:
+        throttle().failed(address, username)
+        audit("sign_in_failed", target=f"user:{username}", actor=username, role=user.role if user else None,
+              detail={"why": why} | ({"via": via} if via else {}))  # fmt: skip
+        return None
+    return user
+
+
 @blueprint.route("/sign-in", methods=["GET", "POST"])
 def sign_in():  # type: ignore[no-untyped-def]
     from gateway.web.app import db
@@ -72,23 +65,13 @@ def sign_in():  # type: ignore[no-untyped-def]
     form = SignInForm()
     error = None
     if form.validate_on_submit():
-        username = form.username.data.strip().lower()
-        address = request.remote_addr or "?"
-        if not limiter().allow(address):
-            audit("sign_in_refused", target=f"user:{username}", detail={"why": "rate limit"}, actor=username)
-            abort(429)
-        store = db()
-        user, why = authenticate(store, username, form.password.data, now=datetime.now(UTC))
-        store.commit()
-        if user is None or why:
-            limiter().failed(address)
-            audit("sign_in_failed", target=f"user:{username}", detail={"why": why}, actor=username,
-                  role=user.role if user else None)  # fmt: skip
-            error = "Wrong username or password, or the account is locked. Ask the headteacher if you are stuck."
+        user = check_password(form.username.data.strip().lower(), form.password.data)
+        if user is None:
+            error = WRONG
         else:
             session.clear()
             session.permanent = True
-            session["signed_in_at"] = time.time()
+            server_sessions.start(db(), user)
             login_user(user)
             audit("sign_in", target=f"user:{user.username}")
             return redirect(url_for("dashboard.home"))
@@ -97,26 +80,29 @@ def sign_in():  # type: ignore[no-untyped-def]
 
 @blueprint.route("/sign-out", methods=["POST"])
 def sign_out():  # type: ignore[no-untyped-def]
+    from gateway.web.app import db
+
     if current_user.is_authenticated:
         audit("sign_out", target=f"user:{current_user.username}")
+    server_sessions.end_current(db())
     logout_user()
     session.clear()
     return redirect(url_for("auth.sign_in"))
 
 
 @blueprint.app_errorhandler(429)
-def too_many(_error):  # type: ignore[no-untyped-def]
-    message = "Too many sign-in attempts from this computer. Wait a few minutes and try again."
+def too_many(error):  # type: ignore[no-untyped-def]
+    message = (error.description if error.description and error.description != type(error).description
+               else "Too many sign-in attempts from this computer. Wait a few minutes and try again.")  # fmt: skip
     return render_template("error.html", title="Too many attempts", message=message), 429
 
 
-def enforce_session_limit(longest: timedelta) -> None:
-    """However active, a session ends after `longest`; the idle limit is the signed cookie's own lifetime."""
-    if current_user.is_authenticated and time.time() - session.get("signed_in_at", 0) > longest.total_seconds():
-        audit("sign_out", target=f"user:{current_user.username}", detail={"why": "session time limit"})
-        logout_user()
+def end_expired_session() -> None:
+    """Before every request: a session idle or older than the limits ends, on the server and in the cookie."""
+    from gateway.web.app import db
+
+    ended = server_sessions.end_if_expired(db())
+    if ended is not None:
+        user, why = ended
         session.clear()
-
-
-def sign_out_form() -> SignOutForm:
-    return SignOutForm()
+        audit("sign_out", target=f"user:{user.username}", detail={"why": why}, actor=user.username, role=user.role)

@@ -2,13 +2,14 @@
 timeout, or the DHCP lease moving (the proxy ends those; see gateway.identity.live).
 
 Young year groups (the policy's `sign_in.picture_code_year_groups`) may use a class picture code or their QR
-card instead of a password. Failed sign-ins are counted in the store per address and per username, so the
-limits hold across web-app workers and restarts.
+card instead of a password. Failed sign-ins are counted in the store, so the limits hold across web-app workers and
+restarts: per device (its real address, `client_address`), and per device and name together. A name's failures
+from every device only slow each attempt on it a little (`throttle.account_delay`): a pupil guessing a
+classmate's picture code on one tablet never stops the classmate signing in on another.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -20,14 +21,14 @@ from gateway.identity.credentials import PICTURES, PICTURE_CODE_LENGTH, card_tok
 from gateway.identity.sessions import end_sessions, live_session, record_failure, recent_failures, start_session
 from gateway.identity.types import IdentitySource
 from gateway.store.models.people import PersonRecord
+from gateway.web.client_address import client_ip
+from gateway.web.throttle import slow_down
 
 blueprint = Blueprint("portal", __name__, url_prefix="/portal")
 
-CLIENT_IP_HEADER = "X-Gateway-Client-IP"
-TRUSTED_PROXIES = ("127.0.0.1", "::1")
 FAILURE_WINDOW = timedelta(minutes=15)
 MAX_FAILURES_PER_ADDRESS = 10
-MAX_FAILURES_PER_USER = 5
+MAX_FAILURES_PER_ADDRESS_AND_USER = 5
 # How long after a sign-in the proxy may still send the device here; a device sent here later than that signs in.
 PROXY_CATCH_UP = timedelta(seconds=30)
 
@@ -38,20 +39,6 @@ def db():  # type: ignore[no-untyped-def]
     from gateway.web.app import db
 
     return db()
-
-
-def client_ip() -> str:
-    """The device's address: from the proxy's header when the request came through the proxy, otherwise the
-    peer. A header from anyone else is ignored (it would let a client sign in another device)."""
-    peer = request.remote_addr or ""
-    trusted = current_app.config.get("GATEWAY_PORTAL_TRUSTED_PROXIES", TRUSTED_PROXIES)
-    forwarded = request.headers.get(CLIENT_IP_HEADER)
-    if forwarded and peer in trusted:
-        try:
-            return str(ipaddress.ip_address(forwarded.strip()))
-        except ValueError:
-            abort(400)
-    return peer
 
 
 def picture_year_groups() -> frozenset[int]:
@@ -89,8 +76,11 @@ def _limited(ip: str, username: str | None) -> str | None:
     s = db()
     if recent_failures(s, now=now, window=FAILURE_WINDOW, client_ip=ip) >= MAX_FAILURES_PER_ADDRESS:
         return "Too many failed sign-ins from this device. Please wait 15 minutes or ask a teacher."
-    if username and recent_failures(s, now=now, window=FAILURE_WINDOW, username=username) >= MAX_FAILURES_PER_USER:
-        return "Too many failed sign-ins for this name. Please wait 15 minutes or ask a teacher."
+    if username and recent_failures(s, now=now, window=FAILURE_WINDOW, client_ip=ip,
+                                    username=username) >= MAX_FAILURES_PER_ADDRESS_AND_USER:  # fmt: skip
+        return "Too many failed sign-ins for this name on this device. Please wait 15 minutes or ask a teacher."
+    if username:
+        slow_down(recent_failures(s, now=now, window=FAILURE_WINDOW, username=username))
     return None
 
 

@@ -88,21 +88,52 @@ def test_password_sign_in_binds_the_address_the_proxy_reports(app: Flask, store:
     assert r.status_code == 200 and bound(store) == {"10.9.9.9": "ben"}
 
 
-def test_failed_sign_ins_are_rate_limited_per_user_and_address(app: Flask, store: sessionmaker[Session]) -> None:
+def test_failed_sign_ins_stop_the_guessing_device_not_the_person(app: Flask, store: sessionmaker[Session]) -> None:
     c = app.test_client()
-    for n in range(5):
-        r = c.post("/portal/sign-in", data={"username": "ben", "password": "guess"},
-                   headers={"X-Gateway-Client-IP": f"127.0.0.{50 + n}"})
+    guesser = {"X-Gateway-Client-IP": "127.0.0.50"}
+    for _ in range(5):
+        r = c.post("/portal/sign-in", data={"username": "ben", "password": "guess"}, headers=guesser)
         assert r.status_code == 401 and b"do not match" in r.data
+    # The guessing device may not try that name again, even with the right password...
+    r = c.post("/portal/sign-in", data={"username": "ben", "password": "ben-password"}, headers=guesser)
+    assert r.status_code == 429 and b"on this device" in r.data and bound(store) == {}
+    # ...but Ben on his own device signs in at once, and so does anyone else.
+    started = time.monotonic()
     r = c.post("/portal/sign-in", data={"username": "ben", "password": "ben-password"},
                headers={"X-Gateway-Client-IP": "127.0.0.60"})
-    assert r.status_code == 429 and bound(store) == {}
+    assert r.status_code == 200 and bound(store) == {"127.0.0.60": "ben"} and time.monotonic() - started < 3
+    # Ten failures from one device stop it for every name.
     for n in range(10):
         c.post("/portal/sign-in", data={"username": f"nobody{n}", "password": "x"},
                headers={"X-Gateway-Client-IP": "127.0.0.61"})
     r = c.post("/portal/sign-in", data={"username": "mrp", "password": "mrp-password"},
                headers={"X-Gateway-Client-IP": "127.0.0.61"})
     assert r.status_code == 429 and b"from this device" in r.data
+    r = c.post("/portal/sign-in", data={"username": "mrp", "password": "mrp-password"},
+               headers={"X-Gateway-Client-IP": "127.0.0.62"})
+    assert r.status_code == 200
+
+
+def test_wrong_picture_codes_on_one_tablet_do_not_keep_the_pupil_out(app: Flask, store: sessionmaker[Session]) -> None:
+    c = app.test_client()
+    for _ in range(6):
+        r = c.post("/portal/pictures/pupil/amy", data=pictures(["moon", "moon", "moon", "moon"]),
+                   headers={"X-Gateway-Client-IP": "127.0.0.80"})
+        assert r.status_code in (401, 429) and bound(store) == {}
+    assert r.status_code == 429
+    r = c.post("/portal/pictures/pupil/amy", data=pictures(CODE), headers={"X-Gateway-Client-IP": "127.0.0.81"})
+    assert r.status_code == 200 and bound(store) == {"127.0.0.81": "amy"}
+
+
+def test_a_forged_client_address_from_a_device_is_ignored(app: Flask, store: sessionmaker[Session]) -> None:
+    """Only the proxy (on the loopback address) may say which device it speaks for."""
+    c = app.test_client()
+    r = c.post("/portal/sign-in", data={"username": "ben", "password": "ben-password"},
+               headers={"X-Gateway-Client-IP": "127.0.0.2"}, environ_base={"REMOTE_ADDR": "10.1.1.5"})
+    assert r.status_code == 200 and bound(store) == {"10.1.1.5": "ben"}
+    r = c.post("/portal/sign-out", headers={"X-Gateway-Client-IP": "10.1.1.5"}, environ_base={"REMOTE_ADDR": "10.1.1.6"})
+    assert bound(store) == {"10.1.1.5": "ben"}, "a device cannot sign another out"
+    assert c.post("/portal/sign-out", headers={"X-Gateway-Client-IP": "not-an-address"}).status_code == 400
 
 
 def pictures(code: list[str]) -> dict[str, str]:
