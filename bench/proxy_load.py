@@ -43,6 +43,8 @@ class Measurement:
     connects: int | None = None
     """New connections the client opened (curl only)."""
     client_cpu_seconds: float | None = None
+    http_versions: list[str] | None = None
+    """The HTTP versions the client spoke with the proxy (curl only): shows what was negotiated in the tunnel."""
     problem: str = ""
     """Why the run measured nothing, when it did not."""
 
@@ -138,7 +140,7 @@ def run_wrk(
 
 # -- curl: HTTPS and HTTP/2 ------------------------------------------------------------------------------
 
-CURL_FORMAT = "%{http_code} %{num_connects} %{time_total}\\n"
+CURL_FORMAT = "%{http_code} %{num_connects} %{time_total} %{http_version}\\n"
 URL_GLOB = "?[1-1000000000]"
 """Appended to the URL: curl expands a glob lazily, so this is an endless supply of transfers."""
 
@@ -216,8 +218,8 @@ def run_curl(
         reader.join(timeout=5)
         stderr += err
     counted = [line.split() for reader in readers for at, line in reader.lines if started <= at < finished]
-    ok = [fields for fields in counted if len(fields) == 3 and fields[0].startswith(("2", "3"))]
-    failed = [fields for fields in counted if len(fields) != 3 or fields[0] == "000"]
+    ok = [fields for fields in counted if len(fields) == 4 and fields[0].startswith(("2", "3"))]
+    failed = [fields for fields in counted if len(fields) != 4 or fields[0] == "000"]
     times = sorted(float(fields[2]) for fields in ok) or [0.0]
     return Measurement(
         requests=len(ok),
@@ -228,6 +230,7 @@ def run_curl(
         p99_ms=times[min(len(times) - 1, int(len(times) * 0.99))] * 1000,
         cpu_seconds=_difference(cpu_before, cpu_after),
         connects=sum(int(fields[1]) for fields in ok if fields[1].isdigit()),
+        http_versions=sorted({fields[3] for fields in ok}),
         client_cpu_seconds=_difference(client_before, client_after),
         problem="" if counted else f"curl finished no transfer in {duration:g}s: {stderr.strip()[-500:] or 'no error'}",
     )

@@ -325,6 +325,8 @@ def describe(m: Measurement) -> str:
     cpu = f"   proxy cpu {m.cpu_us_per_request:6.0f} µs/req" if m.cpu_us_per_request is not None else ""
     client = f"   client cpu {m.client_cpu_us_per_request:5.0f} µs/req" if m.client_cpu_us_per_request is not None else ""
     connects = f"   {m.connects / m.requests:.2f} connects/req" if m.connects is not None and m.requests else ""
+    if m.http_versions:
+        connects += f"   HTTP/{','.join(m.http_versions)}"
     flags = ""
     if m.non2xx:
         flags += f"  non-2xx/3xx: {m.non2xx} (blocked? check the policy and --host)"
