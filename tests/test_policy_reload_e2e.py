@@ -96,6 +96,8 @@ def test_corrupt_list_files_are_refused_and_facebook_stays_blocked(gateway, tmp_
     listed = tmp_path / "lists" / "social_media_named.txt"
     good = listed.read_bytes()
     assert facebook_status(gateway) == 403
+    # The demo ships without the licensed lists: the start-up log says so loudly.
+    assert "THE ILLEGAL-CONTENT SLOT IS EMPTY" in gateway.output()
 
     log = refused(gateway, lambda: listed.write_bytes(os.urandom(5000)))
     assert f"{listed}:" in log and "lists.social_media_named.files.0" in log
