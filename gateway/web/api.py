@@ -7,7 +7,7 @@ forms to forge; every call is audited like the page it mirrors.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import datetime
 from functools import wraps
 from typing import Any
 
@@ -15,7 +15,7 @@ from flask import Blueprint, abort, current_app, g, jsonify, request
 from flask_login import current_user
 
 from gateway.store.retention import row_dict
-from gateway.web import log_queries
+from gateway.web import log_queries, params
 from gateway.web.audit_trail import audit
 from gateway.web.auth import check_password
 from gateway.web.people import person_export_response
@@ -68,7 +68,7 @@ def _json_row(entry: Any) -> dict[str, Any]:
 def log():  # type: ignore[no-untyped-def]
     from gateway.web.app import db
 
-    log_filter = log_queries.LogFilter.from_args(request.args)
+    log_filter = log_queries.LogFilter.from_args(request.args, current_app.extensions["gateway.zone"])
     _audit("view_log", target="access_log", detail={**log_filter.used(), "page": log_filter.page, "via": "api"})
     rows, more = log_queries.page(db(), log_filter, current_app.extensions["gateway.zone"])
     return jsonify(page=log_filter.page, more=more, filter=log_filter.used(), rows=[_json_row(r) for r in rows])
@@ -80,10 +80,7 @@ def timeline(username: str):  # type: ignore[no-untyped-def]
     from gateway.web.app import db
 
     zone = current_app.extensions["gateway.zone"]
-    try:
-        day = date.fromisoformat(request.args.get("day", ""))
-    except ValueError:
-        day = datetime.now(zone).date()
+    day = params.day(request.args.get("day"), datetime.now(zone).date())
     _audit("view_timeline", target=f"person:{username}", detail={"day": day.isoformat(), "via": "api"})
     rows, more = log_queries.timeline(db(), username, day, zone)
     return jsonify(person=username, day=day.isoformat(), more=more, rows=[_json_row(r) for r in rows])
@@ -108,7 +105,7 @@ def audit_trail():  # type: ignore[no-untyped-def]
     from gateway.web.app import db
     from gateway.web.audit import audit_page
 
-    page = max(int(request.args["page"]) if request.args.get("page", "").isdigit() else 1, 1)
+    page = params.page_number(request.args.get("page"))
     actor = request.args.get("actor", "").strip()[:128]
     action = request.args.get("action", "").strip()[:32]
     target = request.args.get("target", "").strip()[:255]
@@ -128,6 +125,6 @@ def audit_trail():  # type: ignore[no-untyped-def]
 def person_export(username: str):  # type: ignore[no-untyped-def]
     fmt = request.args.get("format", "json")
     if fmt not in ("csv", "json"):
-        abort(400)
+        abort(400, description="format: csv or json")
     _audit("export_person", target=f"person:{username.lower()}", detail={"format": fmt, "via": "api"})
     return person_export_response(username.lower(), fmt)

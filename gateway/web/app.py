@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from gateway.store.engine import DEFAULT_DB_URL, make_engine, require_migrated, session_factory
 from gateway.store.models.users import ConsoleUser
 from gateway.web import api, audit, auth, dashboard, help_page, logs, people, portal, server_sessions
+from gateway.web.params import BadParameter
 from gateway.web.roles import Permission, can
 
 BLUEPRINTS = [
@@ -142,6 +143,19 @@ def create_app(config: ConsoleConfig | None = None) -> Flask:
     @app.errorhandler(CSRFError)
     def csrf_refused(error: CSRFError):  # type: ignore[no-untyped-def]
         return render_template("error.html", title="Form refused", message=error.description), 400
+
+    @app.errorhandler(BadParameter)
+    def bad_parameter(error: BadParameter):  # type: ignore[no-untyped-def]
+        return refused(str(error))
+
+    @app.errorhandler(400)
+    def bad_request(error):  # type: ignore[no-untyped-def]
+        return refused(error.description)
+
+    def refused(message: str):  # type: ignore[no-untyped-def]
+        if request.blueprint == "api":
+            return {"error": message}, 400
+        return render_template("error.html", title="Not understood", message=message), 400
 
     @app.errorhandler(403)
     def forbidden(_error):  # type: ignore[no-untyped-def]

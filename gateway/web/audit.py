@@ -6,6 +6,7 @@ from flask import Blueprint, render_template, request, url_for
 from sqlalchemy import select
 
 from gateway.store.models.audit import AuditEvent
+from gateway.web import params
 from gateway.web.audit_trail import audit
 from gateway.web.roles import Permission, require
 
@@ -35,8 +36,7 @@ def index():  # type: ignore[no-untyped-def]
 
     actor = request.args.get("actor", "").strip()[:128]
     action = request.args.get("action", "").strip()[:32]
-    page = int(request.args["page"]) if request.args.get("page", "").isdigit() else 1
-    page = max(page, 1)
+    page = params.page_number(request.args.get("page"))
     target = request.args.get("target", "").strip()[:255]
     audit("view_audit", target="audit_event", detail={"actor": actor, "action": action, "target": target,
                                                       "page": page})  # fmt: skip

@@ -18,6 +18,7 @@ from gateway.store.models.access_log import AccessLogEntry as Log
 from gateway.store.models.access_log import reverse_host
 from gateway.store.models.rollups import AccessRollup as Rollup
 from gateway.store.rollups import ATTEMPTS, hour_of, hour_start
+from gateway.web import params
 
 PAGE_SIZE = 50
 ACTIONS = ("allow", "block", "flag")
@@ -49,18 +50,14 @@ class LogFilter:
     page: int = 1
 
     @classmethod
-    def from_args(cls, args: Any) -> LogFilter:
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = args.get(f.name, "")
-            if f.name == "page":
-                values["page"] = max(1, min(int(raw), 100_000)) if str(raw).isdigit() else 1
-            else:
-                values[f.name] = str(raw).strip()[:255]
-        if values["sort"] not in SORTS:
-            values["sort"] = "newest"
-        if values["action"] not in ACTIONS:
-            values["action"] = ""
+    def from_args(cls, args: Any, zone: tzinfo) -> LogFilter:
+        """The filter a query string or form asks for; a value out of range raises `params.BadParameter`."""
+        values: dict[str, Any] = {f.name: str(args.get(f.name, "")).strip()[:255] for f in fields(cls)}
+        values["page"] = params.page_number(values["page"])
+        values["sort"] = params.one_of(values["sort"], list(SORTS), "newest", "sort")
+        values["action"] = params.one_of(values["action"], ACTIONS, "", "action")
+        for name in ("since", "until"):
+            params.local_datetime(values[name], zone, name)
         return cls(**values)
 
     def used(self) -> dict[str, Any]:
@@ -102,13 +99,7 @@ class LogFilter:
 
 
 def _local(text: str, zone: tzinfo) -> datetime | None:
-    if not text:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return value.replace(tzinfo=zone) if value.tzinfo is None else value
+    return params.local_datetime(text, zone, "time")
 
 
 def filtered(log_filter: LogFilter, zone: tzinfo) -> Select[tuple[Log]]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 from flask import Blueprint, Response, current_app, render_template, request, stream_with_context, url_for
 from flask_wtf import FlaskForm
 
 from gateway.store.retention import csv_lines, query_rows
-from gateway.web import log_queries
+from gateway.web import log_queries, params
 from gateway.web.audit_trail import audit
 from gateway.web.roles import Permission, require
 
@@ -28,7 +28,7 @@ def zone():  # type: ignore[no-untyped-def]
 def index():  # type: ignore[no-untyped-def]
     from gateway.web.app import db
 
-    log_filter = log_queries.LogFilter.from_args(request.args)
+    log_filter = log_queries.LogFilter.from_args(request.args, zone())
     audit("view_log", target="access_log", detail={**log_filter.used(), "page": log_filter.page})
     rows, more = log_queries.page(db(), log_filter, zone())
     return render_template(
@@ -47,7 +47,7 @@ def index():  # type: ignore[no-untyped-def]
 @require(Permission.EXPORT_LOG)
 def export_csv():  # type: ignore[no-untyped-def]
     ExportForm()  # CSRF is checked by CSRFProtect before the view runs
-    log_filter = log_queries.LogFilter.from_args(request.form)
+    log_filter = log_queries.LogFilter.from_args(request.form, zone())
     audit("export_log", target="access_log", detail={**log_filter.used(), "format": "csv"})
     rows = query_rows(current_app.extensions["gateway.engine"], log_queries.export_query(log_filter, zone()))
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
@@ -63,10 +63,7 @@ def export_csv():  # type: ignore[no-untyped-def]
 def timeline(username: str):  # type: ignore[no-untyped-def]
     from gateway.web.app import db
 
-    try:
-        day = date.fromisoformat(request.args.get("day", ""))
-    except ValueError:
-        day = datetime.now(zone()).date()
+    day = params.day(request.args.get("day"), datetime.now(zone()).date())
     audit("view_timeline", target=f"person:{username}", detail={"day": day.isoformat()})
     rows, more = log_queries.timeline(db(), username, day, zone())
     return render_template("timeline.html", username=username, day=day, rows=rows, more=more, export_form=ExportForm())

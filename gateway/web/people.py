@@ -38,7 +38,7 @@ def export(username: str):  # type: ignore[no-untyped-def]
     PersonExportForm()
     fmt = request.form.get("format", "csv")
     if fmt not in ("csv", "json"):
-        abort(400)
+        abort(400, description="format: csv or json")
     username = username.strip().lower()
     audit("export_person", target=f"person:{username}", detail={"format": fmt})
     return person_export_response(username, fmt)
