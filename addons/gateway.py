@@ -46,7 +46,7 @@ addons = [
         ProxyAuthAddon(identity_sources),
         IdentityAddon(policy, identity_sources),
         PortalAddon(policy),
-        TunnelGuard(policy, clock, destinations, connections, access_log.connection),
+        TunnelGuard(policy, clock, destinations, connections, access_log.connection, identity_sources.identify),
         destinations,
         Enforcer(policy, clock, destinations, connections),
         access_log,

@@ -26,12 +26,13 @@ LESSON = "2026-09-07T09:30"
 PAGE = {"Accept": "text/html", "Sec-Fetch-Dest": "document"}
 
 
-def policy_copy(folder: Path, extra: str = "") -> Path:
+def policy_copy(folder: Path, extra: str = "", bank: str = "") -> Path:
     (folder / "lists").symlink_to(DEMO_POLICY.parent / "lists")
     text = DEMO_POLICY.read_text()
     # A host on both the illegal slot and the never-intercept list: illegal must win.
+    # `bank` stands for a never-intercept host whose name must resolve here (SOCKS5 tests use this machine's name).
     text = text.replace("never_intercept:\n  lists: [never_intercept]\n",
-                        "never_intercept:\n  lists: [never_intercept]\n  domains: [illegal-content.test]\n")
+                        f"never_intercept:\n  lists: [never_intercept]\n  domains: [illegal-content.test{', ' + bank if bank else ''}]\n")
     path = folder / "policy.yaml"
     path.write_text(text + extra)
     return path
@@ -343,3 +344,65 @@ def test_a_tunnel_to_a_reachable_internal_name_keeps_the_name_for_its_requests(t
         assert row["host"] == name and row["port"] == origin.port
     finally:
         proxy.stop()
+
+
+# -- modes where the destination comes with the connection (SOCKS5 here; transparent mode decides the same way) --
+@pytest.fixture(scope="module")
+def socks(tmp_path_factory, origin):
+    folder = tmp_path_factory.mktemp("socks")
+    db = f"sqlite:///{folder / 'gateway.db'}"
+    upgrade(db)
+    proxy = Mitmdump(
+        ["addons/gateway.py"],
+        {"gateway_policy": policy_copy(folder, bank=socket.gethostname()), "gateway_now": LESSON, "gateway_db": db,
+         "gateway_spool": folder / "spool", "gateway_reachable_internal": [origin.address],
+         "ssl_verify_upstream_trusted_ca": str(origin.ca_cert_path)},
+        workdir=folder, extra_args=["--mode", "socks5"], ready_line=r"policy .* loaded",
+    ).start()  # fmt: skip
+    yield proxy
+    proxy.stop()
+
+
+def socks_curl(proxy: Mitmdump, url: str, *extra: str, by_name: bool = True) -> subprocess.CompletedProcess[str]:
+    """curl through SOCKS5, handing the proxy the name (`by_name`) or an address it resolved itself."""
+    how = "--socks5-hostname" if by_name else "--socks5"
+    return subprocess.run(["curl", "-q", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10",
+                           how, f"{proxy.host}:{proxy.port}", "--interface", PUPIL,
+                           "--cacert", str(proxy.ca_cert_path), *extra, url],
+                          capture_output=True, text=True, timeout=20)  # fmt: skip
+
+
+def test_socks_destination_is_decided_before_anything_is_contacted(socks, origin):
+    origin.clear()
+    blocked = socks_curl(socks, "https://www.facebook.com/")
+    assert blocked.returncode != 0 and not origin.seen()
+    assert rows(socks, "host = 'www.facebook.com' AND method = 'CONNECT'")[-1]["rule"] == "social-media-named"
+    internal = socks_curl(socks, "http://127.0.0.1:5432/")
+    assert internal.returncode != 0
+    assert rows(socks, "host = '127.0.0.1' AND port = 5432")[-1]["rule"] == "internal-address"
+
+
+def test_socks_tls_with_a_blocked_server_name_gets_the_block_page(socks, origin):
+    """An allowed destination address, a blocked name in the ClientHello: intercepted, never relayed."""
+    origin.clear()
+    host, port = origin.address.split(":")
+    got = socks_curl(socks, f"https://www.facebook.com:{port}/", "--connect-to", f"www.facebook.com:{port}:{host}:{port}",
+                     by_name=False)  # fmt: skip
+    assert got.stdout == "403"
+    assert not origin.seen()
+
+
+def test_socks_tls_to_a_never_intercept_name_that_resolves_to_the_destination_passes_through(socks, origin):
+    name = socket.gethostname()
+    if not any(info[4][0] == "127.0.0.1" for info in socket.getaddrinfo(name, 80)):
+        pytest.skip(f"{name} does not resolve to 127.0.0.1 here")
+    origin.clear()
+    port = origin.address.split(":")[1]
+    # Verified against the origin's own CA: the gateway did not intercept.
+    got = subprocess.run(["curl", "-q", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10",
+                          "--socks5", f"{socks.host}:{socks.port}", "--interface", PUPIL,
+                          "--cacert", str(origin.ca_cert_path), f"https://{name}:{port}/bank"],
+                         capture_output=True, text=True, timeout=20)  # fmt: skip
+    assert got.stdout == "200", got.stderr
+    row = rows(socks, f"method = 'CONNECT' AND sni = '{name}' AND bytes_down IS NOT NULL")[-1]
+    assert row["host"] == "127.0.0.1" and row["bytes_down"] > 0

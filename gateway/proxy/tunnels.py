@@ -11,6 +11,10 @@
   closed.
 - Every connection relayed untouched is logged when it ends: client, identity, host, TLS name, bytes each way and
   duration; every refused one when it is refused.
+
+In the modes where the destination comes with the connection (transparent, SOCKS5, WireGuard, local), mitmproxy
+connects as soon as the client does: the original destination is decided then, and a refused or blocked one is
+never connected (the client sees its connection fail; a block page needs the name, which only TLS brings later).
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ from gateway.proxy.policy_source import PolicySource
 
 log = logging.getLogger(__name__)
 
+# Proxy modes in which a connection arrives with its destination, instead of naming it in a CONNECT.
+DESTINATION_KNOWN = frozenset({"transparent", "socks5", "wireguard", "local"})
+
 # Called with a connection that ended or was refused, and the error if any: the access log's `connection`.
 Record = Callable[[ConnectionState, str | None], None]
 
@@ -57,7 +64,8 @@ class RelayedConnection(layers.TCPLayer):
 
 class TunnelGuard:
     def __init__(self, policy: PolicySource, clock: Clock, guard: DestinationGuard, connections: Connections,
-                 record: Record) -> None:  # fmt: skip
+                 record: Record, identify: Callable[[str], Identity]) -> None:  # fmt: skip
+        self.identify = identify
         self.policy = policy
         self.clock = clock
         self.guard = guard
@@ -109,9 +117,9 @@ class TunnelGuard:
         context = nextlayer.context
         tunnel = self.connections.get(context.client.id)
         if tunnel is None:
-            if context.server.address is None or not _transparent(context):
+            if context.server.address is None or context.client.proxy_mode.type_name not in DESTINATION_KNOWN:
                 return  # the proxy's own HTTP layer: requests are decided one by one
-            tunnel = self._transparent_tunnel(context)
+            tunnel = self._destination_tunnel(context.client, context.server.address)
         if isinstance(chosen, layers.ServerTLSLayer | layers.ClientTLSLayer):
             await self._tls(nextlayer, tunnel)
         elif isinstance(chosen, layers.TCPLayer):
@@ -178,6 +186,10 @@ class TunnelGuard:
 
     def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
         tunnel = self.connections.get(data.client.id)
+        if tunnel is None and data.client.proxy_mode.type_name in DESTINATION_KNOWN and data.server.address:
+            tunnel = self._destination_tunnel(data.client, data.server.address)
+            if tunnel.blocked:
+                self.record(tunnel, None)
         if tunnel is not None and tunnel.blocked and not data.server.error:
             data.server.error = "blocked by the school web gateway"
 
@@ -205,19 +217,23 @@ class TunnelGuard:
             self.record(tunnel, error)
             tunnel.relayed = False
 
-    def _transparent_tunnel(self, context) -> ConnectionState:  # type: ignore[no-untyped-def]
+    def _destination_tunnel(self, client, address: tuple[str, int]) -> ConnectionState:  # type: ignore[no-untyped-def]
+        """The tunnel of a connection whose destination came with it (transparent, SOCKS5), decided on that."""
         compiled = self.policy.current
-        address, port = context.server.address
-        target = normalise_host(address)
-        identity: Identity = compiled.networks.identify(_peer(context))
+        raw, port = address
+        target = normalise_host(raw)
+        peer = client.peername[0] if client.peername else ""
+        identity = self.identify(peer)
         instant = compiled.calendar.local(self.clock.now())
         tunnel = ConnectionState(identity=identity, instant=instant, target=target, port=port)
-        if target is None or self.guard.refuses_host(target, port):
-            period = compiled.calendar.period(instant)
-            tunnel.decision = _refusal(period, address, "internal-address", "Internal addresses cannot be reached.")
+        period = compiled.calendar.period(instant)
+        if target is None:
+            tunnel.decision = _refusal(period, raw, "malformed-host", "An address the gateway could not read.")
+        elif self.guard.refuses_host(target, port):
+            tunnel.decision = _refusal(period, target, "internal-address", "Internal addresses cannot be reached.")
         else:
             tunnel.decision = decide(compiled, identity, target, "", instant)
-        self.connections.put(context.client.id, tunnel)
+        self.connections.put(client.id, tunnel)
         return tunnel
 
 
@@ -242,6 +258,3 @@ def _peer(has_client) -> str:  # type: ignore[no-untyped-def]
     peer = client.peername
     return peer[0] if peer else ""
 
-
-def _transparent(context) -> bool:  # type: ignore[no-untyped-def]
-    return not any(isinstance(l, layers.modes.HttpProxy) for l in context.layers)
