@@ -12,8 +12,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.identity.directory import directory_version, load_directory
@@ -35,8 +37,12 @@ class LiveIdentity:
         leases: LeaseFollower | None = None,
         interval: float = 1.0,
         flush_every: float = 30.0,
+        guard: AbstractContextManager[object] = nullcontext(),
     ) -> None:
+        """`guard` is entered around each cycle's work with the store (a `StallGuard`, so a store that stops
+        answering cannot freeze the bindings for good)."""
         self.resolver = resolver
+        self.guard = guard
         self.sessions = sessions
         self.lease_follower = leases
         if leases is not None:
@@ -55,7 +61,8 @@ class LiveIdentity:
     def start(self) -> None:
         if self.lease_follower is not None:
             self.lease_follower.start()
-        self.refresh()
+        with self.guard:
+            self.refresh()
         self._thread = threading.Thread(target=self._run, name="identity-live", daemon=True)
         self._thread.start()
 
@@ -67,7 +74,8 @@ class LiveIdentity:
         if self.lease_follower is not None:
             self.lease_follower.stop()
         try:
-            self.flush_activity()
+            with self.guard:
+                self.flush_activity()
         except Exception:
             log.exception("identity: final activity flush failed")
 
@@ -75,17 +83,31 @@ class LiveIdentity:
         self._wake.set()
 
     def _run(self) -> None:
+        away = False
         while not self._stop.is_set():
             self._wake.wait(self.interval)
             self._wake.clear()
             if self._stop.is_set():
                 return
             try:
-                self.refresh()
-                if time.monotonic() - self._last_flush >= self.flush_every:
-                    self.flush_activity()
+                with self.guard:
+                    self.refresh()
+                    if time.monotonic() - self._last_flush >= self.flush_every:
+                        self.flush_activity()
+            except DBAPIError as exc:
+                # Once when the store goes away and once when it is back, not every second in between.
+                if not away:
+                    reason = str(getattr(exc, "orig", None) or exc).strip().partition("\n")[0]
+                    log.warning("identity: the store is not answering; keeping the last bindings until it does: %s",
+                                reason)  # fmt: skip
+                away = True
+                continue
             except Exception:
                 log.exception("identity: refreshing bindings from the store failed; keeping the last ones")
+                continue
+            if away:
+                log.info("identity: the store answers again")
+                away = False
 
     # --- one cycle -------------------------------------------------------------------------------------
 

@@ -39,9 +39,10 @@ class Spool:
         self._next = int(existing[-1].stem) + 1 if existing else 1
         self._numbering = threading.Lock()
 
-    def pending(self) -> list[Path]:
-        """Spooled batches, oldest first."""
-        return sorted(self.directory.glob(f"*{_SUFFIX}"))
+    def pending(self, before: int | None = None) -> list[Path]:
+        """Spooled batches, oldest first; only those numbered below `before` if given."""
+        paths = sorted(self.directory.glob(f"*{_SUFFIX}"))
+        return paths if before is None else [path for path in paths if int(path.stem) < before]
 
     def reserve(self) -> int:
         """The next batch number, for a batch that may be written later. Numbers never used leave gaps, which

@@ -226,6 +226,8 @@ class AccessLogWriter:
         so memory stays bounded however long the wait."""
         while True:
             self._overflow.wait()
+            # Cleared before spilling, so a `close` or an overflow during the spill is seen on the next pass.
+            self._overflow.clear()
             if self._stop:
                 return
             spilled = 0
@@ -244,18 +246,17 @@ class AccessLogWriter:
                         break
                     left -= len(batch)
                     spilled += len(batch)
-                self._overflow.clear()
             if spilled and not self.spilled:
                 log.warning("access-log queue passed %d rows while the database was slow or away: spilling to %s",
                             self.max_queue, self.spool.directory)  # fmt: skip
             self.spilled += spilled
 
     def _deliver(self, batch: list[dict[str, Any]], number: int) -> None:
-        if self.spool.pending() or time.monotonic() < self._down_until:
-            # Behind older spooled rows, and under its own number ahead of any spilled since it was taken.
+        # Rows spooled before this batch go first; rows spilled since it was taken are newer and wait for it.
+        if self.spool.pending(before=number) and time.monotonic() >= self._down_until:
+            self._replay(before=number)
+        if self.spool.pending(before=number) or time.monotonic() < self._down_until:
             self._to_spool(batch, number)
-            if time.monotonic() >= self._down_until:
-                self._replay()
             return
         try:
             self._write(batch)
@@ -263,8 +264,8 @@ class AccessLogWriter:
             self._database_away(e)
             self._to_spool(batch, number)
 
-    def _replay(self) -> None:
-        for path in self.spool.pending():
+    def _replay(self, before: int | None = None) -> None:
+        for path in self.spool.pending(before):
             rows = self.spool.read(path)
             try:
                 self._write(rows, replayed=True)
