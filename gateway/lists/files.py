@@ -7,7 +7,7 @@ Reading never stops at a bad line: it is skipped, counted and reported with its 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,14 +62,15 @@ def parse_domain_lines(text: str, source: str, *, distinct: bool = True, utf8: b
     entries: list[str] = []
     append = entries.append
     bad = _BadLines(source)
-    binary = _binary_check(text, utf8)
+    # Binary content is rare: look for it line by line only when the file has some.
+    may_be_binary = not utf8 or "\0" in text
     # Most lines are already canonical: one regex instead of a normalise_host call each.
     canonical = CANONICAL_NAME_MATCH
     for number, line in enumerate(lines, 1):
         if canonical(line) and len(line) <= MAX_HOST_LENGTH:
             append(line)
             continue
-        if binary is not None and (reason := binary(line)) is not None:
+        if may_be_binary and (reason := _binary_content(line, utf8)) is not None:
             bad.add(number, line.strip(), reason)
             continue
         domain = _domain_from_line(line.strip())
@@ -87,9 +88,8 @@ def parse_url_lines(lines: Iterable[str], source: str, *, utf8: bool = True) -> 
     """Parse the lines of a URL list; `source` names it in bad-line reports (see `parse_domain_lines`)."""
     entries: list[str] = []
     bad = _BadLines(source)
-    binary = _binary_check("", utf8, always=True)
     for number, raw in enumerate(lines, 1):
-        reason = binary(raw)
+        reason = _binary_content(raw, utf8)
         if reason is not None:
             bad.add(number, raw.strip(), reason)
             continue
@@ -129,19 +129,14 @@ def _read_text(path: Path) -> tuple[str, bool]:
         return data.decode("utf-8", errors="replace"), False
 
 
-def _binary_check(text: str, utf8: bool, *, always: bool = False) -> Callable[[str], str | None] | None:
-    """A per-line test for binary content (comment lines included), or None when the text has none at all."""
-    if not always and utf8 and "\0" not in text:
-        return None
-
-    def reason(line: str) -> str | None:
-        if "\0" in line:
-            return "binary content (NUL byte)"
-        if not utf8 and "\ufffd" in line:
-            return "not UTF-8 text"
-        return None
-
-    return reason
+def _binary_content(line: str, utf8: bool) -> str | None:
+    """Why a line (comments included) is binary content, or None. `utf8=False`: the file was decoded with
+    replacement characters."""
+    if "\0" in line:
+        return "binary content (NUL byte)"
+    if not utf8 and "\ufffd" in line:
+        return "not UTF-8 text"
+    return None
 
 
 class _BadLines:
