@@ -125,7 +125,9 @@ def create_app(config: ConsoleConfig | None = None) -> Flask:
         response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
         response.headers["X-Frame-Options"] = "DENY"
         response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
+        # Nothing leaves with a link to another site; the console's own forms carry the Referer that CSRF
+        # protection checks on HTTPS (with no-referrer every form posted over HTTPS was refused).
+        response.headers["Referrer-Policy"] = "same-origin"
         response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
         response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
         if request.endpoint != "static":
