@@ -130,7 +130,7 @@ class Timing:
     settle: float
 
 
-QUICK = Timing(duration=2.5, rounds=1, warmup=0.5, settle=0.5)
+QUICK = Timing(duration=2, rounds=1, warmup=0.5, settle=1)
 FULL = Timing(duration=5, rounds=2, warmup=1, settle=1)
 
 
