@@ -106,7 +106,8 @@ def test_policy_file_that_is_not_utf8_names_the_line(tmp_path):
 
 
 def test_odd_ids_do_not_crash_the_reference_checks(tmp_path):
-    path = write_policy(tmp_path, "rules:\n  - {id: [a], action: block, reason: x}\n  - {id: [a], action: block, reason: y}\n")
+    rules = "rules:\n  - {id: [a], action: block, reason: x}\n  - {id: [a], action: block, reason: y}\n"
+    path = write_policy(tmp_path, rules)
     found = [str(p) for p in pytest.raises(PolicyError, load_policy, path).value.problems]
     assert any(f":{line_of(path, 'reason: x')}: rules.0.id:" in p for p in found)
 
@@ -292,7 +293,8 @@ def test_validate_warns_loudly_about_an_empty_illegal_slot_and_the_test_entry_bl
 
 
 def test_a_test_entries_list_may_hold_only_test_names(tmp_path):
-    policy = write_policy(tmp_path, "lists:\n  check: {files: [lists/check.txt], test_entries: true}\nillegal: [check]\n",
+    policy = write_policy(tmp_path,
+                          "lists:\n  check: {files: [lists/check.txt], test_entries: true}\nillegal: [check]\n",
                           {"check.txt": "illegal-content.test\nreal-site.example\n"})
     found = problems(policy)
     assert any("may hold only names under .test, not 'real-site.example'" in p for p in found), found

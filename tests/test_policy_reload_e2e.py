@@ -111,7 +111,8 @@ def test_corrupt_list_files_are_refused_and_facebook_stays_blocked(gateway, tmp_
     # An exception for the headteacher aimed at Facebook is refused the same way.
     policy = tmp_path / "policy.yaml"
     restored(gateway, lambda: listed.write_bytes(good))
-    lift = "exceptions:\n  - {id: head, users: [head], lists: [social_media_named], expires: 2030-01-01T00:00, reason: x}\n"
+    lift = ("exceptions:\n"
+            "  - {id: head, users: [head], lists: [social_media_named], expires: 2030-01-01T00:00, reason: x}\n")
     log = refused(gateway, lambda: policy.write_text(policy.read_text().replace("exceptions: []\n", lift)))
     assert "exceptions.0.lists.0: list 'social_media_named' is marked unliftable" in log
     assert facebook_status(gateway) == 403

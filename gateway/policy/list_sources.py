@@ -82,7 +82,8 @@ def _read_list(loaded: LoadedPolicy, name: str, source: ListSource, imports: Pat
         if _report(loaded, found, path, loc, parsed.bad_count, parsed):
             return
         if source.test_entries and not all(is_test_domain(entry.partition("/")[0]) for entry in parsed.entries):
-            found.problems.append(loaded.problem(loc, f"{path}: a list of test entries may hold only names under .test"))
+            message = f"{path}: a list of test entries may hold only names under .test"
+            found.problems.append(loaded.problem(loc, message))
             return
         urls.extend(parsed.entries)
         size += len(parsed.entries)
