@@ -153,6 +153,9 @@ class AccessLogWriter:
         self._overflow = threading.Event()
         self._stop = False
         self._down_until = 0.0
+        self._away = False
+        # Whether the spill thread has said it is spilling, since the database last took a batch.
+        self._overflowing = False
         self._thread = threading.Thread(target=self._run, name="access-log-writer", daemon=True)
         self._spill_thread = threading.Thread(target=self._spill_overflow, name="access-log-spill", daemon=True)
         self._closed = False
@@ -246,9 +249,10 @@ class AccessLogWriter:
                         break
                     left -= len(batch)
                     spilled += len(batch)
-            if spilled and not self.spilled:
+            if spilled and not self._overflowing:
                 log.warning("access-log queue passed %d rows while the database was slow or away: spilling to %s",
                             self.max_queue, self.spool.directory)  # fmt: skip
+                self._overflowing = True
             self.spilled += spilled
 
     def _deliver(self, batch: list[dict[str, Any]], number: int) -> None:
@@ -300,6 +304,7 @@ class AccessLogWriter:
                 self._insert(connection, rows)
                 add_rows(connection, rows)
         self.written += len(rows)
+        self._database_back()
 
     def _reject(self, row: dict[str, Any], error: DBAPIError) -> None:
         self.rejected += 1
@@ -311,6 +316,15 @@ class AccessLogWriter:
         self.spooled += len(batch)
 
     def _database_away(self, error: Exception) -> None:
-        if time.monotonic() >= self._down_until:
-            log.warning("access-log database unreachable, spooling to %s: %s", self.spool.directory, _brief(error))
+        # Said once when it goes away and once when it is back, not at every retry in between.
+        if not self._away:
+            log.warning("access-log database unreachable, spooling to %s until it answers: %s", self.spool.directory,
+                        _brief(error))  # fmt: skip
+        self._away = True
         self._down_until = time.monotonic() + self.retry_interval
+
+    def _database_back(self) -> None:
+        self._overflowing = False
+        if self._away:
+            self._away = False
+            log.info("access-log database answers again; replaying what was spooled")
