@@ -19,6 +19,7 @@ from gateway.store.engine import DEFAULT_DB_URL, make_engine, require_migrated, 
 from gateway.store.models.users import ConsoleUser
 from gateway.web import api, audit, auth, dashboard, help_page, logs, people, portal, server_sessions
 from gateway.web.params import BadParameter
+from gateway.web.portal_link import load_key
 from gateway.web.roles import Permission, can
 
 BLUEPRINTS = [
@@ -48,6 +49,9 @@ class ConsoleConfig:
     session_idle: timedelta = timedelta(minutes=30)
     session_max: timedelta = timedelta(hours=10)
     policy_path: str | None = None
+    # The key the proxy signs the portal's next= links with (see gateway.web.portal_link); without it the portal
+    # never sends a device on after sign-in.
+    portal_link_key_file: str | None = None
     # Cookies are marked Secure on every request that arrived over HTTPS; this marks them Secure always (for a
     # console behind a TLS-terminating server, whose requests reach it as plain HTTP).
     secure_cookies: bool = False
@@ -95,6 +99,7 @@ def create_app(config: ConsoleConfig | None = None) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
         MAX_CONTENT_LENGTH=1_000_000,
         GATEWAY=config,
+        GATEWAY_PORTAL_LINK_KEY=load_key(Path(config.portal_link_key_file)) if config.portal_link_key_file else None,
     )
     app.session_interface = SessionCookies()
     app.extensions["gateway.engine"] = engine

@@ -10,9 +10,10 @@ classmate's picture code on one tablet never stops the classmate signing in on a
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from sqlalchemy import select
@@ -22,6 +23,7 @@ from gateway.identity.sessions import end_sessions, live_session, record_failure
 from gateway.identity.types import IdentitySource
 from gateway.store.models.people import PersonRecord
 from gateway.web.client_address import client_ip
+from gateway.web.portal_link import plain_web_url, verify
 from gateway.web.throttle import slow_down
 
 blueprint = Blueprint("portal", __name__, url_prefix="/portal")
@@ -63,12 +65,21 @@ def picture_year_groups() -> frozenset[int]:
     return cached[1]
 
 
-def safe_next(value: str | None) -> str | None:
-    """Where to go after signing in: the page the pupil asked for (any http(s) URL), nothing else."""
-    if not value or len(value) > 2000:
+@dataclass(frozen=True)
+class NextLink:
+    """Where to send a device after it signs in, with the proxy's signature carried through the portal's pages."""
+
+    url: str
+    sig: str
+
+
+def next_link() -> NextLink | None:
+    """The page the proxy sent this device here from, if the signature proves it (see `portal_link`)."""
+    url, sig = request.values.get("next", ""), request.values.get("next_sig", "")
+    key = current_app.config.get("GATEWAY_PORTAL_LINK_KEY")
+    if not (key and url and sig) or not plain_web_url(url, request.host):
         return None
-    parts = urlsplit(value)
-    return value if parts.scheme in ("http", "https") and parts.netloc else None
+    return NextLink(url, sig) if verify(key, client_ip(), url, sig, time.time()) else None
 
 
 def _limited(ip: str, username: str | None) -> str | None:
@@ -95,7 +106,7 @@ def _person(username: str) -> PersonRecord | None:
                                                   PersonRecord.active))
 
 
-def _sign_in(person: PersonRecord, ip: str, next_url: str | None):  # type: ignore[no-untyped-def]
+def _sign_in(person: PersonRecord, ip: str, next_url: NextLink | None):  # type: ignore[no-untyped-def]
     s = db()
     start_session(s, client_ip=ip, source=IdentitySource.PORTAL, username=person.username, now=datetime.now(UTC))
     s.commit()
@@ -107,11 +118,16 @@ def _picture_allowed(person: PersonRecord) -> bool:
     return person.year_group is not None and person.year_group in picture_year_groups()
 
 
+@blueprint.app_context_processor
+def next_link_helpers() -> dict[str, object]:
+    return {"next_args": lambda link: {"next": link.url, "next_sig": link.sig} if link else {}}
+
+
 @blueprint.get("/sign-in")
 def sign_in_page():  # type: ignore[no-untyped-def]
     ip = client_ip()
     current = live_session(db(), ip, IdentitySource.PORTAL)
-    next_url = safe_next(request.args.get("next"))
+    next_url = next_link()
     if current is not None and next_url and datetime.now(UTC) - current.started_at < PROXY_CATCH_UP:
         # Signed in a moment ago, but the proxy (which reloads sessions every second or so) had not heard yet
         # and sent the pupil back here: try their page again shortly rather than ask them to sign in again.
@@ -125,7 +141,7 @@ def sign_in():  # type: ignore[no-untyped-def]
     ip = client_ip()
     username = request.form.get("username", "").strip().lower()[:128]
     password = request.form.get("password", "")[:1024]
-    next_url = safe_next(request.form.get("next"))
+    next_url = next_link()
 
     def again(message: str, status: int):  # type: ignore[no-untyped-def]
         return render_template("portal/sign_in.html", next_url=next_url, error=message, current=None,
@@ -153,7 +169,7 @@ def picture_classes():  # type: ignore[no-untyped-def]
         .distinct().order_by(PersonRecord.school_class)
     ).all()
     return render_template("portal/picture_classes.html", classes=classes,
-                           next_url=safe_next(request.args.get("next")))
+                           next_url=next_link())
 
 
 @blueprint.get("/pictures/<school_class>")
@@ -169,7 +185,7 @@ def picture_names(school_class: str):  # type: ignore[no-untyped-def]
     # First name and initial only: the list is shown to anyone on the network.
     names = [(p.username, short_name(p.display_name)) for p in pupils]
     return render_template("portal/picture_names.html", school_class=school_class, names=names,
-                           next_url=safe_next(request.args.get("next")))
+                           next_url=next_link())
 
 
 def short_name(display_name: str) -> str:
@@ -183,7 +199,7 @@ def picture_code(username: str):  # type: ignore[no-untyped-def]
     person = _person(username)
     if person is None or not _picture_allowed(person) or not person.picture_code_hash:
         abort(404)
-    next_url = safe_next(request.values.get("next"))
+    next_url = next_link()
     error, status = None, 200
     if request.method == "POST":
         limited = _limited(ip, person.username)

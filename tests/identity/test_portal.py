@@ -21,6 +21,7 @@ from gateway.identity.sessions import live_bindings
 from gateway.identity.types import IdentitySource as S
 from gateway.store.models.people import PersonRecord
 from gateway.web.app import ConsoleConfig, create_app
+from gateway.web.portal_link import sign
 from tests.support.clients import httpx_client
 from tests.support.policies import always_lesson_policy
 
@@ -64,9 +65,14 @@ def people(store: sessionmaker[Session]) -> None:
 @pytest.fixture
 def app(store_url: str, policy_path: Path, people: None, tmp_path: Path) -> Flask:
     app = create_app(ConsoleConfig(db_url=store_url, secret_key="test-secret", policy_path=str(policy_path),
-                                   testing=True))
+                                   portal_link_key_file=str(tmp_path / "portal-link-key"), testing=True))
     app.config["WTF_CSRF_ENABLED"] = False
     return app
+
+
+def signed(app: Flask, client_ip: str, url: str) -> dict[str, str]:
+    """next= and next_sig= as the proxy sends them to `client_ip`."""
+    return {"next": url, "next_sig": sign(app.config["GATEWAY_PORTAL_LINK_KEY"], client_ip, url, int(time.time()))}
 
 
 def bound(store: sessionmaker[Session]) -> dict[str, str]:
@@ -76,7 +82,8 @@ def bound(store: sessionmaker[Session]) -> dict[str, str]:
 
 def test_password_sign_in_binds_the_address_the_proxy_reports(app: Flask, store: sessionmaker[Session]) -> None:
     c = app.test_client()
-    r = c.post("/portal/sign-in", data={"username": "MrP", "password": "mrp-password", "next": "http://x.example/"},
+    r = c.post("/portal/sign-in", data={"username": "MrP", "password": "mrp-password",
+                                        **signed(app, "127.0.0.40", "http://x.example/")},
                headers={"X-Gateway-Client-IP": "127.0.0.40"})
     assert r.status_code == 200 and b"Hello, Raj Patel" in r.data and b'href="http://x.example/"' in r.data
     assert bound(store) == {"127.0.0.40": "mrp"}
@@ -158,7 +165,7 @@ def test_young_pupils_sign_in_with_pictures_or_card_older_ones_cannot(app: Flask
 
 
 def test_sign_in_page_escapes_what_it_echoes(app: Flask) -> None:
-    r = app.test_client().get("/portal/sign-in?next=http://x.example/%22%3E%3Cscript%3E")
+    r = app.test_client().get("/portal/sign-in", query_string=signed(app, "127.0.0.1", 'http://x.example/"><script>'))
     assert b"<script>" not in r.data and b"&#34;&gt;&lt;script&gt;" in r.data
 
 
