@@ -1,8 +1,9 @@
-"""`gateway console`: the officer's web console, served by waitress."""
+"""`gateway console`: the officer's web console and the WiFi sign-in portal, served by waitress."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import click
 
@@ -14,23 +15,38 @@ from gateway.store.engine import NotMigrated
 @db_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8081, show_default=True, type=int)
+@click.option("--policy", "policy_path", type=click.Path(path_type=Path, dir_okay=False),
+              default="policies/default.yaml", show_default=True,
+              help="The school's policy: which year groups the portal lets sign in with pictures.")  # fmt: skip
+@click.option("--public-url", help="The console's address as devices and browsers reach it (default "
+              "http://HOST:PORT/). An https:// address marks cookies Secure.")  # fmt: skip
 @click.option("--secret-file", default="var/console-secret", show_default=True, help="Session key file (made once).")
+@click.option("--portal-link-key-file", default="var/portal-link-key", show_default=True,
+              help="Key the proxy signs the portal's return links with (made once; give the proxy the same).")
 @click.option("--session-minutes", default=30, show_default=True, type=int, help="Idle minutes before sign-out.")
 @click.option("--secure-cookies/--no-secure-cookies", default=False,
-              help="Mark cookies Secure (when the console is behind HTTPS).")  # fmt: skip
+              help="Mark cookies Secure on every request (behind a server that ends HTTPS for the console); they "
+                   "are Secure on requests that arrive over HTTPS anyway.")  # fmt: skip
 @click.option("--threads", default=4, show_default=True, type=int)
-def console(db_url: str, host: str, port: int, secret_file: str, session_minutes: int, secure_cookies: bool,
-            threads: int) -> None:  # fmt: skip
-    """Serve the console (access log, dashboard, audit trail, JSON API)."""
+def console(db_url: str, host: str, port: int, policy_path: Path, public_url: str | None, secret_file: str,
+            portal_link_key_file: str, session_minutes: int, secure_cookies: bool, threads: int) -> None:  # fmt: skip
+    """Serve the console (access log, dashboard, audit trail, JSON API) and the sign-in portal."""
     from waitress import serve
 
     from gateway.web.app import ConsoleConfig, create_app
 
+    if not policy_path.is_file():
+        raise click.BadParameter(f"{policy_path}: no such policy file", param_hint="--policy")
+    public_url = public_url or f"http://{host}:{port}/"
+    if not public_url.startswith(("http://", "https://")):
+        raise click.BadParameter(f"{public_url!r} is not an http:// or https:// address", param_hint="--public-url")
     try:
-        app = create_app(ConsoleConfig(db_url=db_url, secret_key_file=secret_file,
-                                       session_idle=timedelta(minutes=session_minutes),
-                                       secure_cookies=secure_cookies))  # fmt: skip
+        app = create_app(ConsoleConfig(
+            db_url=db_url, secret_key_file=secret_file, session_idle=timedelta(minutes=session_minutes),
+            policy_path=str(policy_path), portal_link_key_file=portal_link_key_file,
+            secure_cookies=secure_cookies or public_url.startswith("https://"),
+        ))  # fmt: skip
     except NotMigrated as e:
         raise click.ClickException(str(e)) from None
-    click.echo(f"console on http://{host}:{port}/", err=True)
+    click.echo(f"console on http://{host}:{port}/ (public address {public_url})", err=True)
     serve(app, host=host, port=port, threads=threads, ident="gateway-console")

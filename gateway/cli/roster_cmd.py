@@ -56,6 +56,22 @@ def import_cmd(db_url: str, policy_path: Path, dry_run: bool, path: Path) -> Non
         click.echo("marked as left: " + ", ".join(summary.left))
 
 
+def import_demo_roster(db_url: str, policy_path: Path, path: Path) -> int:
+    """The demo's roster (`gateway run --demo-data`), imported only into a store with nobody in it yet, so a real
+    roster is never replaced: how many people were added."""
+    policy = load_policy(policy_path)
+    try:
+        people = parse_roster(path, known_groups=set(policy.groups))
+    except CsvImportError as exc:
+        report_csv_error(exc)
+    with open_store(db_url) as store, store() as session:
+        if session.scalar(select(PersonRecord.id).limit(1)) is not None:
+            return 0
+        summary = import_people(session, people)
+        finish_import(session, summary, path=path, rows=len(people), noun="people", target="roster", dry_run=False)
+    return len(people)
+
+
 def _person(session, username: str) -> PersonRecord:  # type: ignore[no-untyped-def]
     person = session.scalar(select(PersonRecord).where(PersonRecord.username == username.lower()))
     if person is None or not person.active:

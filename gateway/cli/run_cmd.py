@@ -6,6 +6,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,6 +17,14 @@ import click
 from gateway.store.engine import DEFAULT_DB_URL, display_url
 
 ROOT = Path(__file__).resolve().parents[2]
+DEMO_ROSTER = ROOT / "policies" / "demo" / "roster.csv"
+
+
+def _reachable(host: str) -> str:
+    """A name devices can use for a console listening on `host` (a wildcard address is not one)."""
+    if host in ("0.0.0.0", "::", ""):
+        return socket.getfqdn()
+    return f"[{host}]" if ":" in host else host
 
 
 @click.command("run")
@@ -25,12 +34,23 @@ ROOT = Path(__file__).resolve().parents[2]
 @click.option("--listen-port", default=8080, show_default=True, type=int, help="Proxy port.")
 @click.option("--console-host", default="127.0.0.1", show_default=True)
 @click.option("--console-port", default=8081, show_default=True, type=int)
+@click.option("--public-url", help="The console and sign-in portal's address as school devices reach it; the proxy "
+              "sends devices there to sign in and lets them reach it (default http://CONSOLE-HOST:CONSOLE-PORT).")
 @click.option("--var", "var_dir", default="var", show_default=True, help="Directory for the database, CA, spool.")
+@click.option("--demo-data", is_flag=True,
+              help=f"Import the demo roster ({DEMO_ROSTER.relative_to(ROOT)}) when the roster is empty.")
 def run(db_url: str, policy: str, listen_host: str, listen_port: int, console_host: str, console_port: int,
-        var_dir: str) -> None:  # fmt: skip
+        public_url: str | None, var_dir: str, demo_data: bool) -> None:  # fmt: skip
     """Start the gateway: migrate the database, make a first console account if none, run proxy and console."""
+    from gateway.cli.policy_cmd import load_or_exit
+    from gateway.cli.roster_cmd import import_demo_roster
     from gateway.cli.users_cmd import add_account, has_accounts
     from gateway.store.migrate import upgrade
+
+    load_or_exit(Path(policy))  # a policy that does not load stops here, with its errors, before anything starts
+    public_url = (public_url or f"http://{_reachable(console_host)}:{console_port}").rstrip("/")
+    if not public_url.startswith(("http://", "https://")):
+        raise click.BadParameter(f"{public_url!r} is not an http:// or https:// address", param_hint="--public-url")
 
     var = Path(var_dir)
     for sub in ("ca", "spool"):
@@ -42,6 +62,9 @@ def run(db_url: str, policy: str, listen_host: str, listen_port: int, console_ho
         password = secrets.token_urlsafe(12)
         add_account(db_url, "officer", "E-safety officer (demo)", "officer", password)
         click.secho(f"First console account: officer / {password}  (change it: it is shown only once)", bold=True)
+    if demo_data:
+        import_demo_roster(db_url, Path(policy), DEMO_ROSTER)
+    link_key = var / "portal-link-key"
 
     mitmdump = shutil.which("mitmdump") or str(Path(sys.executable).with_name("mitmdump"))
     proxy_cmd = [
@@ -49,16 +72,18 @@ def run(db_url: str, policy: str, listen_host: str, listen_port: int, console_ho
         "--listen-host", listen_host, "--listen-port", str(listen_port),
         "--set", f"gateway_policy={policy}", "--set", f"confdir={var / 'ca'}",
         "--set", f"gateway_db={db_url}", "--set", f"gateway_spool={var / 'spool'}",
+        "--set", f"gateway_portal_url={public_url}", "--set", f"gateway_portal_link_key={link_key}",
     ]  # fmt: skip
     console_cmd = [
         sys.executable, "-c", "from gateway.cli.main import cli; cli()", "console", "--db", db_url,
         "--host", console_host, "--port", str(console_port), "--secret-file", str(var / "console-secret"),
+        "--policy", policy, "--public-url", public_url, "--portal-link-key-file", str(link_key),
     ]  # fmt: skip
     # Children import the gateway from this checkout whether or not it is installed.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     children = [subprocess.Popen(proxy_cmd, env=env), subprocess.Popen(console_cmd, env=env)]
     click.echo(f"proxy:    {listen_host}:{listen_port}  (set this as the HTTP/HTTPS proxy on school devices)")
-    click.echo(f"console:  http://{console_host}:{console_port}/")
+    click.echo(f"console:  {public_url}/  (and the WiFi sign-in portal, {public_url}/portal/sign-in)")
     click.echo(f"CA:       {var / 'ca' / 'mitmproxy-ca-cert.pem'}  (install on devices; also http://mitm.it via the proxy)")
     click.echo(f"database: {display_url(db_url)}")
     click.echo("Ctrl-C stops both.")
