@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.store.access_rows import CUT_MARK, storable
-from gateway.store.engine import make_engine
+from gateway.store.engine import StallGuard, make_engine
 from gateway.store.migrate import upgrade
 from gateway.store.models.access_log import AccessLogEntry
 from gateway.store.spool import Spool
@@ -121,6 +121,25 @@ def test_a_server_that_takes_the_bytes_and_never_answers_neither_stalls_nor_fill
     assert len(ids) == len(set(ids)) == 6600
     assert ids == [r["row_id"] for r in submitted], "rows arrive in the order they were queued"
     assert Spool(tmp_path / "spool").pending() == []
+
+
+def test_a_connection_the_server_stopped_answering_is_cut_by_the_guard(migrated_pg):
+    """No read timeout in libpq, and the server's statement_timeout never fires on a server that is not there:
+    the guard ends the wait."""
+    with PgStandIn((PG_HOST, PG_PORT)) as standin:
+        engine = make_engine(standin.url_for(migrated_pg), pool_pre_ping=False, statement_timeout=30)
+        guard = StallGuard(engine, 1.0)
+        with guard, engine.connect() as c:
+            assert c.scalar(sa.text("SHOW statement_timeout")) == "30s"
+            assert c.scalar(sa.text("SHOW search_path")).startswith("store_"), "the URL's own options are kept"
+        standin.black_hole()
+        started = time.monotonic()
+        with pytest.raises(sa.exc.OperationalError, match="closed the connection"), guard, engine.connect() as c:
+            c.scalar(sa.text("SELECT 1"))
+        assert time.monotonic() - started < 3
+        assert guard.cuts == 1
+        guard.close()
+        engine.dispose()
 
 
 def test_connecting_to_a_server_that_never_answers_gives_up_and_spools(migrated_pg, tmp_path):
