@@ -75,7 +75,7 @@ def school(tmp_path: Path, store: sessionmaker[Session]) -> Path:
 def portal(school: Path, store_url: str, tmp_path: Path) -> Iterator[str]:
     """The console app (which serves the sign-in pages) under waitress, as in production."""
     app = create_app(ConsoleConfig(db_url=store_url, secret_key_file=str(tmp_path / "secret"),
-                                   policy_path=str(school)))
+                                   policy_path=str(school), portal_link_key_file=str(tmp_path / "portal-link-key")))
     server = create_server(app, host="127.0.0.1", port=0, threads=4)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -84,10 +84,12 @@ def portal(school: Path, store_url: str, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def gateway(mitmdump_proxy, origin_http, portal: str, school: Path, store_url: str):  # type: ignore[no-untyped-def]
+def gateway(mitmdump_proxy, origin_http, portal: str, school: Path, store_url: str,
+            tmp_path: Path):  # type: ignore[no-untyped-def]
+    # The proxy signs the page it sends a device from with the key the portal checks (gateway.web.portal_link).
     return mitmdump_proxy(["addons/gateway.py"], {
         "gateway_policy": str(school), "gateway_db": store_url, "gateway_portal_url": portal,
-        "gateway_identity_interval_ms": 200,
+        "gateway_portal_link_key": str(tmp_path / "portal-link-key"), "gateway_identity_interval_ms": 200,
     }, origin=origin_http, ready_line="identity sources running")
 
 
