@@ -8,6 +8,7 @@ is the one decided and contacted, not the Host header.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -69,7 +70,8 @@ class AccessLog:
             ctx.options.gateway_db, ctx.options.gateway_spool, retention_days=days if days > 0 else None
         ).start()
         if previous is not None:
-            previous.close()
+            # Closing flushes to the database, which may not answer: never on the event loop.
+            threading.Thread(target=previous.close, name="access-log close", daemon=True).start()
 
     def response(self, flow: http.HTTPFlow) -> None:
         self._log(flow, error=None)
@@ -77,10 +79,10 @@ class AccessLog:
     def error(self, flow: http.HTTPFlow) -> None:
         self._log(flow, error=flow.error.msg if flow.error else "error")
 
-    def done(self) -> None:
+    async def done(self) -> None:
         if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+            writer, self.writer = self.writer, None
+            await asyncio.to_thread(writer.close)
 
     def connection(self, tunnel: ConnectionState, error: str | None) -> None:
         """A connection refused, blocked at CONNECT, or relayed untouched (when it ends)."""
@@ -142,7 +144,7 @@ class AccessLog:
 
 
 def _check_schema(db_url: str) -> None:
-    engine = make_engine(db_url)
+    engine = make_engine(db_url, statement_timeout=10)
     try:
         require_migrated(engine)
     finally:

@@ -25,8 +25,6 @@ from gateway.store.engine import StallGuard, make_engine, require_migrated, sess
 
 log = logging.getLogger(__name__)
 
-# Set by the proxy-auth addon: the roster username whose credentials the request carried.
-PROXY_USER = "gateway.proxy_user"
 # How long an answer for an address is reused while the sessions and roster it came from are unchanged: a
 # browser sends many requests a second, and the background reload replaces both objects at least this often.
 REUSE_SECONDS = 1.0
