@@ -64,7 +64,7 @@ def load_key(path: Path) -> bytes:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
-            pass  # the proxy or console made it a moment ago
+            pass  # made a moment ago by the other reader (`gateway run` makes it before starting either)
         else:
             with os.fdopen(fd, "w") as f:
                 f.write(secrets.token_hex(32))
