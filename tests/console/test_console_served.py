@@ -148,3 +148,30 @@ def test_a_pupil_guessing_through_the_proxy_locks_out_nobody_else(mitmdump_proxy
             assert tool.get(f"{base}/api/v1/log", auth=("headteacher", PASSWORD)).status_code == 200
         with httpx_client(proxy=proxy.proxy_url, source_address="127.0.0.5") as officer:
             assert sign_in(officer, base, "officer").status_code == 302
+
+
+def test_sessions_end_on_the_server_with_postgresql_too(postgres_url: str, tmp_path: Path) -> None:
+    from sqlalchemy.orm import Session
+
+    from gateway.store.accounts import create_user
+    from gateway.store.migrate import upgrade
+
+    upgrade(postgres_url)
+    engine = make_engine(postgres_url)
+    with Session(engine) as s, s.begin():
+        create_user(s, "pg.officer", "Officer", "officer", PASSWORD)
+    engine.dispose()
+    app = create_app(ConsoleConfig(db_url=postgres_url, secret_key_file=str(tmp_path / "secret")))
+    server = create_server(app, host="127.0.0.1", port=0, threads=2)
+    threading.Thread(target=server.run, daemon=True).start()
+    base = f"http://127.0.0.1:{server.effective_port}"
+    try:
+        with httpx.Client() as browser:
+            assert sign_in(browser, base, "pg.officer").status_code == 302
+            copied = browser.cookies[COOKIE]
+            assert reads_the_log(base, copied)
+            token = csrf(browser.get(f"{base}/logs").text)
+            assert browser.post(f"{base}/sign-out", data={"csrf_token": token}).status_code == 302
+            assert not reads_the_log(base, copied)
+    finally:
+        server.close()
