@@ -217,3 +217,34 @@ def test_full_portal_sign_in_through_the_proxy(mitmdump_proxy, origin_http, serv
         while client.get(site).status_code != 302 and time.monotonic() < deadline:
             time.sleep(0.1)
         assert client.get(site).status_code == 302
+
+
+@pytest.mark.e2e
+def test_through_the_proxy_each_device_is_itself(mitmdump_proxy, served_app: str, store_url: str,
+                                                 policy_path: Path, store: sessionmaker[Session]) -> None:
+    """Wrong picture codes on one tablet do not keep the pupil out on another, and a device that claims another's
+    address in the header signs in only itself."""
+    proxy = mitmdump_proxy(["addons/gateway.py"], {
+        "gateway_policy": str(policy_path), "gateway_db": store_url, "gateway_portal_url": served_app,
+        "gateway_identity_interval_ms": 200,
+    }, ready_line="identity sources running")
+    amy = f"{served_app}/portal/pictures/pupil/amy"
+
+    def try_code(client, code: list[str]):  # type: ignore[no-untyped-def]
+        token = re.search(r'name="csrf_token" value="([^"]+)"', client.get(amy).text).group(1)
+        return client.post(amy, data={"csrf_token": token, **pictures(code)})
+
+    with httpx_client(proxy=proxy.proxy_url, source_address="127.0.0.32") as tablet:
+        for _ in range(5):
+            assert try_code(tablet, ["moon"] * 4).status_code == 401
+        assert try_code(tablet, CODE).status_code == 429
+    with httpx_client(proxy=proxy.proxy_url, source_address="127.0.0.33") as own_tablet:
+        signed_in = try_code(own_tablet, CODE)
+        assert signed_in.status_code == 200 and "127.0.0.33" in signed_in.text
+    with httpx_client(proxy=proxy.proxy_url, source_address="127.0.0.34",
+                      headers={"X-Gateway-Client-IP": "127.0.0.2"}) as forger:
+        page = forger.get(f"{served_app}/portal/sign-in")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        forger.post(f"{served_app}/portal/sign-in", data={"csrf_token": token, "username": "ben",
+                                                          "password": "ben-password"})  # fmt: skip
+    assert bound(store) == {"127.0.0.33": "amy", "127.0.0.34": "ben"}
