@@ -46,7 +46,7 @@ def run(db_url: str, policy: str, listen_host: str, listen_port: int, console_ho
     from gateway.cli.roster_cmd import import_demo_roster
     from gateway.cli.users_cmd import add_account, has_accounts
     from gateway.store.migrate import upgrade
-    from gateway.web.portal_link import load_key
+    from gateway.identity.portal_link import load_key
 
     load_or_exit(Path(policy))  # a policy that does not load stops here, with its errors, before anything starts
     public_url = (public_url or f"http://{_reachable(console_host)}:{console_port}").rstrip("/")

@@ -5,15 +5,18 @@ address to the web app (which otherwise sees only the proxy)."""
 from __future__ import annotations
 
 import html
+import time
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import quote, urlsplit
 
-from mitmproxy import ctx, http
+from mitmproxy import ctx, exceptions, http
 
 from gateway.identity.types import IdentitySource
 from gateway.lists.hosts import normalise_host
 from gateway.proxy.flow_state import flow_state
 from gateway.proxy.identity import CLIENT_IP_HEADER
+from gateway.identity.portal_link import load_key, sign
 from gateway.proxy.policy_source import PolicySource
 
 
@@ -24,6 +27,7 @@ class PortalAddon:
         self.policy = policy
         self._portal: tuple[str, int] | None = None
         self._base = ""
+        self._link_key: bytes | None = None
         # mitmproxy calls only the hooks an addon has: with no portal configured, none per request.
         self.requestheaders = None
 
@@ -31,8 +35,17 @@ class PortalAddon:
         loader.add_option("gateway_portal_url", str, "",
                           "The console's base URL, where unknown clients on sign-in-required networks are sent "
                           "to sign in (e.g. http://gateway.school:8080). Empty: no captive portal.")
+        loader.add_option("gateway_portal_link_key", str, "",
+                          "File with the key the portal checks the page a device is sent back to with (the "
+                          "console's --portal-link-key-file). Empty: devices are not sent back after signing in.")
 
     def configure(self, updated: set[str]) -> None:
+        if "gateway_portal_link_key" in updated:
+            path = ctx.options.gateway_portal_link_key
+            try:
+                self._link_key = load_key(Path(path)) if path else None
+            except (OSError, ValueError) as e:
+                raise exceptions.OptionsError(f"gateway_portal_link_key: {e}") from None
         if "gateway_portal_url" in updated:
             base = ctx.options.gateway_portal_url.rstrip("/")
             if base:
@@ -57,7 +70,11 @@ class PortalAddon:
         network = next((n for n in self.policy.current.policy.networks if n.name == identity.network), None)
         if network is None or not network.sign_in_required:
             return
-        sign_in = f"{self._base}/portal/sign-in?next={quote(request.pretty_url, safe='')}"
+        url = request.pretty_url
+        sign_in = f"{self._base}/portal/sign-in?next={quote(url, safe='')}"
+        if self._link_key is not None:
+            # Proof for the portal that this device was sent from this page (see gateway.identity.portal_link).
+            sign_in += f"&next_sig={sign(self._link_key, flow.client_conn.peername[0], url, int(time.time()))}"
         if request.method in ("GET", "HEAD"):
             flow.response = http.Response.make(
                 302, b"", {"Location": sign_in, "Cache-Control": "no-store", "Content-Type": "text/plain"}

@@ -19,7 +19,7 @@ from gateway.store.engine import DEFAULT_DB_URL, make_engine, require_migrated, 
 from gateway.store.models.users import ConsoleUser
 from gateway.web import api, audit, auth, dashboard, help_page, logs, people, portal, server_sessions
 from gateway.web.params import BadParameter
-from gateway.web.portal_link import load_key
+from gateway.identity.portal_link import load_key
 from gateway.web.roles import Permission, can
 
 BLUEPRINTS = [
@@ -49,7 +49,7 @@ class ConsoleConfig:
     session_idle: timedelta = timedelta(minutes=30)
     session_max: timedelta = timedelta(hours=10)
     policy_path: str | None = None
-    # The key the proxy signs the portal's next= links with (see gateway.web.portal_link); without it the portal
+    # The key the proxy signs the portal's next= links with (see gateway.identity.portal_link); without it the portal
     # never sends a device on after sign-in.
     portal_link_key_file: str | None = None
     # Cookies are marked Secure on every request that arrived over HTTPS; this marks them Secure always (for a

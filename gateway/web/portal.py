@@ -23,7 +23,7 @@ from gateway.identity.sessions import end_sessions, live_session, record_failure
 from gateway.identity.types import IdentitySource
 from gateway.store.models.people import PersonRecord
 from gateway.web.client_address import client_ip
-from gateway.web.portal_link import plain_web_url, verify
+from gateway.identity.portal_link import plain_web_url, verify
 from gateway.web.throttle import slow_down
 
 blueprint = Blueprint("portal", __name__, url_prefix="/portal")

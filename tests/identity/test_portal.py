@@ -21,7 +21,7 @@ from gateway.identity.sessions import live_bindings
 from gateway.identity.types import IdentitySource as S
 from gateway.store.models.people import PersonRecord
 from gateway.web.app import ConsoleConfig, create_app
-from gateway.web.portal_link import sign
+from gateway.identity.portal_link import sign
 from tests.support.clients import httpx_client
 from tests.support.policies import always_lesson_policy
 

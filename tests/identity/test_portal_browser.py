@@ -86,7 +86,7 @@ def portal(school: Path, store_url: str, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def gateway(mitmdump_proxy, origin_http, portal: str, school: Path, store_url: str,
             tmp_path: Path):  # type: ignore[no-untyped-def]
-    # The proxy signs the page it sends a device from with the key the portal checks (gateway.web.portal_link).
+    # The proxy signs the page it sends a device from with the key the portal checks (gateway.identity.portal_link).
     return mitmdump_proxy(["addons/gateway.py"], {
         "gateway_policy": str(school), "gateway_db": store_url, "gateway_portal_url": portal,
         "gateway_portal_link_key": str(tmp_path / "portal-link-key"), "gateway_identity_interval_ms": 200,

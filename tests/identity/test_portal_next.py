@@ -17,7 +17,7 @@ from gateway.store.engine import make_engine, session_factory
 from gateway.store.migrate import upgrade
 from gateway.store.models.people import PersonRecord
 from gateway.web.app import ConsoleConfig, create_app
-from gateway.web.portal_link import LIFETIME_SECONDS, sign
+from gateway.identity.portal_link import LIFETIME_SECONDS, sign
 
 DEVICE = "127.0.0.40"
 OTHER_DEVICE = "127.0.0.41"
