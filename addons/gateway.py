@@ -20,6 +20,7 @@ from gateway.proxy.fail_closed import FailClosed  # noqa: E402
 from gateway.proxy.flow_state import Connections  # noqa: E402
 from gateway.proxy.identity import IdentityAddon  # noqa: E402
 from gateway.proxy.identity_sources import IdentitySources  # noqa: E402
+from gateway.proxy.lean_proxy import LeanProxy  # noqa: E402
 from gateway.proxy.policy_source import PolicySource  # noqa: E402
 from gateway.proxy.portal import PortalAddon  # noqa: E402
 from gateway.proxy.proxy_auth import ProxyAuthAddon  # noqa: E402
@@ -38,6 +39,7 @@ access_log = AccessLog(policy)
 addons = [
     StartupGate(),
     AddonChain(
+        LeanProxy(),
         StoreOptions(),
         clock,
         policy,

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.store.migrate import upgrade
 from tests.support.clients import curl, httpx_client
-from tests.support.mitmdump import Mitmdump
+from tests.support.mitmdump import Mitmdump, MitmdumpError
 from tests.support.origins import OriginServer
 from tests.support.policies import DEMO_POLICY
 
@@ -75,3 +75,12 @@ def test_a_connect_that_cannot_be_decided_blocks_every_request_in_its_tunnel(bro
 def test_the_gateway_keeps_filtering_after_a_failure(broken, origin):
     assert curl("http://www.facebook.com/", proxy=broken.proxy_url, source_address=PUPIL).status == 403
     assert curl("http://www.bbc.co.uk/", proxy=broken.proxy_url, source_address=PUPIL).status == 200
+
+
+@pytest.mark.parametrize("option", ["map_remote=|.*|http://elsewhere.example", "modify_headers=/~q/Host/www.bbc.co.uk",
+                                    "stickycookie=.*", "save_stream_file=/tmp/flows"])
+def test_mitmproxy_addons_that_would_change_traffic_after_the_decision_are_refused(tmp_path, option):
+    name, _, value = option.partition("=")
+    with pytest.raises(MitmdumpError, match=rf"{name}: the school web gateway does not use mitmproxy's"):
+        Mitmdump(["addons/gateway.py"], {"gateway_policy": DEMO_POLICY, "gateway_db": f"sqlite:///{tmp_path}/g.db",
+                                         name: value}, workdir=tmp_path).start()  # fmt: skip
