@@ -13,40 +13,29 @@ from pathlib import Path
 
 import pytest
 
-from gateway.store.migrate import upgrade
-from tests.support.clients import curl, httpx_client, ssl_context
+from tests.support.clients import curl, httpx_client, open_tunnel, ssl_context
+from tests.support.gateway import start_gateway
 from tests.support.mitmdump import Mitmdump
 from tests.support.origins import OriginServer
-from tests.support.policies import DEMO_POLICY
+from tests.support.policies import demo_policy_with_devices
 
 pytestmark = pytest.mark.e2e
 
 PUPIL = "127.0.0.2"
-LESSON = "2026-09-07T09:30"
 PAGE = {"Accept": "text/html", "Sec-Fetch-Dest": "document"}
 
 
 def policy_copy(folder: Path, extra: str = "", bank: str = "") -> Path:
-    (folder / "lists").symlink_to(DEMO_POLICY.parent / "lists")
-    text = DEMO_POLICY.read_text()
-    # A host on both the illegal slot and the never-intercept list: illegal must win.
-    # `bank` stands for a never-intercept host whose name must resolve here (SOCKS5 tests use this machine's name).
-    text = text.replace("never_intercept:\n  lists: [never_intercept]\n",
-                        f"never_intercept:\n  lists: [never_intercept]\n  domains: [illegal-content.test{', ' + bank if bank else ''}]\n")
-    path = folder / "policy.yaml"
-    path.write_text(text + extra)
-    return path
+    """The demo policy with a host on both the illegal slot and the never-intercept list (illegal must win), and
+    `bank`, a never-intercept host whose name must resolve here (SOCKS5 tests use this machine's name)."""
+    banks = ", ".join(filter(None, ["illegal-content.test", bank]))
+    return demo_policy_with_devices(folder, {}, extra=extra, replace={
+        "never_intercept:\n  lists: [never_intercept]\n": f"never_intercept:\n  lists: [never_intercept]\n  domains: [{banks}]\n",
+    })  # fmt: skip
 
 
 def start(folder: Path, origin: OriginServer | None, **options: object) -> Mitmdump:
-    db = f"sqlite:///{folder / 'gateway.db'}"
-    upgrade(db)
-    return Mitmdump(
-        ["addons/gateway.py"],
-        {"gateway_policy": policy_copy(folder), "gateway_now": LESSON, "gateway_db": db,
-         "gateway_spool": folder / "spool", **options},
-        workdir=folder, origin=origin, ready_line=r"policy .* loaded",
-    ).start()  # fmt: skip
+    return start_gateway(folder, policy_copy(folder), origin=origin, **options)
 
 
 @pytest.fixture(scope="module")
@@ -85,15 +74,7 @@ def rows(proxy: Mitmdump, where: str = "1=1") -> list[sqlite3.Row]:
 
 
 def connect(proxy: Mitmdump, target: str, source: str = PUPIL) -> tuple[str, socket.socket]:
-    sock = socket.create_connection((proxy.host, proxy.port), timeout=10, source_address=(source, 0))
-    sock.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
-    reply = b""
-    while b"\r\n\r\n" not in reply:
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        reply += chunk
-    return reply.split(b"\r\n", 1)[0].decode(), sock
+    return open_tunnel(proxy.proxy_url, target, source_address=source)
 
 
 def closed_without_reply(sock: socket.socket) -> bool:
@@ -325,16 +306,9 @@ def test_a_tunnel_to_a_reachable_internal_name_keeps_the_name_for_its_requests(t
     name = socket.gethostname()
     if not any(info[4][0] == "127.0.0.1" for info in socket.getaddrinfo(name, 80)):
         pytest.skip(f"{name} does not resolve to 127.0.0.1 here")
-    db = f"sqlite:///{tmp_path / 'gateway.db'}"
-    upgrade(db)
     policy = policy_copy(tmp_path, f"connections:\n  connect_ports: [443, {origin.port}]\n")
-    proxy = Mitmdump(
-        ["addons/gateway.py"],
-        {"gateway_policy": policy, "gateway_now": LESSON, "gateway_db": db, "gateway_spool": tmp_path / "spool",
-         "gateway_reachable_internal": [f"127.0.0.1:{origin.port}"],
-         "ssl_verify_upstream_trusted_ca": str(origin.ca_cert_path)},
-        workdir=tmp_path, ready_line=r"policy .* loaded",
-    ).start()  # fmt: skip
+    proxy = start_gateway(tmp_path, policy, gateway_reachable_internal=[f"127.0.0.1:{origin.port}"],
+                          ssl_verify_upstream_trusted_ca=str(origin.ca_cert_path))  # fmt: skip
     try:
         origin.clear()
         with httpx_client(proxy=proxy.proxy_url, ca=proxy.ca_cert_path, source_address=PUPIL) as client:
@@ -350,15 +324,9 @@ def test_a_tunnel_to_a_reachable_internal_name_keeps_the_name_for_its_requests(t
 @pytest.fixture(scope="module")
 def socks(tmp_path_factory, origin):
     folder = tmp_path_factory.mktemp("socks")
-    db = f"sqlite:///{folder / 'gateway.db'}"
-    upgrade(db)
-    proxy = Mitmdump(
-        ["addons/gateway.py"],
-        {"gateway_policy": policy_copy(folder, bank=socket.gethostname()), "gateway_now": LESSON, "gateway_db": db,
-         "gateway_spool": folder / "spool", "gateway_reachable_internal": [origin.address],
-         "ssl_verify_upstream_trusted_ca": str(origin.ca_cert_path)},
-        workdir=folder, extra_args=["--mode", "socks5"], ready_line=r"policy .* loaded",
-    ).start()  # fmt: skip
+    proxy = start_gateway(folder, policy_copy(folder, bank=socket.gethostname()), extra_args=["--mode", "socks5"],
+                          gateway_reachable_internal=[origin.address],
+                          ssl_verify_upstream_trusted_ca=str(origin.ca_cert_path))  # fmt: skip
     yield proxy
     proxy.stop()
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.store.migrate import upgrade
 from tests.support.clients import curl, httpx_client
+from tests.support.gateway import start_gateway
 from tests.support.mitmdump import Mitmdump, MitmdumpError
 from tests.support.origins import OriginServer
 from tests.support.policies import DEMO_POLICY
@@ -29,15 +29,7 @@ def origin():
 
 @pytest.fixture(scope="module")
 def broken(tmp_path_factory, origin):
-    folder = tmp_path_factory.mktemp("broken")
-    db = f"sqlite:///{folder / 'gateway.db'}"
-    upgrade(db)
-    proxy = Mitmdump(
-        ["addons/gateway.py", FAULTY],
-        {"gateway_policy": DEMO_POLICY, "gateway_now": "2026-09-07T09:30", "gateway_db": db,
-         "gateway_spool": folder / "spool"},
-        workdir=folder, origin=origin, ready_line=r"policy .* loaded",
-    ).start()  # fmt: skip
+    proxy = start_gateway(tmp_path_factory.mktemp("broken"), DEMO_POLICY, origin=origin, scripts=[FAULTY])
     yield proxy
     proxy.stop()
 

@@ -12,9 +12,10 @@ import pytest
 
 from gateway.store.migrate import upgrade
 from tests.support.clients import curl, httpx_client, peer_certificate
+from tests.support.gateway import start_gateway as start_demo_gateway
 from tests.support.mitmdump import Mitmdump
 from tests.support.origins import OriginServer
-from tests.support.policies import DEMO_POLICY
+from tests.support.policies import demo_policy_with_devices
 
 pytestmark = pytest.mark.e2e
 
@@ -25,18 +26,7 @@ MONDAY_BREAK = "2026-09-07T10:35"
 
 def demo_policy_with_test_devices(folder: Path) -> Path:
     """The shipped demo policy, with one loopback address per group so each client is a different device."""
-    (folder / "lists").symlink_to(DEMO_POLICY.parent / "lists")
-    text = DEMO_POLICY.read_text().replace(
-        "networks:\n",
-        "networks:\n"
-        f"  - {{name: test-pupil, subnets: [{PUPIL}/32], group: pupil}}\n"
-        f"  - {{name: test-guest, subnets: [{GUEST}/32], group: guest}}\n"
-        f"  - {{name: test-staff, subnets: [{STAFF}/32], group: staff}}\n",
-        1,
-    )
-    path = folder / "policy.yaml"
-    path.write_text(text)
-    return path
+    return demo_policy_with_devices(folder, {PUPIL: "pupil", GUEST: "guest", STAFF: "staff"})
 
 
 @pytest.fixture(scope="module")
@@ -52,16 +42,7 @@ def plain_origin():
 
 
 def start_gateway(folder: Path, origin: OriginServer, at: str, **options) -> Mitmdump:
-    policy = demo_policy_with_test_devices(folder)
-    db = f"sqlite:///{folder / 'gateway.db'}"
-    upgrade(db)
-    return Mitmdump(
-        ["addons/gateway.py"],
-        {"gateway_policy": policy, "gateway_now": at, "gateway_db": db, "gateway_spool": folder / "spool", **options},
-        workdir=folder,
-        origin=origin,
-        ready_line=r"policy .* loaded",
-    ).start()
+    return start_demo_gateway(folder, demo_policy_with_test_devices(folder), at=at, origin=origin, **options)
 
 
 @pytest.fixture(scope="module")

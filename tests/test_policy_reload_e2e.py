@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from gateway.store.models.audit import AuditEvent
 from tests.support.clients import httpx_client
 from tests.support.mitmdump import Mitmdump
 from tests.support.origins import OriginServer
-from tests.support.policies import DEMO_POLICY, ROOT
+from tests.support.policies import ROOT, demo_policy_with_devices
 from tests.test_policy_hardening import BILLION_LAUGHS
 
 pytestmark = pytest.mark.e2e
@@ -34,13 +33,7 @@ LOADED = r"policy .* loaded"
 
 def demo_copy_with_pupil_device(folder: Path) -> Path:
     """The demo policy and a copy of its lists (the test damages them), with one loopback address as a pupil."""
-    shutil.copytree(DEMO_POLICY.parent / "lists", folder / "lists")
-    text = DEMO_POLICY.read_text().replace(
-        "networks:\n", f"networks:\n  - {{name: test-pupil, subnets: [{PUPIL}/32], group: pupil}}\n", 1
-    )
-    path = folder / "policy.yaml"
-    path.write_text(text)
-    return path
+    return demo_policy_with_devices(folder, {PUPIL: "pupil"}, copy_lists=True)
 
 
 @pytest.fixture(scope="module")

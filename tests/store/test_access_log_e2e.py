@@ -13,7 +13,7 @@ from gateway.store.models.access_log import AccessLogEntry
 from tests.support.clients import fetch
 from tests.support.mitmdump import Mitmdump, MitmdumpError
 from tests.support.origins import OriginServer
-from tests.support.policies import DEMO_POLICY
+from tests.support.policies import DEMO_POLICY, demo_policy_with_devices
 
 pytestmark = pytest.mark.e2e
 
@@ -22,11 +22,7 @@ MONDAY_LESSON = "2026-09-07T09:30"
 
 
 def policy_with_test_pupil(folder: Path) -> Path:
-    (folder / "lists").symlink_to(DEMO_POLICY.parent / "lists")
-    path = folder / "policy.yaml"
-    path.write_text(DEMO_POLICY.read_text().replace(
-        "networks:\n", f"networks:\n  - {{name: test-pupil, subnets: [{PUPIL}/32], group: pupil}}\n", 1))  # fmt: skip
-    return path
+    return demo_policy_with_devices(folder, {PUPIL: "pupil"})
 
 
 def test_each_decision_is_logged_with_search_terms_and_without_query(tmp_path):

@@ -181,6 +181,22 @@ def curl(
         )
 
 
+def open_tunnel(proxy: str, target: str, *, source_address: str | None = None) -> tuple[str, socket.socket]:
+    """Send ``CONNECT target`` to ``proxy``: the reply's status line, and the socket (the tunnel, if it opened)."""
+    proxy_split = urlsplit(proxy)
+    sock = socket.create_connection(
+        (proxy_split.hostname, proxy_split.port), timeout=10, source_address=(source_address, 0) if source_address else None
+    )
+    sock.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+    reply = b""
+    while b"\r\n\r\n" not in reply:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        reply += chunk
+    return reply.split(b"\r\n", 1)[0].decode(errors="replace"), sock
+
+
 def peer_certificate(
     url_or_host: str, *, proxy: str, ca: str | PathLike[str] | None = None, source_address: str | None = None
 ) -> list[x509.Certificate]:
@@ -192,19 +208,8 @@ def peer_certificate(
     """
     target = urlsplit(url_or_host if "//" in url_or_host else f"//{url_or_host}")
     host, port = target.hostname or "", target.port or 443
-    proxy_split = urlsplit(proxy)
-    sock = socket.create_connection(
-        (proxy_split.hostname, proxy_split.port), timeout=10, source_address=(source_address, 0) if source_address else None
-    )
+    status_line, sock = open_tunnel(proxy, f"{host}:{port}", source_address=source_address)
     try:
-        sock.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
-        reply = b""
-        while b"\r\n\r\n" not in reply:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            reply += chunk
-        status_line = reply.split(b"\r\n", 1)[0].decode(errors="replace")
         if " 200" not in status_line:
             raise ConnectionError(f"proxy refused CONNECT {host}:{port}: {status_line}")
         if ca is not None:

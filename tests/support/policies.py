@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -85,3 +86,24 @@ rules:
   - {id: no-games, domains: [games.example], action: block, reason: Games are not allowed}
 """,
 )
+
+
+def demo_policy_with_devices(folder: Path, devices: dict[str, str], *, copy_lists: bool = False,
+                             replace: dict[str, str] | None = None, extra: str = "") -> Path:  # fmt: skip
+    """The shipped demo policy as folder/policy.yaml, with one network per test device (`{address: group}`) put
+    first, so each loopback address is a different device. Its lists are linked, or copied for a test that damages
+    them. `replace` swaps text in the policy; `extra` is appended."""
+    if copy_lists:
+        shutil.copytree(DEMO_POLICY.parent / "lists", folder / "lists")
+    else:
+        (folder / "lists").symlink_to(DEMO_POLICY.parent / "lists")
+    networks = "".join(
+        f"  - {{name: test-{group}-{address.replace('.', '-')}, subnets: [{address}/32], group: {group}}}\n"
+        for address, group in devices.items()
+    )
+    text = DEMO_POLICY.read_text().replace("networks:\n", "networks:\n" + networks, 1)
+    for old, new in (replace or {}).items():
+        text = text.replace(old, new)
+    path = folder / "policy.yaml"
+    path.write_text(text + extra)
+    return path
