@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NoReturn
 
 import click
 from sqlalchemy import select
@@ -14,6 +15,7 @@ from gateway.identity.credentials import (
 )
 from gateway.identity.csv_table import CsvImportError
 from gateway.identity.directory import import_people
+from gateway.identity.people import Person
 from gateway.identity.roster_csv import parse_roster
 from gateway.store.audit import cli_actor, record
 from gateway.store.models.people import PersonRecord
@@ -24,7 +26,7 @@ def roster() -> None:
     """The school roster: pupils and staff, their groups, year groups and classes."""
 
 
-def report_csv_error(exc: CsvImportError) -> None:
+def report_csv_error(exc: CsvImportError) -> NoReturn:
     for problem in exc.problems:
         click.echo(f"error: {exc.path}: {problem}", err=True)
     click.echo("nothing was imported", err=True)
@@ -43,11 +45,7 @@ def import_cmd(db_url: str, policy_path: Path, dry_run: bool, path: Path) -> Non
     date of birth, email and role are read when present; other columns are ignored. People missing from the
     file are marked as left, keeping their history. A bad row stops the import with its line number.
     """
-    policy = load_policy(policy_path)
-    try:
-        people = parse_roster(path, known_groups=set(policy.groups))
-    except CsvImportError as exc:
-        report_csv_error(exc)
+    people = _read_roster(policy_path, path)
     with open_store(db_url) as store, store() as session:
         summary = import_people(session, people)
         finish_import(session, summary, path=path, rows=len(people), noun="people", target="roster",
@@ -59,11 +57,7 @@ def import_cmd(db_url: str, policy_path: Path, dry_run: bool, path: Path) -> Non
 def import_demo_roster(db_url: str, policy_path: Path, path: Path) -> int:
     """The demo's roster (`gateway run --demo-data`), imported only into a store with nobody in it yet, so a real
     roster is never replaced: how many people were added."""
-    policy = load_policy(policy_path)
-    try:
-        people = parse_roster(path, known_groups=set(policy.groups))
-    except CsvImportError as exc:
-        report_csv_error(exc)
+    people = _read_roster(policy_path, path)
     with open_store(db_url) as store, store() as session:
         if session.scalar(select(PersonRecord.id).limit(1)) is not None:
             return 0
@@ -126,3 +120,12 @@ def picture_codes(db_url: str, school_class: str | None, base_url: str, username
         record(session, cli_actor(), "change", target=f"class:{school_class}" if school_class else "roster",
                detail={"command": "roster picture-codes", "changed": "picture code and QR card",
                        "people": sorted({p.username for p in people})})  # fmt: skip
+
+
+def _read_roster(policy_path: Path, path: Path) -> list[Person]:
+    """The roster's people, checked against the policy's groups; a bad row ends the command with its line."""
+    policy = load_policy(policy_path)
+    try:
+        return parse_roster(path, known_groups=set(policy.groups))
+    except CsvImportError as exc:
+        report_csv_error(exc)
