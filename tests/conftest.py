@@ -25,6 +25,7 @@ Fixtures:
 - ``origin_https``: an ``OriginServer`` speaking TLS *and* plain HTTP on one port, with a
   certificate for whatever name is asked for; route to this one and both ``http://`` and
   ``https://`` URLs for any host work.
+- ``origin``: the same, shared by a whole test module.
 - ``mitmdump_proxy(scripts=(), options=None, **kwargs)``: starts a
   :class:`~tests.support.mitmdump.Mitmdump` (keyword arguments as its constructor: ``origin=``,
   ``listen_hosts=``, ``confdir=``, ``ready_line=``, ``extra_args=``, ``env=``) in the test's
@@ -83,6 +84,13 @@ def origin_http() -> Iterator[OriginServer]:
 def origin_https() -> Iterator[OriginServer]:
     with OriginServer(tls=True) as origin:
         yield origin
+
+
+@pytest.fixture(scope="module")
+def origin() -> Iterator[OriginServer]:
+    """One TLS-and-plain origin for a whole test module (clear its record with `origin.clear()`)."""
+    with OriginServer(tls=True) as server:
+        yield server
 
 
 @pytest.fixture

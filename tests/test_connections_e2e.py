@@ -39,12 +39,6 @@ def start(folder: Path, origin: OriginServer | None, **options: object) -> Mitmd
 
 
 @pytest.fixture(scope="module")
-def origin():
-    with OriginServer(tls=True) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def routed(tmp_path_factory, origin):
     """A gateway whose upstream connections all go to the test origin."""
     proxy = start(tmp_path_factory.mktemp("routed"), origin)

@@ -11,7 +11,6 @@ import pytest
 from tests.support.clients import curl, httpx_client
 from tests.support.gateway import start_gateway
 from tests.support.mitmdump import Mitmdump, MitmdumpError
-from tests.support.origins import OriginServer
 from tests.support.policies import DEMO_POLICY
 
 pytestmark = pytest.mark.e2e
@@ -19,12 +18,6 @@ pytestmark = pytest.mark.e2e
 PUPIL = "127.0.0.2"
 PAGE = {"Accept": "text/html", "Sec-Fetch-Dest": "document"}
 FAULTY = Path(__file__).parent / "support" / "faulty_part.py"
-
-
-@pytest.fixture(scope="module")
-def origin():
-    with OriginServer(tls=True) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

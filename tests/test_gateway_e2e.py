@@ -30,12 +30,6 @@ def demo_policy_with_test_devices(folder: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def origin():
-    with OriginServer(tls=True) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def plain_origin():
     with OriginServer() as server:
         yield server

@@ -18,7 +18,6 @@ from gateway.store.migrate import upgrade
 from gateway.store.models.audit import AuditEvent
 from tests.support.clients import httpx_client
 from tests.support.mitmdump import Mitmdump
-from tests.support.origins import OriginServer
 from tests.support.policies import ROOT, demo_policy_with_devices
 from tests.test_policy_hardening import BILLION_LAUGHS
 
@@ -34,12 +33,6 @@ LOADED = r"policy .* loaded"
 def demo_copy_with_pupil_device(folder: Path) -> Path:
     """The demo policy and a copy of its lists (the test damages them), with one loopback address as a pupil."""
     return demo_policy_with_devices(folder, {PUPIL: "pupil"}, copy_lists=True)
-
-
-@pytest.fixture(scope="module")
-def origin():
-    with OriginServer(tls=True) as server:
-        yield server
 
 
 @pytest.fixture
