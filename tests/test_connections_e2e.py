@@ -368,3 +368,28 @@ def test_socks_tls_to_a_never_intercept_name_that_resolves_to_the_destination_pa
     assert got.stdout == "200", got.stderr
     row = rows(socks, f"method = 'CONNECT' AND sni = '{name}' AND bytes_down IS NOT NULL")[-1]
     assert row["host"] == "127.0.0.1" and row["bytes_down"] > 0
+
+
+def test_bytes_that_are_not_tls_reach_a_host_the_policy_names_and_are_logged(tmp_path, origin):
+    policy = policy_copy(tmp_path, "connections:\n  raw_tunnel_domains: [ssh.school-partner.example]\n")
+    proxy = start_gateway(tmp_path, policy, origin=origin)
+    try:
+        status, sock = connect(proxy, "ssh.school-partner.example:443")
+        assert " 200" in status
+        banner = b"SSH-2.0-OpenSSH_9.6\r\n"
+        sock.sendall(banner)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+        sock.close()
+        # The test origin is a web server: it answers the SSH greeting with 400, proving the bytes reached it.
+        assert b"400 - Bad request syntax" in answer
+        row = rows(proxy, "method = 'CONNECT' AND host = 'ssh.school-partner.example' AND bytes_up IS NOT NULL")[-1]
+        assert row["bytes_up"] == len(banner) and row["bytes_down"] == len(answer) and row["action"] == "allow"
+        # Another host gets its raw bytes refused.
+        status, sock = connect(proxy, "www.bbc.co.uk:443")
+        sock.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
+        assert closed_without_reply(sock)
+        sock.close()
+    finally:
+        proxy.stop()

@@ -86,3 +86,17 @@ def test_invalid_policy_at_start_is_refused_with_file_and_line(tmp_path):
     with taddons.context(policy) as tctx:
         with pytest.raises(exceptions.OptionsError, match=rf"{bad}:\d+: rules.0.lists.0: unknown list 'nowhere'"):
             tctx.configure(policy, gateway_policy=str(bad))
+
+
+def test_names_are_decided_in_a_fixed_order_so_ties_never_depend_on_the_hash_seed(gateway):
+    """Destination and Host header both blocked by different rules: the destination's rule is named, every time."""
+    _, identity, enforcer, _ = gateway
+    for _ in range(20):
+        flow = request("www.facebook.com")
+        flow.request.headers["host"] = "www.tiktok.com"
+        run(identity, enforcer, flow)
+        assert flow_state(flow).decision.rule == "social-media-named"
+        flow = request("www.tiktok.com")
+        flow.request.headers["host"] = "www.facebook.com"
+        run(identity, enforcer, flow)
+        assert flow_state(flow).decision.rule == "social-media-pupils-staff"
