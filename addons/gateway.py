@@ -18,6 +18,7 @@ from gateway.proxy.destination_guard import DestinationGuard  # noqa: E402
 from gateway.proxy.enforcer import Enforcer  # noqa: E402
 from gateway.proxy.fail_closed import FailClosed  # noqa: E402
 from gateway.proxy.flow_state import Connections  # noqa: E402
+from gateway.proxy.grant_follower import GrantFollower  # noqa: E402
 from gateway.proxy.identity import IdentityAddon  # noqa: E402
 from gateway.proxy.identity_sources import IdentitySources  # noqa: E402
 from gateway.proxy.lean_proxy import LeanProxy  # noqa: E402
@@ -35,6 +36,7 @@ identity_sources = IdentitySources(policy)
 connections = Connections()
 destinations = DestinationGuard(policy)
 access_log = AccessLog(policy)
+grants = GrantFollower(policy)
 
 addons = [
     StartupGate(),
@@ -44,13 +46,16 @@ addons = [
         clock,
         policy,
         identity_sources,
+        grants,
         RadiusListenerAddon(identity_sources),
         ProxyAuthAddon(identity_sources),
         IdentityAddon(policy, identity_sources),
         PortalAddon(policy),
-        TunnelGuard(policy, clock, destinations, connections, access_log.connection, identity_sources.identify),
+        TunnelGuard(
+            policy, clock, destinations, connections, access_log.connection, identity_sources.identify, grants
+        ),
         destinations,
-        Enforcer(policy, clock, destinations, connections),
+        Enforcer(policy, clock, destinations, connections, grants),
         access_log,
         on_failure=FailClosed(policy, clock, connections).handlers(),
     )

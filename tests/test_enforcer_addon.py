@@ -9,6 +9,7 @@ from gateway.proxy.clock import Clock
 from gateway.proxy.destination_guard import DestinationGuard
 from gateway.proxy.enforcer import Enforcer
 from gateway.proxy.flow_state import Connections, flow_state
+from gateway.proxy.grant_follower import GrantFollower
 from gateway.proxy.identity import IdentityAddon
 from gateway.proxy.policy_source import PolicySource
 from tests.support.policies import DEMO_POLICY, write_policy
@@ -18,7 +19,7 @@ from tests.support.policies import DEMO_POLICY, write_policy
 def gateway():
     clock, policy = Clock(), PolicySource()
     guard = DestinationGuard(policy)
-    enforcer = Enforcer(policy, clock, guard, Connections())
+    enforcer = Enforcer(policy, clock, guard, Connections(), GrantFollower(policy))
     identity = IdentityAddon(policy)
     with taddons.context(clock, policy, identity, guard, enforcer) as tctx:
         tctx.configure(policy, gateway_policy=str(DEMO_POLICY), gateway_reload_interval_ms=0)

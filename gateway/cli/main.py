@@ -11,6 +11,7 @@ from gateway.cli.lists_cmd import lists
 from gateway.cli.policy_cmd import policy
 from gateway.cli.retention_cmd import export_person_cmd, purge_cmd
 from gateway.cli.devices_cmd import devices
+from gateway.cli.grants_cmd import grants
 from gateway.cli.roster_cmd import roster
 from gateway.cli.run_cmd import run
 from gateway.cli.users_cmd import users
@@ -35,3 +36,4 @@ cli.add_command(console)
 cli.add_command(purge_cmd)
 cli.add_command(export_person_cmd)
 cli.add_command(run)
+cli.add_command(grants)

@@ -16,6 +16,7 @@ from gateway.proxy.block_response import block, refuse
 from gateway.proxy.clock import Clock
 from gateway.proxy.destination_guard import DestinationGuard
 from gateway.proxy.flow_state import Connections, FlowState, flow_state
+from gateway.proxy.grant_follower import GrantFollower
 from gateway.proxy.identity import identity_of
 from gateway.proxy.policy_source import PolicySource
 from gateway.proxy.request_host import pretty_host
@@ -30,7 +31,9 @@ FAILED_REASON = "The school web gateway could not check this page, so it is bloc
 
 
 class Enforcer:
-    def __init__(self, policy: PolicySource, clock: Clock, guard: DestinationGuard, connections: Connections) -> None:
+    def __init__(self, policy: PolicySource, clock: Clock, guard: DestinationGuard, connections: Connections,
+                 grants: GrantFollower) -> None:  # fmt: skip
+        self.grants = grants
         self.policy = policy
         self.clock = clock
         self.guard = guard
@@ -55,7 +58,8 @@ class Enforcer:
                                       rule="internal-address")  # fmt: skip
             block(flow, compiled.policy, state.decision, identity, instant)
             return
-        decision = decide(compiled, identity, destination, request.path, instant)
+        grants = self.grants.exceptions_for(compiled)
+        decision = decide(compiled, identity, destination, request.path, instant, grants)
         tunnel = self.connections.get(flow.client_conn.id)
         if tunnel is not None and tunnel.failed:
             decision = failed_decision(compiled.calendar.period(instant), destination)
@@ -65,7 +69,7 @@ class Enforcer:
                 if host is None:
                     self._refuse_malformed(flow, state, raw)
                     return
-                candidate = decide(compiled, identity, host, request.path, instant)
+                candidate = decide(compiled, identity, host, request.path, instant, grants)
                 if SEVERITY[candidate.action] < SEVERITY[decision.action]:
                     decision = candidate
             if tunnel is not None and tunnel.decision is not None:

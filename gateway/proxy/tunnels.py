@@ -38,6 +38,7 @@ from gateway.proxy.block_response import refuse
 from gateway.proxy.clock import Clock
 from gateway.proxy.destination_guard import DestinationGuard
 from gateway.proxy.flow_state import Connections, ConnectionState, flow_state
+from gateway.proxy.grant_follower import GrantFollower
 from gateway.proxy.identity import identity_of
 from gateway.proxy.policy_source import PolicySource
 
@@ -64,8 +65,9 @@ class RelayedConnection(layers.TCPLayer):
 
 class TunnelGuard:
     def __init__(self, policy: PolicySource, clock: Clock, guard: DestinationGuard, connections: Connections,
-                 record: Record, identify: Callable[[str], Identity]) -> None:  # fmt: skip
+                 record: Record, identify: Callable[[str], Identity], grants: GrantFollower) -> None:  # fmt: skip
         self.identify = identify
+        self.grants = grants
         self.policy = policy
         self.clock = clock
         self.guard = guard
@@ -92,7 +94,7 @@ class TunnelGuard:
         elif self.guard.refuses_host(target, port):
             tunnel.decision = _refusal(period, target, "internal-address", "Internal addresses cannot be reached.")
         else:
-            tunnel.decision = decide(compiled, identity, target, "", instant)
+            tunnel.decision = decide(compiled, identity, target, "", instant, self.grants.exceptions_for(compiled))
         state.decision = tunnel.decision
         if tunnel.decision.source is Source.CONNECTION:
             refuse(flow, 403, f"The school web gateway refused this connection: {tunnel.decision.reason}")
@@ -132,7 +134,7 @@ class TunnelGuard:
         compiled = self.policy.current
         if sni is not None and sni != tunnel.target and not tunnel.blocked:
             # The strictest of the two names stands for everything in the tunnel.
-            by_sni = decide(compiled, tunnel.identity, sni, "", tunnel.instant)
+            by_sni = decide(compiled, tunnel.identity, sni, "", tunnel.instant, self.grants.exceptions_for(compiled))
             if by_sni.blocked:
                 tunnel.decision = by_sni
         if sni is None or tunnel.blocked or tunnel.decision is None or tunnel.decision.action is not Action.ALLOW:
@@ -232,7 +234,7 @@ class TunnelGuard:
         elif self.guard.refuses_host(target, port):
             tunnel.decision = _refusal(period, target, "internal-address", "Internal addresses cannot be reached.")
         else:
-            tunnel.decision = decide(compiled, identity, target, "", instant)
+            tunnel.decision = decide(compiled, identity, target, "", instant, self.grants.exceptions_for(compiled))
         self.connections.put(client.id, tunnel)
         return tunnel
 
