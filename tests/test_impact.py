@@ -231,7 +231,7 @@ def _store_preview(url: str, compiled: CompiledPolicy, extra, **kw):
 
 def test_the_store_replays_the_last_week_grouped(sqlite_log, compiled, proposed_file):
     impact = _store_preview(sqlite_log, compiled, grant(compiled, lists=["social"], classes=["5B"]))
-    # Only the hosts the grant could touch are replayed.
+    assert impact.requests == REPLAYED
     assert impact.let_through.hosts == (("www.tiktok.com", 5), ("snapchat.com", 1))
     assert impact.let_through.people == 2
     changed = _store_preview(sqlite_log, compiled, grant(compiled, lists=["games"]),
@@ -264,3 +264,47 @@ def test_the_store_on_postgresql(postgres_url, compiled, proposed_file):
             connection.execute(AccessLogEntry.__table__.delete())
             connection.exec_driver_sql("DELETE FROM console_user")
         engine.dispose()
+
+
+# --- the command -----------------------------------------------------------------------------------------------
+
+
+def gateway_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_the_command_prints_the_counts(sqlite_log, policy_file):
+    done = gateway_cli("impact", "--db", sqlite_log, "--policy", str(policy_file), "--list", "social",
+                       "--class", "5B")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"Replayed {REPLAYED} requests from the last 7 days." in done.stdout
+    assert "Would let through: 6 requests by 2 people to 2 hosts (0 of them flagged)" in done.stdout
+    assert re.search(r"5  www\.tiktok\.com\n\s+1  snapchat\.com", done.stdout)
+
+
+def test_the_command_previews_a_policy_change_as_json(sqlite_log, policy_file, proposed_file):
+    import json
+
+    done = gateway_cli("impact", "--db", sqlite_log, "--policy", str(policy_file), "--proposed-policy",
+                       str(proposed_file), "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["requests"] == REPLAYED
+    assert result["let_through"]["hosts"] == [["www.roblox.com", 1]]
+    assert result["newly_blocked"]["requests"] == 2 and result["newly_blocked"]["people"] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--list", "banned"), "no exception may lift: banned"),
+        (("--domain", "m.facebook.com"), "no exception may lift: m.facebook.com"),
+        (("--list", "nosuch"), "does not have: nosuch"),
+        (("--group", "pupil"), "must name lists or domains"),
+        (("--domain", "not a domain!"), "not a valid domain"),
+    ],
+)
+def test_the_command_refuses_what_no_grant_could_do(sqlite_log, policy_file, args, message):
+    done = gateway_cli("impact", "--db", sqlite_log, "--policy", str(policy_file), *args)
+    assert done.returncode == 1
+    assert "refused:" in done.stderr and message in done.stderr

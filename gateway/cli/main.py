@@ -12,6 +12,7 @@ from gateway.cli.policy_cmd import policy
 from gateway.cli.retention_cmd import export_person_cmd, purge_cmd
 from gateway.cli.devices_cmd import devices
 from gateway.cli.grants_cmd import grants
+from gateway.cli.impact_cmd import impact
 from gateway.cli.roster_cmd import roster
 from gateway.cli.run_cmd import run
 from gateway.cli.users_cmd import users
@@ -37,3 +38,4 @@ cli.add_command(purge_cmd)
 cli.add_command(export_person_cmd)
 cli.add_command(run)
 cli.add_command(grants)
+cli.add_command(impact)

@@ -23,6 +23,8 @@ from gateway.identity.types import Identity, IdentitySource
 from gateway.lists.hosts import normalise_host, suffixes
 from gateway.policy.compiled import CompiledPolicy
 from gateway.policy.exceptions import EMPTY, ExceptionSet
+from gateway.policy.model import ExceptionGrant
+from gateway.policy.store_grants import compile_store_grants
 
 # How many hosts an Impact names, busiest first.
 TOP_HOSTS = 20
@@ -90,6 +92,27 @@ class _Tally:
     def change(self) -> Change:
         top = tuple(sorted(self.hosts.items(), key=lambda item: (-item[1], item[0]))[:TOP_HOSTS])
         return Change(self.requests, len(self.people), self.flagged, top, len(self.hosts))
+
+
+class RefusedGrant(ValueError):
+    """A proposed grant that could never be made: no site named, an unknown list, an unliftable site."""
+
+
+def proposed_grant(compiled: CompiledPolicy, **scope: object) -> ExceptionSet:
+    """A grant to preview from its scope (the fields of an ExceptionGrant but its times and reason), checked as
+    the store checks a grant; RefusedGrant says why one is refused."""
+    try:
+        grant = ExceptionGrant(id="proposed", expires=_ALWAYS, reason="impact preview", **scope)  # type: ignore[arg-type]
+    except ValueError as exc:  # pydantic's ValidationError
+        errors = getattr(exc, "errors", None)
+        if errors is None:
+            raise RefusedGrant(str(exc)) from None
+        raise RefusedGrant("; ".join(
+            ": ".join(filter(None, [".".join(map(str, e["loc"])), e["msg"]])) for e in errors())) from None  # fmt: skip
+    exceptions, problems = compile_store_grants(compiled, [grant])
+    if problems:
+        raise RefusedGrant(problems[0].removeprefix("proposed: "))
+    return exceptions
 
 
 def timeless(grants: ExceptionSet) -> ExceptionSet:

@@ -8,6 +8,7 @@ failures to decide are not something a grant or rule changes.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Iterator
 from datetime import datetime, timedelta
 
@@ -38,13 +39,15 @@ def preview_from_log(
     days: int = DEFAULT_DAYS,
 ) -> Impact:
     """What `extra` grants (or a `proposed` policy) would have changed over the last `days` of the log, against the
-    running policy with the store's grants in force now. A grant alone replays only the hosts it could touch."""
+    running policy with the store's grants in force now. A grant alone replays only the hosts it could touch; the
+    requests to the others are counted, as unchanged, without being decided."""
     stored, _ = grants_in_force(session, now)
     in_force, _ = compile_store_grants(compiled, [item.grant for item in stored])
     since = window_start(now, days)
     hosts = None if proposed is not None else affected_hosts(compiled, logged_hosts(session, since), extra)
     rows = replay_rows(session, since, hosts=hosts, with_paths=needs_paths(compiled, proposed))
-    return preview(compiled, rows, extra, proposed=proposed, in_force=in_force)
+    result = preview(compiled, rows, extra, proposed=proposed, in_force=in_force)
+    return result if hosts is None else dataclasses.replace(result, requests=logged_requests(session, since))
 
 
 def window_start(now: datetime, days: int = DEFAULT_DAYS) -> datetime:
@@ -58,6 +61,10 @@ def _in_window(since: datetime) -> list[ColumnElement[bool]]:
 def logged_hosts(session: Session, since: datetime) -> list[str]:
     """Every host the replayable log names since `since`."""
     return list(session.scalars(select(Log.host).distinct().where(*_in_window(since))))
+
+
+def logged_requests(session: Session, since: datetime) -> int:
+    return session.scalar(select(func.count()).select_from(Log).where(*_in_window(since))) or 0
 
 
 def replay_rows(
