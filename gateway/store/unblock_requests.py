@@ -1,0 +1,113 @@
+"""Unblock requests in the store: asked, triaged by the officer, decided by the headteacher.
+
+Each step moves a request only from the states it may come from, so two staff acting at once cannot both decide
+it; an approval adds its grant (gateway.store.grants) in the same transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from gateway.policy.model import ExceptionGrant
+from gateway.store.grants import add_grant
+from gateway.store.models.access_log import AccessLogEntry
+from gateway.store.models.unblock_requests import UnblockRequest
+
+EXTENTS = ("page", "site")
+AUDIENCES = ("me", "class", "year", "group", "school")
+DURATIONS = ("lesson", "today", "week", "term", "permanent")
+# The officer's queue holds new requests and those waiting for more information; the headteacher's, forwarded ones.
+OFFICER_QUEUE = ("new", "more_info")
+HEAD_QUEUE = ("forwarded",)
+
+
+class StaleRequest(Exception):
+    """The request was already moved on by someone else (or never existed)."""
+
+
+@dataclass(frozen=True)
+class Asked:
+    """A request as the form carries it: who and what from the signed token, the rest from the requester."""
+
+    username: str | None
+    display_name: str
+    client_ip: str
+    group_name: str
+    school_class: str | None
+    year_group: int | None
+    url: str
+    host: str
+    rule: str | None
+    list_name: str | None
+    reference: str | None
+    why: str
+    extent: str
+    audience: str
+    duration: str
+
+
+def add_request(session: Session, asked: Asked, now: datetime) -> UnblockRequest:
+    row = UnblockRequest(created_at=now, status="new", **asked.__dict__)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def queue(session: Session, states: tuple[str, ...]) -> list[UnblockRequest]:
+    return list(session.scalars(select(UnblockRequest).where(UnblockRequest.status.in_(states))
+                                .order_by(UnblockRequest.created_at, UnblockRequest.id)))  # fmt: skip
+
+
+def requests_by(session: Session, *, username: str | None, client_ip: str, limit: int = 10) -> list[UnblockRequest]:
+    """A requester's latest requests: by username when known, else those typed on this device."""
+    where = (UnblockRequest.username == username) if username else (
+        (UnblockRequest.username.is_(None)) & (UnblockRequest.client_ip == client_ip))
+    return list(session.scalars(select(UnblockRequest).where(where)
+                                .order_by(UnblockRequest.id.desc()).limit(limit)))  # fmt: skip
+
+
+def recent_blocks(session: Session, request: UnblockRequest, now: datetime, days: int = 7) -> list[AccessLogEntry]:
+    """The requester's blocked requests to the same host in the last `days` (by username, else by address)."""
+    who = (AccessLogEntry.username == request.username) if request.username else (
+        AccessLogEntry.client_ip == request.client_ip)
+    return list(session.scalars(
+        select(AccessLogEntry).where(who, AccessLogEntry.host == request.host, AccessLogEntry.action == "block",
+                                     AccessLogEntry.at >= now - timedelta(days=days))
+        .order_by(AccessLogEntry.at.desc()).limit(50)))  # fmt: skip
+
+
+def _move(session: Session, number: int, came_from: tuple[str, ...], **values: object) -> UnblockRequest:
+    moved = session.execute(update(UnblockRequest).where(UnblockRequest.id == number,
+                                                         UnblockRequest.status.in_(came_from))
+                            .values(**values)).rowcount  # fmt: skip
+    if not moved:
+        raise StaleRequest(f"request {number} is no longer waiting for this step")
+    row = session.get(UnblockRequest, number)
+    assert row is not None
+    session.refresh(row)
+    return row
+
+
+def officer_step(session: Session, number: int, *, status: str, by: str, note: str, now: datetime,
+                 recommendation: str | None = None) -> UnblockRequest:  # fmt: skip
+    """Reject, ask for more information, or forward to the headteacher with a recommendation."""
+    if status not in ("rejected", "more_info", "forwarded"):
+        raise ValueError(f"not an officer's step: {status}")
+    return _move(session, number, OFFICER_QUEUE, status=status, officer_by=by, officer_at=now, officer_note=note,
+                 recommendation=recommendation)  # fmt: skip
+
+
+def reject(session: Session, number: int, *, by: str, note: str, now: datetime) -> UnblockRequest:
+    return _move(session, number, HEAD_QUEUE, status="rejected", decided_by=by, decided_at=now, decision_note=note)
+
+
+def approve(session: Session, number: int, grant: ExceptionGrant, *, by: str, note: str,
+            now: datetime) -> tuple[UnblockRequest, int]:  # fmt: skip
+    """Mark the request approved and add its grant, in the caller's transaction."""
+    row = _move(session, number, HEAD_QUEUE, status="approved", decided_by=by, decided_at=now, decision_note=note)
+    row.grant_number = add_grant(session, grant, created_by=by, now=now)
+    return row, row.grant_number
