@@ -17,7 +17,9 @@ from sqlalchemy.orm import Session
 
 from gateway.store.engine import DEFAULT_DB_URL, make_engine, require_migrated, session_factory
 from gateway.store.models.users import ConsoleUser
-from gateway.web import api, audit, auth, dashboard, help_page, logs, people, portal, server_sessions
+from gateway.notify.mail import Mailer
+from gateway.web import (api, audit, auth, dashboard, help_page, logs, people, portal, server_sessions, unblock_form,
+                         unblock_grants, unblock_review)  # fmt: skip
 from gateway.web.params import BadParameter
 from gateway.identity.portal_link import load_key
 from gateway.web.roles import Permission, can
@@ -31,6 +33,9 @@ BLUEPRINTS = [
     help_page.blueprint,
     api.blueprint,
     portal.blueprint,
+    unblock_form.blueprint,
+    unblock_review.blueprint,
+    unblock_grants.blueprint,
 ]
 
 CONTENT_SECURITY_POLICY = (
@@ -56,6 +61,10 @@ class ConsoleConfig:
     # console behind a TLS-terminating server, whose requests reach it as plain HTTP).
     secure_cookies: bool = False
     timezone: str = "Europe/London"
+    # The SMTP server unblock requesters are told the outcome through; without a host no e-mail is sent.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    mail_from: str = "gateway@localhost"
     testing: bool = False
 
 
@@ -100,6 +109,7 @@ def create_app(config: ConsoleConfig | None = None) -> Flask:
         MAX_CONTENT_LENGTH=1_000_000,
         GATEWAY=config,
         GATEWAY_PORTAL_LINK_KEY=load_key(Path(config.portal_link_key_file)) if config.portal_link_key_file else None,
+        GATEWAY_MAILER=Mailer(config.smtp_host, config.smtp_port, config.mail_from) if config.smtp_host else None,
     )
     app.session_interface = SessionCookies()
     app.extensions["gateway.engine"] = engine

@@ -1,0 +1,1 @@
+"""Telling people things outside the console: e-mail through the school's SMTP server."""

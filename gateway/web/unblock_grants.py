@@ -1,0 +1,39 @@
+"""The grants in force (from unblock requests, `gateway grants add` or any other source), who approved them and
+when they end; the headteacher can end one early, and every proxy drops it within seconds."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask_login import current_user
+
+from gateway.store.grants import end_grant, grant_id, grants_in_force
+from gateway.store.models.users import Role
+from gateway.web.audit_trail import audit
+from gateway.web.unblock_review import REVIEWERS, require_role
+
+blueprint = Blueprint("grants", __name__, url_prefix="/grants")
+
+
+@blueprint.get("/")
+@require_role(*REVIEWERS)
+def in_force():  # type: ignore[no-untyped-def]
+    from gateway.web.app import db
+
+    grants, problems = grants_in_force(db(), datetime.now(UTC))
+    return render_template("unblock/grants.html", grants=grants, problems=problems)
+
+
+@blueprint.post("/<int:number>/end")
+@require_role(Role.HEADTEACHER)
+def end(number: int):  # type: ignore[no-untyped-def]
+    from gateway.web.app import db
+
+    store = db()
+    if not end_grant(store, number, by=current_user.username):
+        abort(404)
+    store.commit()
+    audit("grant_ended", target=grant_id(number), detail={"early": True})
+    flash(f"{grant_id(number)} ended. Every proxy stops applying it within a few seconds.")
+    return redirect(url_for("grants.in_force"))

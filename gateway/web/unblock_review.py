@@ -1,0 +1,163 @@
+"""The officer's and headteacher's queues of unblock requests.
+
+The officer (DSL) triages: rejects with a reason, asks for more information, or forwards with a recommendation.
+The headteacher decides what is forwarded: approves (narrowing what is unblocked, for whom or for how long, never
+widening it), which adds the grant every proxy follows, or rejects. Every step is audited and the requester is
+told by e-mail when the roster has their address.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy.orm import Session
+
+from gateway.store.models.unblock_requests import UnblockRequest
+from gateway.store.models.users import Role
+from gateway.store.unblock_requests import (AUDIENCES, DURATIONS, EXTENTS, HEAD_QUEUE, OFFICER_QUEUE, StaleRequest,
+                                            approve, officer_step, queue, recent_blocks, reject)  # fmt: skip
+from gateway.web.audit_trail import audit
+from gateway.web.unblock_form import AUDIENCE_WORDS, DURATION_WORDS, EXTENT_WORDS
+from gateway.web.unblock_notice import tell_requester
+from gateway.web.unblock_scope import grant_for, running_policy
+
+blueprint = Blueprint("unblock", __name__, url_prefix="/unblock")
+
+REVIEWERS = frozenset({Role.OFFICER, Role.HEADTEACHER})
+MAX_NOTE = 2000
+
+
+def _db() -> Session:
+    from gateway.web.app import db
+
+    return db()
+
+
+def require_role(*roles: Role) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Signed in (else to the sign-in page) with one of `roles` (else 403)."""
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            if not current_user.is_authenticated:
+                return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
+            if current_user.role not in roles:
+                abort(403)
+            return view(*args, **kwargs)
+
+        return guarded
+
+    return decorate
+
+
+def _words() -> dict[str, object]:
+    return {"audience_words": AUDIENCE_WORDS, "duration_words": DURATION_WORDS, "extent_words": EXTENT_WORDS}
+
+
+@blueprint.get("/")
+@require_role(*REVIEWERS)
+def queues():  # type: ignore[no-untyped-def]
+    store = _db()
+    return render_template("unblock/queues.html", officer=queue(store, OFFICER_QUEUE), head=queue(store, HEAD_QUEUE),
+                           **_words())  # fmt: skip
+
+
+def _request(number: int) -> UnblockRequest:
+    row = _db().get(UnblockRequest, number)
+    if row is None:
+        abort(404)
+    return row
+
+
+@blueprint.get("/<int:number>")
+@require_role(*REVIEWERS)
+def detail(number: int):  # type: ignore[no-untyped-def]
+    row = _request(number)
+    blocks = recent_blocks(_db(), row, datetime.now(UTC))
+    audit("unblock_request_viewed", target=f"unblock-request:{number}", detail={"recent_blocks": len(blocks)})
+    return render_template("unblock/detail.html", row=row, blocks=blocks, audiences=AUDIENCES, durations=DURATIONS,
+                           extents=EXTENTS, **_words())  # fmt: skip
+
+
+def _note() -> str:
+    note = request.form.get("note", "").strip()
+    if len(note) > MAX_NOTE:
+        abort(400, description=f"Keep the note under {MAX_NOTE} characters.")
+    return note
+
+
+@blueprint.post("/<int:number>/triage")
+@require_role(Role.OFFICER)
+def triage(number: int):  # type: ignore[no-untyped-def]
+    action, note = request.form.get("action", ""), _note()
+    steps = {"reject": "rejected", "more_info": "more_info", "forward": "forwarded"}
+    if action not in steps:
+        abort(400, description="Choose reject, ask for more information, or forward.")
+    recommendation = request.form.get("recommendation") if action == "forward" else None
+    if action == "forward" and recommendation not in ("approve", "reject"):
+        abort(400, description="Say whether you recommend approving or rejecting.")
+    if action in ("reject", "more_info") and not note:
+        abort(400, description="Say why, or what you need to know: the requester sees it.")
+    store = _db()
+    try:
+        row = officer_step(store, number, status=steps[action], by=current_user.username, note=note,
+                           now=datetime.now(UTC), recommendation=recommendation)  # fmt: skip
+    except StaleRequest as exc:
+        store.rollback()
+        abort(409, description=str(exc))
+    store.commit()
+    audit(f"unblock_{steps[action]}", target=f"unblock-request:{number}",
+          detail={"note": note} | ({"recommendation": recommendation} if recommendation else {}))  # fmt: skip
+    if action != "forward":
+        tell_requester(row)
+    flash(f"Request {number}: {steps[action].replace('_', ' ')}.")
+    return redirect(url_for("unblock.queues"))
+
+
+def _no_wider(field: str, choices: tuple[str, ...], asked: str) -> str:
+    chosen = request.form.get(field, asked)
+    if chosen not in choices or choices.index(chosen) > choices.index(asked):
+        abort(400, description=f"The {field} may be narrowed, never widened beyond what was asked.")
+    return chosen
+
+
+@blueprint.post("/<int:number>/decide")
+@require_role(Role.HEADTEACHER)
+def decide(number: int):  # type: ignore[no-untyped-def]
+    action, note = request.form.get("action", ""), _note()
+    store, now = _db(), datetime.now(UTC)
+    row = _request(number)
+    try:
+        if action == "approve":
+            extent = _no_wider("extent", EXTENTS, row.extent)
+            audience = _no_wider("audience", AUDIENCES, row.audience)
+            duration = _no_wider("duration", DURATIONS, row.duration)
+            try:
+                grant = grant_for(row, audience=audience, duration=duration, extent=extent,
+                                  by=current_user.username, now=now, compiled=running_policy())  # fmt: skip
+            except ValueError as exc:
+                abort(400, description=str(exc))
+            row, number_granted = approve(store, number, grant, by=current_user.username, note=note, now=now)
+            detail = {"grant": number_granted, "extent": extent, "audience": audience, "duration": duration,
+                      "hosts": grant.domains, "expires": grant.expires.isoformat(), "note": note}  # fmt: skip
+        elif action == "reject":
+            if not note:
+                abort(400, description="Say why: the requester sees it.")
+            row = reject(store, number, by=current_user.username, note=note, now=now)
+            detail = {"note": note}
+        else:
+            abort(400, description="Choose approve or reject.")
+    except StaleRequest as exc:
+        store.rollback()
+        abort(409, description=str(exc))
+    store.commit()
+    audit(f"unblock_{row.status}", target=f"unblock-request:{number}", detail=detail)
+    tell_requester(row)
+    flash(f"Request {number}: {row.status}.")
+    return redirect(url_for("unblock.queues"))
+
