@@ -28,8 +28,14 @@ from gateway.store.engine import NotMigrated
               help="Mark cookies Secure on every request (behind a server that ends HTTPS for the console); they "
                    "are Secure on requests that arrive over HTTPS anyway.")  # fmt: skip
 @click.option("--threads", default=4, show_default=True, type=int)
+@click.option("--smtp-host", envvar="GATEWAY_SMTP_HOST",
+              help="SMTP server that tells unblock requesters the outcome (no e-mail without one).")
+@click.option("--smtp-port", envvar="GATEWAY_SMTP_PORT", default=25, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--mail-from", envvar="GATEWAY_MAIL_FROM", default="gateway@localhost", show_default=True,
+              help="The From address of those e-mails.")
 def console(db_url: str, host: str, port: int, policy_path: Path, public_url: str | None, secret_file: str,
-            portal_link_key_file: str, session_minutes: int, secure_cookies: bool, threads: int) -> None:  # fmt: skip
+            portal_link_key_file: str, session_minutes: int, secure_cookies: bool, threads: int,
+            smtp_host: str | None, smtp_port: int, mail_from: str) -> None:  # fmt: skip
     """Serve the console (access log, dashboard, audit trail, JSON API) and the sign-in portal."""
     from waitress import serve
 
@@ -45,6 +51,7 @@ def console(db_url: str, host: str, port: int, policy_path: Path, public_url: st
             db_url=db_url, secret_key_file=secret_file, session_idle=timedelta(minutes=session_minutes),
             policy_path=str(policy_path), portal_link_key_file=portal_link_key_file,
             secure_cookies=secure_cookies or public_url.startswith("https://"),
+            smtp_host=smtp_host, smtp_port=smtp_port, mail_from=mail_from,
         ))  # fmt: skip
     except NotMigrated as e:
         raise click.ClickException(str(e)) from None

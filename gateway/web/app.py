@@ -20,6 +20,7 @@ from gateway.store.models.users import ConsoleUser
 from gateway.notify.mail import Mailer
 from gateway.web import (api, audit, auth, dashboard, help_page, logs, people, portal, server_sessions, unblock_form,
                          unblock_grants, unblock_review)  # fmt: skip
+from gateway.web import impact
 from gateway.web.params import BadParameter
 from gateway.identity.portal_link import load_key
 from gateway.web.roles import Permission, can
@@ -33,6 +34,7 @@ BLUEPRINTS = [
     help_page.blueprint,
     api.blueprint,
     portal.blueprint,
+    impact.blueprint,
     unblock_form.blueprint,
     unblock_review.blueprint,
     unblock_grants.blueprint,
