@@ -308,3 +308,93 @@ def test_the_command_refuses_what_no_grant_could_do(sqlite_log, policy_file, arg
     done = gateway_cli("impact", "--db", sqlite_log, "--policy", str(policy_file), *args)
     assert done.returncode == 1
     assert "refused:" in done.stderr and message in done.stderr
+
+
+# --- the console page ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def console(sqlite_log, policy_file, tmp_path):
+    from gateway.web.app import ConsoleConfig, create_app
+
+    return create_app(ConsoleConfig(db_url=sqlite_log, secret_key_file=str(tmp_path / "secret"),
+                                    policy_path=str(policy_file)))  # fmt: skip
+
+
+def signed_in(console, role: str):  # type: ignore[no-untyped-def]
+    from tests.console.test_console_app import sign_in
+
+    client = console.test_client()
+    assert sign_in(client, role, "correct horse battery").status_code == 302
+    return client
+
+
+def test_the_console_page_shows_the_hand_counted_preview(console):
+    client = signed_in(console, "officer")
+    form = client.get("/impact").get_data(as_text=True)
+    assert 'href="/impact"' in form  # in the navigation
+    # The unliftable list is not offered.
+    assert 'value="social"' in form and 'value="banned"' not in form
+    page = client.get("/impact?lists=social&classes=5B&action=allow")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", html))
+    assert f"Over the last 7 days ({REPLAYED} requests)" in text
+    assert "Would have let through 6 blocked requests by 2 people to 2 hosts; 0 of them flagged" in text
+    assert re.search(r"<td>www\.tiktok\.com</td><td>5</td></tr><tr><td>snapchat\.com</td><td>1</td>", html)
+
+
+def test_the_headteacher_previews_a_flagging_grant_and_it_is_audited(console, sqlite_log):
+    from sqlalchemy import select
+
+    from gateway.store.models.audit import AuditEvent
+
+    client = signed_in(console, "headteacher")
+    text = client.get("/impact?lists=social&groups=pupil&action=flag").get_data(as_text=True)
+    assert "<strong>10</strong> of them flagged" in text
+    engine = make_engine(sqlite_log)
+    with engine.connect() as connection:
+        actions = [row.action for row in connection.execute(select(AuditEvent))]
+    engine.dispose()
+    assert "preview_impact" in actions
+
+
+@pytest.mark.parametrize("role", ["dpo", "teacher"])
+def test_other_roles_may_not_preview(console, role):
+    assert signed_in(console, role).get("/impact?lists=social").status_code == 403
+
+
+def test_signed_out_goes_to_sign_in(console):
+    response = console.test_client().get("/impact")
+    assert response.status_code == 302 and "/sign-in" in response.headers["Location"]
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("lists=banned", "no exception may lift: banned"),
+        ("domains=www.facebook.com", "no exception may lift: www.facebook.com"),
+        ("domains=not+a+domain%21&classes=5B", "not a valid domain"),
+        ("classes=5B", "must name lists or domains"),
+        ("lists=social&year_groups=five", "year groups: whole numbers"),
+        ("lists=social&action=block", "action"),
+        ("lists=social&periods=playtime", "periods"),
+        ("lists=social&users=" + "a" * 3000, "users: at most 2000 characters"),
+    ],
+)
+def test_a_grant_no_one_could_make_is_refused_and_the_form_kept(console, query, message):
+    page = signed_in(console, "officer").get(f"/impact?{query}")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 400
+    assert 'id="impact-refused"' in html and message in html
+    assert 'id="impact-result"' not in html
+    if "classes=5B" in query:
+        assert 'name="classes" value="5B"' in html
+
+
+def test_the_page_says_when_the_console_has_no_policy(sqlite_log, tmp_path):
+    from gateway.web.app import ConsoleConfig, create_app
+
+    app = create_app(ConsoleConfig(db_url=sqlite_log, secret_key_file=str(tmp_path / "secret")))
+    html = signed_in(app, "officer").get("/impact?lists=social").get_data(as_text=True)
+    assert "started without the policy file" in html
