@@ -1,0 +1,163 @@
+"""The whole unblock workflow in real Chromium through a real mitmdump, on SQLite and PostgreSQL: a pupil is
+blocked, follows the block page's "Ask for access" link, sends a request; the officer forwards it; the headteacher
+approves it for this lesson; the pupil's next request passes the proxy within 5 seconds.
+
+Chromium reaches the console (waitress on 127.0.0.1) directly, as school browsers are set up to reach the gateway
+itself, so the console sees the pupil's own address, 127.0.0.1, which the store has signed in as Amy.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session
+from waitress.server import create_server
+
+from gateway.identity.directory import import_people
+from gateway.identity.people import Person
+from gateway.identity.sessions import start_session
+from gateway.identity.types import IdentitySource
+from gateway.store.accounts import create_user
+from gateway.store.engine import make_engine
+from gateway.store.migrate import upgrade
+from gateway.web.app import ConsoleConfig, create_app
+from tests.support.policies import always_lesson_policy
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]  # fmt: skip
+PASSWORD = "correct horse battery"
+LIVE_WITHIN = 5.0
+
+
+def policy_text(request_url: str) -> str:
+    return always_lesson_policy(
+        f"""\
+school: {{name: Test Primary School, contact: the e-safety officer, request_url: "{request_url}"}}
+groups: {{pupil: {{}}, guest: {{}}}}
+default_group: guest
+networks:
+  - {{name: classroom-wifi, subnets: [127.0.0.1/32], group: guest, identity: [portal, subnet]}}
+""",
+        """\
+lists:
+  games: {domains: [games.example]}
+rules:
+  - {id: no-games, lists: [games], action: block, reason: Games are not allowed in lessons}
+""",
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'gateway.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    upgrade(url)
+    engine = make_engine(url)
+    suffix = os.urandom(3).hex()  # the PostgreSQL database is shared by the session's tests
+    with Session(engine) as s, s.begin():
+        import_people(s, [Person(f"amy{suffix}", "Amy Jones", "pupil", year_group=5, school_class="5B")])
+        start_session(s, client_ip="127.0.0.1", source=IdentitySource.PORTAL, username=f"amy{suffix}",
+                      now=datetime.now(UTC))
+        create_user(s, f"officer{suffix}", "Olive Officer", "officer", PASSWORD)
+        create_user(s, f"head{suffix}", "Harriet Head", "headteacher", PASSWORD)
+    engine.dispose()
+    request.node.suffix = suffix
+    return url
+
+
+@pytest.fixture
+def console(db_url: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    policy = tmp_path / "policy.yaml"
+    app = create_app(ConsoleConfig(db_url=db_url, secret_key_file=str(tmp_path / "secret"), policy_path=str(policy)))
+    server = create_server(app, host="127.0.0.1", port=0, threads=4)
+    url = f"http://127.0.0.1:{server.effective_port}"
+    policy.write_text(policy_text(f"{url}/request"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield url, policy
+    server.close()
+
+
+@pytest.fixture
+def gateway(mitmdump_proxy, origin_http, console, db_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    _, policy = console
+    return mitmdump_proxy(["addons/gateway.py"], {
+        "gateway_policy": str(policy), "gateway_db": db_url, "gateway_spool": str(tmp_path / "spool"),
+        "gateway_identity_interval_ms": 200, "gateway_grants_interval_ms": 200,
+    }, origin=origin_http, ready_line="identity sources running")
+
+
+@pytest.fixture
+def browser(gateway):  # type: ignore[no-untyped-def]
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium (scripts/bootstrap installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                    proxy={"server": gateway.proxy_url, "bypass": "127.0.0.1"})
+        yield browser
+        browser.close()
+
+
+def signed_in(browser, console_url: str, username: str):  # type: ignore[no-untyped-def]
+    page = browser.new_context().new_page()
+    page.set_default_timeout(10_000)
+    page.goto(f"{console_url}/sign-in")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("link", name="Unblock requests").click()
+    return page
+
+
+def test_blocked_pupil_asks_officer_forwards_headteacher_approves_pupil_gets_through(browser, console, request,
+                                                                                     tmp_path: Path) -> None:
+    console_url, _ = console
+    suffix = request.node.suffix
+    pupil = browser.new_context().new_page()
+    pupil.set_default_timeout(10_000)
+    response = pupil.goto("http://games.example/play")
+    assert response is not None and response.status == 403
+    assert "Games are not allowed in lessons" in pupil.inner_text("body")
+    pupil.get_by_role("link", name="Ask for access").click()
+    assert pupil.inner_text("h1") == "Ask for access"
+    assert "Amy Jones" in pupil.inner_text("main") and "no-games" in pupil.inner_text("main")
+    pupil.get_by_label("Why do you need it?").fill("We are reviewing game design in computing")
+    pupil.get_by_label("This lesson").check()
+    pupil.screenshot(path=str(tmp_path / "ask.png"), full_page=True)
+    pupil.get_by_role("button", name="Send request").click()
+    assert pupil.inner_text("h1") == "Request sent"
+
+    officer = signed_in(browser, console_url, f"officer{suffix}")
+    officer.get_by_role("link", name=re.compile(r"^Request \d+$")).click()
+    assert "We are reviewing game design in computing" in officer.inner_text("main")
+    officer.get_by_label("Note").fill("Sensible for the computing unit")
+    officer.get_by_role("button", name="Forward to the headteacher").click()
+    assert "forwarded" in officer.inner_text("main")
+
+    head = signed_in(browser, console_url, f"head{suffix}")
+    head.get_by_role("link", name=re.compile(r"^Request \d+$")).click()
+    assert "recommends approve" in head.inner_text("main")
+    assert head.get_by_label("Until").input_value() == "lesson"
+    head.get_by_role("button", name="Approve").click()
+    assert "approved" in head.inner_text("main")
+    approved_at = time.monotonic()
+
+    while (status := pupil.goto("http://games.example/play").status) != 200:
+        assert time.monotonic() - approved_at < LIVE_WITHIN, f"still {status} after {LIVE_WITHIN}s"
+        time.sleep(0.2)
+    assert "origin ok: games.example/play" in pupil.inner_text("body")
+
+    head.get_by_role("link", name="Grants in force").click()
+    assert "Harriet Head" not in head.inner_text("main")  # grants name the approver's account
+    assert f"head{suffix}" in head.inner_text("main")
