@@ -1,6 +1,7 @@
 """The whole unblock workflow in real Chromium through a real mitmdump, on SQLite and PostgreSQL: a pupil is
 blocked, follows the block page's "Ask for access" link, sends a request; the officer forwards it; the headteacher
-approves it for this lesson; the pupil's next request passes the proxy within 5 seconds.
+approves it for this lesson; the pupil's next request passes the proxy within 5 seconds;
+the headteacher ends the grant early and the pupil is blocked again within 5 seconds.
 
 Chromium reaches the console (waitress on 127.0.0.1) directly, as school browsers are set up to reach the gateway
 itself, so the console sees the pupil's own address, 127.0.0.1, which the store has signed in as Amy.
@@ -158,6 +159,15 @@ def test_blocked_pupil_asks_officer_forwards_headteacher_approves_pupil_gets_thr
         time.sleep(0.2)
     assert "origin ok: games.example/play" in pupil.inner_text("body")
 
+    # The headteacher ends it early: the pupil is blocked again within 5 seconds, with no restart.
     head.get_by_role("link", name="Grants in force").click()
-    assert "Harriet Head" not in head.inner_text("main")  # grants name the approver's account
-    assert f"head{suffix}" in head.inner_text("main")
+    assert f"head{suffix}" in head.inner_text("main") and "games.example" in head.inner_text("main")
+    head.get_by_role("button", name=re.compile(r"^End grant-\d+ now$")).click()
+    assert "No grants are in force" in head.inner_text("main")
+    ended_at = time.monotonic()
+    while (status := pupil.goto("http://games.example/play").status) != 403:
+        assert time.monotonic() - ended_at < LIVE_WITHIN, f"still {status} after {LIVE_WITHIN}s"
+        time.sleep(0.2)
+    # Coming back to ask again, the pupil sees the earlier request's outcome.
+    pupil.get_by_role("link", name="Ask for access").click()
+    assert "approved" in pupil.inner_text("main")
