@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from gateway.policy.model import ExceptionGrant
@@ -68,6 +68,25 @@ def requests_by(session: Session, *, username: str | None, client_ip: str, limit
         (UnblockRequest.username.is_(None)) & (UnblockRequest.client_ip == client_ip))
     return list(session.scalars(select(UnblockRequest).where(where)
                                 .order_by(UnblockRequest.id.desc()).limit(limit)))  # fmt: skip
+
+
+def asked_since(session: Session, client_ip: str, since: datetime) -> int:
+    """How many requests this device sent since `since` (a pupil sending dozens floods the officer's queue)."""
+    return session.scalar(select(func.count(UnblockRequest.id)).where(UnblockRequest.client_ip == client_ip,
+                                                                      UnblockRequest.created_at >= since)) or 0
+
+
+def add_information(session: Session, number: int, *, username: str | None, client_ip: str, text: str,
+                    now: datetime) -> UnblockRequest:  # fmt: skip
+    """The requester answers the officer's question: the answer joins their reason and the request goes back to
+    the officer's queue. Only the requester may answer (by username, or on the device a typed name asked from)."""
+    row = session.get(UnblockRequest, number)
+    mine = row is not None and (row.username == username if row.username else
+                                (username is None and row.client_ip == client_ip))
+    if row is None or not mine:
+        raise StaleRequest(f"request {number} is not yours")
+    stamp = now.strftime("%Y-%m-%d %H:%M UTC")
+    return _move(session, number, ("more_info",), status="new", why=f"{row.why}\n\nAdded {stamp}: {text}")
 
 
 def recent_blocks(session: Session, request: UnblockRequest, now: datetime, days: int = 7) -> list[AccessLogEntry]:

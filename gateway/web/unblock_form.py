@@ -7,7 +7,7 @@ says so and a post is refused.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from flask import Blueprint, render_template, request
 from sqlalchemy.orm import Session
@@ -20,7 +20,8 @@ from gateway.identity.resolver import Resolver
 from gateway.identity.sessions import live_bindings
 from gateway.identity.types import Identity
 from gateway.policy.compiled import CompiledPolicy
-from gateway.store.unblock_requests import AUDIENCES, DURATIONS, EXTENTS, Asked, add_request, requests_by
+from gateway.store.unblock_requests import (AUDIENCES, DURATIONS, EXTENTS, Asked, StaleRequest, add_information,
+                                            add_request, asked_since, requests_by)  # fmt: skip
 from gateway.web.audit_trail import audit
 from gateway.web.client_address import client_ip
 from gateway.web.unblock_scope import hosts_for, running_policy, unliftable
@@ -30,6 +31,8 @@ blueprint = Blueprint("unblock_form", __name__, url_prefix="/request")
 
 MAX_WHY = 2000
 MAX_NAME = 200
+# Requests one device may send in an hour: enough for a lesson's needs, not enough to bury the officer's queue.
+MAX_PER_HOUR = 10
 AUDIENCE_WORDS = {"me": "Just me", "class": "My class", "year": "My year group", "group": "My group",
                   "school": "The whole school"}  # fmt: skip
 DURATION_WORDS = {"lesson": "This lesson", "today": "Today", "week": "This week", "term": "This term",
@@ -107,6 +110,9 @@ def submit():  # type: ignore[no-untyped-def]
     compiled = running_policy()
     if unliftable(compiled, hosts_for("page", claims["host"])):
         return _refused(NEVER, 403)
+    if asked_since(_db(), ip, now - timedelta(hours=1)) >= MAX_PER_HOUR:
+        return _refused(f"This device has sent {MAX_PER_HOUR} requests in the last hour. Wait a while, or ask a "
+                        "teacher.", 429)  # fmt: skip
     why = request.form.get("why", "").strip()
     name = claims["name"] or request.form.get("name", "").strip()
     extent, audience, duration = (request.form.get(k, "") for k in ("extent", "audience", "duration"))
@@ -138,3 +144,24 @@ def submit():  # type: ignore[no-untyped-def]
           role="requester", detail={"url": row.url, "rule": row.rule, "extent": extent, "audience": audience,
                                     "duration": duration, "why": why})  # fmt: skip
     return _page("sent.html", row=row)
+
+
+@blueprint.post("/<int:number>/more")
+def more_information(number: int):  # type: ignore[no-untyped-def]
+    """The requester's answer to the officer's question, from the list of their requests."""
+    ip, now = client_ip(), datetime.now(UTC)
+    identity = requester(ip, running_policy(), now)
+    text = request.form.get("information", "").strip()
+    if not text or len(text) > MAX_WHY:
+        return _refused(f"Type your answer (under {MAX_WHY} characters).")
+    store = _db()
+    try:
+        row = add_information(store, number, username=identity.username, client_ip=ip, text=text, now=now)
+    except StaleRequest:
+        store.rollback()
+        return _refused("That request is not yours, or is no longer waiting for an answer.", 404)
+    store.commit()
+    audit("unblock_information_added", target=f"unblock-request:{number}",
+          actor=identity.username or f"{row.display_name} at {ip}", role="requester", detail={"text": text})
+    return _page("message.html", title="Answer sent",
+                 message=f"Your answer is with the e-safety officer (request {number}).")

@@ -59,6 +59,11 @@ def _words() -> dict[str, object]:
     return {"audience_words": AUDIENCE_WORDS, "duration_words": DURATION_WORDS, "extent_words": EXTENT_WORDS}
 
 
+@blueprint.app_errorhandler(409)
+def already_moved(error):  # type: ignore[no-untyped-def]
+    return render_template("error.html", title="Already decided", message=error.description), 409
+
+
 @blueprint.get("/")
 @require_role(*REVIEWERS)
 def queues():  # type: ignore[no-untyped-def]

@@ -183,8 +183,8 @@ def test_pupil_asks_officer_forwards_headteacher_approves_and_pupil_is_emailed(a
     assert stored.grant.users == ["amy"] and stored.grant.domains == ["games.example"]
     assert stored.grant.approved_by == "headteacher"
     # Twice is not possible: the request has been decided.
-    assert head.post("/unblock/1/decide", data={"csrf_token": token, "action": "reject",
-                                                "note": "no"}).status_code == 409
+    again = head.post("/unblock/1/decide", data={"csrf_token": token, "action": "reject", "note": "no"})
+    assert again.status_code == 409 and "no longer waiting" in again.get_data(as_text=True)
 
     deadline = time.monotonic() + 5
     while not inbox.messages and time.monotonic() < deadline:
@@ -304,3 +304,74 @@ def test_teachers_and_it_have_no_queue(app) -> None:
         assert client.get("/unblock/").status_code == 403, role
         assert client.get("/grants/").status_code == 403, role
     assert app.test_client().get("/unblock/").status_code == 302
+
+
+def test_pupil_answers_the_officers_question_and_nobody_else_can(app) -> None:
+    pupil = app.test_client()
+    ask(pupil, "http://games.example/")
+    officer = staff(app, "officer")
+    token = csrf(officer.get("/unblock/1").get_data(as_text=True))
+    officer.post("/unblock/1/triage", data={"csrf_token": token, "action": "more_info", "note": "Which lesson?"})
+    mine = pupil.get("/request", environ_base={"REMOTE_ADDR": AMY_IP}).get_data(as_text=True)
+    # Someone on another device cannot answer for Amy.
+    other = app.test_client()
+    page = other.get("/request", query_string={"url": "http://games.example/"},
+                     environ_base={"REMOTE_ADDR": UNKNOWN_IP}).get_data(as_text=True)
+    refused = other.post("/request/1/more", data={"csrf_token": csrf(page), "information": "<b>hacked</b>"},
+                         environ_base={"REMOTE_ADDR": UNKNOWN_IP})  # fmt: skip
+    assert refused.status_code == 404 and requests(app)[0].status == "more_info"
+    answered = pupil.post("/request/1/more", data={"csrf_token": csrf(mine), "information": "Computing, Tuesday"},
+                          environ_base={"REMOTE_ADDR": AMY_IP})  # fmt: skip
+    assert answered.status_code == 200 and "Answer sent" in answered.get_data(as_text=True)
+    (row,) = requests(app)
+    assert row.status == "new" and "Computing, Tuesday" in row.why
+    assert "Computing, Tuesday" in officer.get("/unblock/1").get_data(as_text=True)
+    assert ("amy", "unblock_information_added") in audit_actions(app)
+
+
+def test_what_a_pupil_types_is_shown_to_staff_as_text(app) -> None:
+    ask(app.test_client(), "http://games.example/", why="<script>alert('x')</script>")
+    page = staff(app, "officer").get("/unblock/1").get_data(as_text=True)
+    assert "<script>alert(" not in page and "&lt;script&gt;alert(" in page
+
+
+def test_a_device_cannot_flood_the_officers_queue(app) -> None:
+    pupil = app.test_client()
+    for _ in range(10):
+        assert ask(pupil, "http://games.example/")[1].status_code == 200
+    _, refused = ask(pupil, "http://games.example/")
+    assert refused.status_code == 429 and "10 requests in the last hour" in refused.get_data(as_text=True)
+    assert len(requests(app)) == 10
+
+
+TIMETABLE_POLICY = """\
+school: {name: Test School, contact: the officer}
+groups: {pupil: {}}
+default_group: pupil
+timetable:
+  weekly:
+    monday: [{start: "09:00", end: "10:00", kind: lesson}, {start: "10:00", end: "10:15", kind: break},
+             {start: "10:15", end: "11:15", kind: lesson}]
+  terms: [{name: Autumn, start: 2026-09-01, end: 2026-12-18}]
+"""
+
+
+@pytest.mark.parametrize(("at", "duration", "until"), [
+    ("2026-11-30T09:30", "lesson", "2026-11-30T10:00"),
+    ("2026-11-30T08:00", "lesson", "2026-11-30T10:00"),
+    ("2026-11-30T10:05", "lesson", "2026-11-30T11:15"),
+    ("2026-11-30T09:30", "today", "2026-12-01T00:00"),
+    ("2026-11-30T09:30", "week", "2026-12-07T00:00"),
+    ("2026-11-30T09:30", "term", "2026-12-19T00:00"),
+])
+def test_how_long_a_grant_lasts_follows_the_school_timetable(tmp_path: Path, at: str, duration: str,
+                                                             until: str) -> None:  # fmt: skip
+    from zoneinfo import ZoneInfo
+
+    from gateway.web.unblock_scope import expires
+
+    path = tmp_path / "policy.yaml"
+    path.write_text(TIMETABLE_POLICY)
+    london = ZoneInfo("Europe/London")
+    now = datetime.fromisoformat(at).replace(tzinfo=london).astimezone(UTC)
+    assert expires(duration, now, load_compiled(path)) == datetime.fromisoformat(until).replace(tzinfo=london)
