@@ -375,3 +375,17 @@ def test_how_long_a_grant_lasts_follows_the_school_timetable(tmp_path: Path, at:
     london = ZoneInfo("Europe/London")
     now = datetime.fromisoformat(at).replace(tzinfo=london).astimezone(UTC)
     assert expires(duration, now, load_compiled(path)) == datetime.fromisoformat(until).replace(tzinfo=london)
+
+
+def test_a_mail_server_that_is_down_costs_the_email_not_the_decision(app) -> None:
+    from gateway.notify.mail import Mailer
+
+    app.config["GATEWAY_MAILER"] = Mailer("127.0.0.1", free_port())  # nothing listens there
+    ask(app.test_client(), "http://games.example/")
+    officer = staff(app, "officer")
+    token = csrf(officer.get("/unblock/1").get_data(as_text=True))
+    done = officer.post("/unblock/1/triage", data={"csrf_token": token, "action": "reject", "note": "No"},
+                        follow_redirects=True)  # fmt: skip
+    assert done.status_code == 200 and "could not be e-mailed" in done.get_data(as_text=True)
+    assert requests(app)[0].status == "rejected"
+    assert ("officer", "unblock_mail_failed") in audit_actions(app)
