@@ -24,7 +24,7 @@ from gateway.store.unblock_requests import (AUDIENCES, DURATIONS, EXTENTS, Asked
                                             add_request, asked_since, requests_by)  # fmt: skip
 from gateway.web.audit_trail import audit
 from gateway.web.client_address import client_ip
-from gateway.web.unblock_scope import hosts_for, running_policy, unliftable
+from gateway.web.unblock_scope import NoPolicy, hosts_for, running_policy, unliftable
 from gateway.web.unblock_token import BadToken, mint, read
 
 blueprint = Blueprint("unblock_form", __name__, url_prefix="/request")
@@ -73,6 +73,12 @@ def _refused(message: str, status: int = 400):  # type: ignore[no-untyped-def]
     return _page("message.html", status, title="Cannot ask for this page", message=message)
 
 
+@blueprint.app_errorhandler(NoPolicy)
+def no_policy(error: NoPolicy):  # type: ignore[no-untyped-def]
+    return _page("message.html", 503, title="Requests are not being taken just now",
+                 message=f"The gateway cannot check requests at the moment: {error}. Please try again later.")
+
+
 @blueprint.get("")
 def form():  # type: ignore[no-untyped-def]
     ip, now = client_ip(), datetime.now(UTC)
@@ -95,7 +101,8 @@ def form():  # type: ignore[no-untyped-def]
                      message=f"{url} is not blocked for you at the moment. Try the page again.")  # fmt: skip
     claims = {"ip": ip, "username": identity.username, "name": identity.display_name, "group": identity.group,
               "class": identity.school_class, "year": identity.year_group, "url": url, "host": decision.host,
-              "rule": decision.rule, "list": decision.list, "ref": request.args.get("ref", "")[:64] or None}  # fmt: skip
+              "rule": decision.rule, "list": decision.list,
+              "ref": request.args.get("ref", "")[:64] or None}  # fmt: skip
     return _page("form.html", identity=identity, claims=claims, token=mint(claims), reason=decision.reason,
                  audiences=audiences_for(identity), earlier=earlier, extents=EXTENTS, durations=DURATIONS)  # fmt: skip
 

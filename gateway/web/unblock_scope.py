@@ -14,6 +14,7 @@ from flask import current_app
 
 from gateway.decisions.types import PeriodKind
 from gateway.policy.compiled import CompiledPolicy, load_compiled
+from gateway.policy.loader import PolicyError
 from gateway.policy.model import ExceptionGrant
 from gateway.policy.store_grants import compile_store_grants
 from gateway.store.models.unblock_requests import UnblockRequest
@@ -27,7 +28,7 @@ _compiled: dict[str, tuple[float, CompiledPolicy]] = {}
 
 
 class NoPolicy(Exception):
-    pass
+    """Requests cannot be checked: no policy was given, or it does not load."""
 
 
 def running_policy() -> CompiledPolicy:
@@ -35,10 +36,16 @@ def running_policy() -> CompiledPolicy:
     path = current_app.config["GATEWAY"].policy_path
     if not path:
         raise NoPolicy("the console was started without --policy, so it cannot check unblock requests")
-    mtime = Path(path).stat().st_mtime
-    cached = _compiled.get(path)
-    if cached is None or cached[0] != mtime:
-        cached = _compiled[path] = (mtime, load_compiled(path))
+    try:
+        mtime = Path(path).stat().st_mtime
+        cached = _compiled.get(path)
+        if cached is None or cached[0] != mtime:
+            cached = _compiled[path] = (mtime, load_compiled(path))
+    except (OSError, PolicyError) as exc:
+        # The proxy keeps running its last good policy; requests wait until the file is fixed rather than be
+        # checked against nothing.
+        current_app.logger.exception("unblock: the policy does not load")
+        raise NoPolicy(f"the policy file does not load ({str(exc).splitlines()[0]})") from None
     return cached[1]
 
 
@@ -116,5 +123,6 @@ def grant_for(request: UnblockRequest, *, audience: str, duration: str, extent: 
     elif audience != "school":
         raise ValueError(f"unknown audience {audience!r}")
     return ExceptionGrant(id=f"unblock-request-{request.id}", domains=hosts_for(extent, request.host),
-                          expires=expires(duration, now, compiled), reason=f"Unblock request {request.id}: {request.why}",
+                          expires=expires(duration, now, compiled),
+                          reason=f"Unblock request {request.id}: {request.why}",
                           approved_by=by, **who)  # type: ignore[arg-type]  # fmt: skip

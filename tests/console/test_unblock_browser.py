@@ -60,7 +60,8 @@ rules:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'gateway.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    sqlite = f"sqlite:///{tmp_path / 'gateway.db'}"
+    url = sqlite if request.param == "sqlite" else request.getfixturevalue("postgres_url")
     upgrade(url)
     engine = make_engine(url)
     suffix = os.urandom(3).hex()  # the PostgreSQL database is shared by the session's tests

@@ -82,13 +82,15 @@ def smtp():  # type: ignore[no-untyped-def]
 def app(tmp_path: Path, smtp):  # type: ignore[no-untyped-def]
     url = seed(tmp_path)
     with session_factory(make_engine(url)).begin() as s:
-        import_people(s, [Person("amy", "Amy Jones", "pupil", year_group=5, school_class="5B", email="amy@school.example")])
+        import_people(s, [Person("amy", "Amy Jones", "pupil", year_group=5, school_class="5B",
+                                 email="amy@school.example")])
         start_session(s, client_ip=AMY_IP, source=IdentitySource.PORTAL, username="amy", now=datetime.now(UTC))
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
     controller, _ = smtp
     app = create_app(ConsoleConfig(db_url=url, secret_key_file=str(tmp_path / "secret"), policy_path=str(policy),
-                                   smtp_host="127.0.0.1", smtp_port=controller.port, mail_from="gateway@school.example"))
+                                   smtp_host="127.0.0.1", smtp_port=controller.port,
+                                   mail_from="gateway@school.example"))
     app.config.update(DB_URL=url, POLICY=str(policy))
     return app
 
@@ -239,7 +241,8 @@ def test_officer_rejects_or_asks_for_more_and_the_pupil_is_told(app, smtp) -> No
     while len(inbox.messages) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert sorted(m["Subject"] for m in inbox.messages) == [
-        "Your request for games.example: not approved", "Your request for games.example: waiting for more information from you"]
+        "Your request for games.example: not approved",
+        "Your request for games.example: waiting for more information from you"]
 
 
 def test_a_form_from_another_device_or_with_a_changed_or_old_token_is_refused(app, monkeypatch) -> None:
@@ -264,7 +267,8 @@ def test_a_form_from_another_device_or_with_a_changed_or_old_token_is_refused(ap
 
 def test_an_unliftable_site_cannot_be_asked_for(app) -> None:
     pupil = app.test_client()
-    page = pupil.get("/request", query_string={"url": "https://www.facebook.com/"}, environ_base={"REMOTE_ADDR": AMY_IP})
+    page = pupil.get("/request", query_string={"url": "https://www.facebook.com/"},
+                     environ_base={"REMOTE_ADDR": AMY_IP})
     assert page.status_code == 403 and "can never be unblocked" in page.get_data(as_text=True)
     # A token for it (as if minted before the list was marked unliftable) is refused by the server too.
     with app.test_request_context():
@@ -282,7 +286,8 @@ def test_an_unliftable_site_cannot_be_asked_for(app) -> None:
 def test_pages_that_are_not_blocked_and_addresses_that_are_not_pages(app) -> None:
     pupil = app.test_client()
     env = {"REMOTE_ADDR": AMY_IP}
-    assert "not blocked for you" in pupil.get("/request?url=http://example.org/", environ_base=env).get_data(as_text=True)
+    allowed = pupil.get("/request?url=http://example.org/", environ_base=env).get_data(as_text=True)
+    assert "not blocked for you" in allowed
     for bad in ("javascript:alert(1)", "http://user@games.example/", "ftp://games.example/"):
         assert pupil.get("/request", query_string={"url": bad}, environ_base=env).status_code == 400, bad
 
@@ -389,3 +394,10 @@ def test_a_mail_server_that_is_down_costs_the_email_not_the_decision(app) -> Non
     assert done.status_code == 200 and "could not be e-mailed" in done.get_data(as_text=True)
     assert requests(app)[0].status == "rejected"
     assert ("officer", "unblock_mail_failed") in audit_actions(app)
+
+
+def test_a_policy_file_that_does_not_load_pauses_requests_with_a_clear_message(app) -> None:
+    Path(app.config["POLICY"]).write_text("school: [not, a, school]\n")
+    page = app.test_client().get("/request?url=http://games.example/", environ_base={"REMOTE_ADDR": AMY_IP})
+    assert page.status_code == 503 and "cannot check requests" in page.get_data(as_text=True)
+    assert requests(app) == []
