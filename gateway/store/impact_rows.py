@@ -22,6 +22,7 @@ from gateway.policy.exceptions import EMPTY, ExceptionSet
 from gateway.policy.store_grants import compile_store_grants
 from gateway.store.grants import grants_in_force
 from gateway.store.models.access_log import AccessLogEntry as Log
+from gateway.store.models.access_log import reverse_host
 
 DEFAULT_DAYS = 7
 # Hosts per IN (...) list: well under every database's limit on bound parameters.
@@ -59,8 +60,10 @@ def _in_window(since: datetime) -> list[ColumnElement[bool]]:
 
 
 def logged_hosts(session: Session, since: datetime) -> list[str]:
-    """Every host the replayable log names since `since`."""
-    return list(session.scalars(select(Log.host).distinct().where(*_in_window(since))))
+    """Every host the log names since `since` (read from the reversed-host index alone, so a week of a million
+    rows is one index scan; connection-check rows included, which only makes a host a candidate)."""
+    reversed_names = session.scalars(select(Log.host_rev).distinct().where(Log.at >= since))
+    return [".".join(reversed(name.rstrip(".").split("."))) for name in reversed_names]
 
 
 def logged_requests(session: Session, since: datetime) -> int:
@@ -88,7 +91,7 @@ def _grouped(session: Session, since: datetime, hosts: list[str] | None, with_pa
         keys.append(Log.path)
     conditions = _in_window(since)
     if hosts is not None:
-        conditions.append(Log.host.in_(hosts))
+        conditions.append(Log.host_rev.in_([reverse_host(host) for host in hosts]))
     statement = (
         select(Log.host, path, Log.group_name, Log.username, Log.year_group, Log.school_class, who,
                func.max(Log.at), func.count())  # fmt: skip

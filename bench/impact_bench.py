@@ -1,0 +1,132 @@
+"""Impact preview at scale: seed N access-log rows over the last 7 days into SQLite (default 1 M), then time the
+preview of typical grants and of a policy change against the demo policy. Goal: a few seconds at a million rows.
+
+    .venv/bin/python bench/impact_bench.py [--rows 1000000] [--db var/bench/impact.db] [--reseed]
+
+The rows look like a school's week: 2,000 people (a tenth staff) in classes by year group; half the requests go
+to a dozen popular sites, the rest to each person's own few dozen among 20,000 others. The file is kept and
+reused; rows are placed relative to when it was seeded, so --reseed after a week (or the window finds nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import statistics
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sqlalchemy.orm import Session  # noqa: E402
+
+from gateway.decisions.impact import proposed_grant  # noqa: E402
+from gateway.policy.compiled import load_compiled  # noqa: E402
+from gateway.store.engine import make_engine  # noqa: E402
+from gateway.store.impact_rows import preview_from_log  # noqa: E402
+from gateway.store.migrate import upgrade  # noqa: E402
+from gateway.store.models.access_log import reverse_host  # noqa: E402
+
+DEMO_POLICY = Path(__file__).resolve().parents[1] / "policies" / "default.yaml"
+GOAL_S = 5.0
+DAYS = 7
+POPULAR = ["www.tiktok.com", "www.snapchat.com", "www.youtube.com", "www.bbc.co.uk", "www.google.co.uk",
+           "classroom.google.com", "www.roblox.com", "www.facebook.com", "discord.com", "www.twitch.tv",
+           "www.reddit.com", "www.pinterest.com"]  # fmt: skip
+
+
+def seed(path: Path, rows: int) -> None:
+    """Bulk insert in SQLite itself (a recursive CTE), indexes built afterwards."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    upgrade(f"sqlite:///{path}")
+    db = sqlite3.connect(path)
+    indexes = db.execute("SELECT name, sql FROM sqlite_master WHERE type='index' AND tbl_name='access_log' "
+                         "AND sql IS NOT NULL").fetchall()  # fmt: skip
+    for name, _ in indexes:
+        db.execute(f"DROP INDEX {name}")
+    db.execute("PRAGMA journal_mode=OFF")
+    db.execute("PRAGMA synchronous=OFF")
+    end = datetime.now(UTC).replace(tzinfo=None) - timedelta(minutes=1)
+    start_jd = db.execute("SELECT julianday(?)", ((end - timedelta(days=DAYS)).isoformat(sep=" "),)).fetchone()[0]
+    step = DAYS / rows
+    host_case = " ".join(f"WHEN {i} THEN '{h}'" for i, h in enumerate(POPULAR))
+    rev_case = " ".join(f"WHEN {i} THEN '{reverse_host(h)}'" for i, h in enumerate(POPULAR))
+    started = time.perf_counter()
+    # MATERIALIZED: otherwise SQLite may evaluate random() again at every reference, and a person's class would
+    # not follow from their number.
+    db.execute(f"""
+        WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {rows - 1}),
+        r AS MATERIALIZED (SELECT i, abs(random()) % 2000 AS u, abs(random()) AS b FROM n),
+        v AS (SELECT i, u, b, b % 2 = 0 AS popular, (b / 2) % {len(POPULAR)} AS p,
+                     (u * 37 + (b / 2) % 40) % 20000 AS own FROM r)
+        INSERT INTO access_log (row_id, at, site, username, display_name, group_name, school_class, year_group,
+            device, client_ip, identity_source, method, scheme, host, host_rev, path, action, source, period)
+        SELECT printf('%032x', i),
+               strftime('%Y-%m-%d %H:%M:%S', {start_jd} + i * {step}) || '.000000', 'main',
+               printf('user%d', u), printf('User %d', u),
+               CASE WHEN u % 10 = 0 THEN 'staff' ELSE 'pupil' END,
+               CASE WHEN u % 10 = 0 THEN NULL ELSE printf('%d%s', u % 6 + 1, substr('ABC', u % 3 + 1, 1)) END,
+               CASE WHEN u % 10 = 0 THEN NULL ELSE u % 6 + 1 END,
+               printf('ipad-%d', u), printf('10.10.%d.%d', u / 250, u % 250), 'subnet', 'GET', 'https',
+               CASE WHEN popular THEN CASE p {host_case} END ELSE printf('www.site%d.example', own) END,
+               CASE WHEN popular THEN CASE p {rev_case} END ELSE printf('example.site%d.www.', own) END,
+               printf('/page/%d', b % 1000), 'allow', 'default', 'lesson'
+        FROM v""")
+    db.commit()
+    print(f"  seeded {rows:,} rows ({time.perf_counter() - started:.0f} s)", flush=True)
+    for name, sql in indexes:
+        db.execute(sql)
+    db.execute("ANALYZE")
+    db.commit()
+    db.close()
+    print(f"  indexed ({time.perf_counter() - started:.0f} s)", flush=True)
+
+
+def timed(label: str, run) -> float:  # type: ignore[no-untyped-def]
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        result = run()
+        times.append(time.perf_counter() - start)
+    median = statistics.median(times)
+    verdict = "ok" if median <= GOAL_S else "SLOW"
+    print(f"{label:60s} first {times[0]:6.2f} s  median {median:6.2f} s (goal ≤ {GOAL_S:.0f} s) {verdict}  "
+          f"[{result.requests:,} requests; lets through {result.let_through.requests:,} by "
+          f"{result.let_through.people:,} people to {result.let_through.host_count:,} hosts; "
+          f"newly blocks {result.newly_blocked.requests:,}]", flush=True)  # fmt: skip
+    return median
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--db", default="var/bench/impact.db")
+    parser.add_argument("--reseed", action="store_true")
+    args = parser.parse_args()
+    path = Path(args.db)
+    if args.reseed or not path.exists():
+        print(f"seeding {args.rows:,} rows into {path} …")
+        seed(path, args.rows)
+    compiled = load_compiled(DEMO_POLICY)
+    engine = make_engine(f"sqlite:///{path}")
+    with Session(engine) as session:
+        def run(extra, proposed=None):  # type: ignore[no-untyped-def]
+            return lambda: preview_from_log(session, compiled, extra, now=datetime.now(UTC), proposed=proposed)
+
+        timed("grant: social_media_other for class 5B, lessons",
+              run(proposed_grant(compiled, lists=["social_media_other"], classes=["5B"], periods=["lesson"])))
+        timed("grant: social_media_other for every pupil",
+              run(proposed_grant(compiled, lists=["social_media_other"], groups=["pupil"])))
+        timed("grant: one site for one person", run(proposed_grant(compiled, domains=["tiktok.com"],
+                                                                   users=["user7"])))  # fmt: skip
+        timed("policy change: every row replayed (the demo policy again)",
+              run(proposed_grant(compiled, lists=["social_media_other"]), proposed=load_compiled(DEMO_POLICY)))
+    engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
