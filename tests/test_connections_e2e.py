@@ -255,6 +255,9 @@ def test_the_portal_gets_the_real_client_address_not_a_forged_one(tmp_path):
             assert portal.seen()[-1].headers["x-gateway-client-ip"] == PUPIL
             # Another spelling of the console is not the portal: refused.
             assert curl(f"http://localhost:{portal.port}/", proxy=proxy.proxy_url, source_address=PUPIL).status == 403
+            # With no request form in the policy, the block page asks for access at the gateway's own form.
+            page = curl("http://www.tiktok.com/", proxy=proxy.proxy_url, source_address=PUPIL, headers=PAGE).text
+            assert f'href="http://127.0.0.1:{portal.port}/request?url=http' in page
         finally:
             proxy.stop()
 

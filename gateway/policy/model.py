@@ -63,7 +63,8 @@ class School(Strict):
     site: Name = "main"
     # Whom a pupil or teacher should ask when something is wrongly blocked.
     contact: str = "the e-safety officer"
-    # The blocked-content access form; until the console serves it the block page names the contact instead.
+    # The blocked-content access form. Empty: the gateway's own form at its portal URL (`gateway run` sets it), or,
+    # with no portal either, the block page names the contact.
     request_url: str | None = None
 
     @field_validator("timezone")

@@ -30,7 +30,10 @@ def wants_page(request: http.Request) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
 
-def block(flow: http.HTTPFlow, policy: Policy, decision: Decision, identity: Identity, instant: datetime) -> None:
+def block(flow: http.HTTPFlow, policy: Policy, decision: Decision, identity: Identity, instant: datetime,
+          request_url: str | None = None) -> None:  # fmt: skip
+    """Answer with the block page. Its "Ask for access" link goes to the policy's `school.request_url`, else to
+    `request_url` (the gateway's own request form), else the page names whom to ask."""
     school = policy.school
     listed = policy.lists.get(decision.list) if decision.list else None
     notice = BlockNotice(
@@ -40,7 +43,7 @@ def block(flow: http.HTTPFlow, policy: Policy, decision: Decision, identity: Ide
         instant=instant,
         school=school.name,
         contact=school.contact,
-        request_url=school.request_url,
+        request_url=school.request_url or request_url,
         reference=flow.id[:8],
         list_description=listed.description if listed else "",
     )

@@ -42,6 +42,8 @@ class DestinationGuard:
     def __init__(self, policy: PolicySource) -> None:
         self.policy = policy
         self.portal: tuple[str, int] | None = None
+        # The gateway's own request form, where a block page's "Ask for access" goes when the policy names none.
+        self.request_form: str | None = None
         self._extra: tuple[Reachable, ...] = ()
         self._portal_reachable: tuple[Reachable, ...] = ()
         self._built_for: CompiledPolicy | None = None
@@ -66,6 +68,8 @@ class DestinationGuard:
             self._built_for = None
         if "gateway_portal_url" in updated and "gateway_portal_url" in ctx.options:
             self.portal, self._portal_reachable = _portal(ctx.options.gateway_portal_url)
+            base = ctx.options.gateway_portal_url.rstrip("/")
+            self.request_form = f"{base}/request" if base else None
             self._built_for = None
 
     def internal(self) -> InternalAddresses:

@@ -56,7 +56,7 @@ class Enforcer:
             period = compiled.calendar.period(instant)
             state.decision = Decision(Action.BLOCK, Source.CONNECTION, INTERNAL_REASON, period, destination,
                                       rule="internal-address")  # fmt: skip
-            block(flow, compiled.policy, state.decision, identity, instant)
+            block(flow, compiled.policy, state.decision, identity, instant, self.guard.request_form)
             return
         grants = self.grants.exceptions_for(compiled)
         decision = decide(compiled, identity, destination, request.path, instant, grants)
@@ -81,7 +81,7 @@ class Enforcer:
         state.decision = decision
         if decision.action is Action.BLOCK:
             assert state.identity is not None and state.instant is not None
-            block(flow, self.policy.current.policy, decision, state.identity, state.instant)
+            block(flow, self.policy.current.policy, decision, state.identity, state.instant, self.guard.request_form)
 
     @staticmethod
     def _other_names(request: http.Request, destination: str, target: str | None, flow: http.HTTPFlow) -> list[str]:
