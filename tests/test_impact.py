@@ -398,3 +398,46 @@ def test_the_page_says_when_the_console_has_no_policy(sqlite_log, tmp_path):
     app = create_app(ConsoleConfig(db_url=sqlite_log, secret_key_file=str(tmp_path / "secret")))
     html = signed_in(app, "officer").get("/impact?lists=social").get_data(as_text=True)
     assert "started without the policy file" in html
+
+
+@pytest.mark.browser
+def test_the_officer_previews_in_chromium(sqlite_log, policy_file, tmp_path):
+    """Through the navigation link, the form's checkboxes and the Preview button, served as in production."""
+    import os
+    import threading
+
+    from waitress.server import create_server
+
+    from gateway.web.app import ConsoleConfig, create_app
+    from tests.console.test_console_browser import CHROMIUM, CHROMIUM_ARGS
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is missing")
+    from playwright.sync_api import sync_playwright
+
+    app = create_app(ConsoleConfig(db_url=sqlite_log, secret_key_file=str(tmp_path / "secret"),
+                                   policy_path=str(policy_file)))  # fmt: skip
+    server = create_server(app, host="127.0.0.1", port=0, threads=2)
+    threading.Thread(target=server.run, daemon=True).start()
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{server.effective_port}/impact")
+            page.fill("input[name=username]", "officer")
+            page.fill("input[name=password]", "correct horse battery")
+            page.click("button[type=submit]")
+            page.click("text=Impact preview")
+            assert page.locator("input[name=lists][value=banned]").count() == 0
+            page.check("input[name=lists][value=social]")
+            page.fill("input[name=classes]", "5B")
+            page.click("#preview")
+            let_through = page.inner_text("#let-through")
+            assert "6 blocked requests by 2 people to 2 hosts; 0 of them flagged" in " ".join(let_through.split())
+            assert page.locator("#impact-hosts tbody tr").all_inner_texts() == ["www.tiktok.com\t5", "snapchat.com\t1"]
+            # The form keeps what was asked.
+            assert page.is_checked("input[name=lists][value=social]")
+            assert page.input_value("input[name=classes]") == "5B"
+            browser.close()
+    finally:
+        server.close()
