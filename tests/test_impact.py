@@ -12,6 +12,7 @@ The log (all in lesson time, the last day unless said):
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import sys
@@ -200,6 +201,24 @@ def test_a_rule_change_counts_both_ways(compiled, proposed_file):
     impact = preview(compiled, log_rows(datetime.now(UTC)), proposed=load_compiled(proposed_file))
     assert impact.let_through.hosts == (("www.roblox.com", 1),)
     assert impact.newly_blocked == Change(requests=2, people=1, hosts=(("www.bbc.co.uk", 2),), host_count=1)
+
+
+def test_sites_on_no_list_are_told_apart_by_who_asked(compiled, tmp_path):
+    """Unlisted sites share remembered answers; a rule for every site still tells groups and year groups apart."""
+    proposed = load_compiled(write(tmp_path, RULES + """\
+  - {id: guests-nothing, groups: [guest], action: block, reason: no guests}
+  - {id: year6-nothing, groups: [pupil], year_groups: [6], action: block, reason: not year 6}
+"""))
+    now = datetime.now(UTC)
+    rows = [ReplayRow("example.org", "/", "pupil", "amy", 5, "5B", now, "amy", count=3),
+            ReplayRow("example.net", "/", "guest", None, None, None, now, "tablet-9", count=2),
+            ReplayRow("example.com", "/", "pupil", "ben", 6, "6A", now - timedelta(hours=1), "ben", count=4),
+            ReplayRow("example.org", "/", "pupil", "cara", 5, "5B", now - timedelta(days=1), "cara")]  # fmt: skip
+    impact = preview(compiled, rows, proposed=proposed)
+    assert impact.newly_blocked == Change(requests=6, people=2, hosts=(("example.com", 4), ("example.net", 2)),
+                                          host_count=2)  # fmt: skip
+    naive = [dataclasses.replace(row, at=row.at.replace(tzinfo=None)) for row in rows]
+    assert preview(compiled, naive, proposed=proposed).newly_blocked.requests == 6
 
 
 def test_grouped_rows_count_as_their_requests(compiled):

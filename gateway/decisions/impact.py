@@ -130,22 +130,77 @@ def preview(
 ) -> Impact:
     """Replay `rows` as things stand (`compiled` with `in_force`) and with the change (`proposed` or `compiled`,
     with `in_force` and `extra`); count the requests whose outcome differs."""
-    now_grants = timeless(in_force)
-    changed_grants = now_grants + timeless(extra)
-    after_policy = proposed or compiled
+    replay = _Replay(compiled, proposed or compiled, timeless(in_force), timeless(in_force) + timeless(extra))
     total = 0
     opened, closed = _Tally(), _Tally()
     for row in _valid(rows):
         total += row.count
-        identity = Identity(group=row.group, source=IdentitySource.GIVEN, username=row.username,
-                            year_group=row.year_group, school_class=row.school_class)  # fmt: skip
-        before = decide(compiled, identity, row.host, row.path, row.at, now_grants).action
-        after = decide(after_policy, identity, row.host, row.path, row.at, changed_grants).action
+        before, after = replay.outcomes(row)
         if before is Action.BLOCK and after is not Action.BLOCK:
             opened.add(row, after)
         elif before is not Action.BLOCK and after is Action.BLOCK:
             closed.add(row, after)
     return Impact(total, opened.change(), closed.change())
+
+
+class _Replay:
+    """Both decisions for a row, remembered for every row that must decide the same.
+
+    Most logged hosts are on no list and named by no grant: for those the engine's answer depends only on who and
+    when, so they share one remembered answer; the person, class and instant are part of the key only when some
+    grant or policy exception could tell them apart.
+    """
+
+    def __init__(self, before: CompiledPolicy, after: CompiledPolicy, before_grants: ExceptionSet,
+                 after_grants: ExceptionSet) -> None:  # fmt: skip
+        self.before, self.after = before, after
+        self.before_grants, self.after_grants = before_grants, after_grants
+        grants = [*before.exceptions.grants, *after.exceptions.grants, *after_grants.grants]
+        self.grant_domains = frozenset(domain for grant in grants for domain in grant.domains)
+        self.by_user = any(grant.users is not None for grant in grants)
+        self.by_class = any(grant.classes is not None for grant in grants)
+        # The policy file's own exceptions keep their dates, so the instant decides.
+        self.by_instant = bool(before.exceptions or after.exceptions)
+        self.by_path = needs_paths(before, after)
+        self.same_calendar = before.calendar is after.calendar
+        self.listed: dict[str, bool] = {}
+        self.known: dict[tuple[object, ...], tuple[Action, Action]] = {}
+
+    def outcomes(self, row: ReplayRow) -> tuple[Action, Action]:
+        key = self._key(row)
+        found = self.known.get(key)
+        if found is None:
+            identity = Identity(group=row.group, source=IdentitySource.GIVEN, username=row.username,
+                                year_group=row.year_group, school_class=row.school_class)  # fmt: skip
+            found = self.known[key] = (
+                decide(self.before, identity, row.host, row.path, row.at, self.before_grants).action,
+                decide(self.after, identity, row.host, row.path, row.at, self.after_grants).action,
+            )
+        return found
+
+    def _key(self, row: ReplayRow) -> tuple[object, ...]:
+        listed = self.listed.get(row.host)
+        if listed is None:
+            listed = self.listed[row.host] = self.by_path or self._is_listed(row.host)
+        at = row.at if row.at.tzinfo is not None else row.at.replace(tzinfo=self.before.zone)
+        return (
+            row.host if listed else None,
+            row.path if self.by_path else None,
+            row.group,
+            row.year_group,
+            row.username if self.by_user else None,
+            row.school_class if self.by_class else None,
+            self.before.calendar.period(at),
+            None if self.same_calendar else self.after.calendar.period(at),
+            at if self.by_instant else None,
+        )
+
+    def _is_listed(self, host: str) -> bool:
+        return bool(
+            self.before.domains.match(host)
+            or self.after.domains.match(host)
+            or not self.grant_domains.isdisjoint(suffixes(host))
+        )
 
 
 def needs_paths(compiled: CompiledPolicy, proposed: CompiledPolicy | None = None) -> bool:
