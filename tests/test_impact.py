@@ -13,9 +13,11 @@ The log (all in lesson time, the last day unless said):
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -460,3 +462,22 @@ def test_the_officer_previews_in_chromium(sqlite_log, policy_file, tmp_path):
             browser.close()
     finally:
         server.close()
+
+
+def test_the_page_follows_a_changed_list_file(sqlite_log, tmp_path):
+    """The officer previews against the lists as they are now, not as the console first read them."""
+    from gateway.web.app import ConsoleConfig, create_app
+
+    folder = tmp_path / "policy"
+    folder.mkdir()
+    (folder / "social.txt").write_text("tiktok.com\n")
+    policy = folder / "policy.yaml"
+    policy.write_text(always_lesson_policy(HEAD, LISTS.replace("{domains: [tiktok.com, snapchat.com]}",
+                                                               "{files: [social.txt]}") + RULES))  # fmt: skip
+    app = create_app(ConsoleConfig(db_url=sqlite_log, secret_key_file=str(tmp_path / "secret"),
+                                   policy_path=str(policy)))  # fmt: skip
+    client = signed_in(app, "officer")
+    assert "<strong>5</strong> blocked requests" in client.get("/impact?lists=social&classes=5B").get_data(True)
+    (folder / "social.txt").write_text("tiktok.com\nsnapchat.com\n")
+    os.utime(folder / "social.txt", (time.time() + 5, time.time() + 5))
+    assert "<strong>6</strong> blocked requests" in client.get("/impact?lists=social&classes=5B").get_data(True)

@@ -29,7 +29,7 @@ ROLES = frozenset({Role.OFFICER, Role.HEADTEACHER})
 # Longest free-text field read, so a pasted essay is an error rather than a slow page.
 MAX_FIELD = 2000
 
-_compiled: dict[str, tuple[float, CompiledPolicy]] = {}
+_compiled: dict[str, tuple[tuple[float | None, ...], CompiledPolicy]] = {}
 _compile_lock = threading.Lock()
 
 
@@ -74,18 +74,27 @@ def _items(text: str) -> list[str]:
 
 
 def running_policy() -> CompiledPolicy | None:
-    """The console's policy file compiled, again only when the file changes; None without one."""
+    """The console's policy file compiled, again only when it or one of its list files changes; None without
+    one."""
     path = current_app.config["GATEWAY"].policy_path
     if not path:
         return None
-    mtime = Path(path).stat().st_mtime
-    cached = _compiled.get(path)
-    if cached is None or cached[0] != mtime:
-        with _compile_lock:
-            cached = _compiled.get(path)
-            if cached is None or cached[0] != mtime:
-                cached = _compiled[path] = (mtime, load_compiled(path))
+    with _compile_lock:
+        cached = _compiled.get(path)
+        if cached is None or cached[0] != _stamps(cached[1].list_files):
+            compiled = load_compiled(path)
+            cached = _compiled[path] = (_stamps(compiled.list_files), compiled)
     return cached[1]
+
+
+def _stamps(files: tuple[Path, ...]) -> tuple[float | None, ...]:
+    stamps = []
+    for file in files:
+        try:
+            stamps.append(file.stat().st_mtime)
+        except OSError:
+            stamps.append(None)
+    return tuple(stamps)
 
 
 @blueprint.route("")
