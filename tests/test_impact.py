@@ -141,7 +141,7 @@ def seed_log(url: str, now: datetime) -> None:
                                    size=10, keep_query=False, site="main"))  # fmt: skip
     with Session(engine) as session, session.begin():
         session.execute(insert(AccessLogEntry), rows)
-        for role in ("officer", "headteacher", "dpo", "teacher"):
+        for role in ("officer", "headteacher", "dpo", "teacher", "it"):
             create_user(session, role, f"{role.title()} Staff", role, "correct horse battery")
     engine.dispose()
 
@@ -380,7 +380,7 @@ def test_the_headteacher_previews_a_flagging_grant_and_it_is_audited(console, sq
     assert "preview_impact" in actions
 
 
-@pytest.mark.parametrize("role", ["dpo", "teacher"])
+@pytest.mark.parametrize("role", ["dpo", "teacher", "it"])
 def test_other_roles_may_not_preview(console, role):
     assert signed_in(console, role).get("/impact?lists=social").status_code == 403
 
@@ -411,6 +411,12 @@ def test_a_grant_no_one_could_make_is_refused_and_the_form_kept(console, query, 
     assert 'id="impact-result"' not in html
     if "classes=5B" in query:
         assert 'name="classes" value="5B"' in html
+
+
+def test_what_is_typed_comes_back_as_text_not_markup(console):
+    html = signed_in(console, "officer").get("/impact?domains=%3Cscript%3Ealert(1)%3C/script%3E").get_data(True)
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
 def test_the_page_says_when_the_console_has_no_policy(sqlite_log, tmp_path):
