@@ -25,6 +25,10 @@ class Permission(enum.StrEnum):
     VIEW_DASHBOARD = "view_dashboard"
     VIEW_AUDIT = "view_audit"
     EXPORT_PERSON = "export_person"
+    REVIEW_UNBLOCK = "review_unblock"
+    TRIAGE_UNBLOCK = "triage_unblock"
+    DECIDE_UNBLOCK = "decide_unblock"
+    END_GRANT = "end_grant"
 
 
 GRANTS: dict[Permission, frozenset[Role]] = {
@@ -33,6 +37,10 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.VIEW_DASHBOARD: frozenset({Role.OFFICER, Role.HEADTEACHER, Role.DPO, Role.IT}),
     Permission.VIEW_AUDIT: frozenset({Role.HEADTEACHER, Role.DPO}),
     Permission.EXPORT_PERSON: frozenset({Role.HEADTEACHER, Role.DPO}),
+    Permission.REVIEW_UNBLOCK: frozenset({Role.OFFICER, Role.HEADTEACHER}),
+    Permission.TRIAGE_UNBLOCK: frozenset({Role.OFFICER}),
+    Permission.DECIDE_UNBLOCK: frozenset({Role.HEADTEACHER}),
+    Permission.END_GRANT: frozenset({Role.HEADTEACHER}),
 }
 
 ROLE_TITLES = {
@@ -49,6 +57,10 @@ PERMISSION_TITLES = {
     Permission.VIEW_DASHBOARD: "Dashboard of blocked and flagged attempts (counts)",
     Permission.VIEW_AUDIT: "Read the audit trail",
     Permission.EXPORT_PERSON: "Subject-access export of one person's log",
+    Permission.REVIEW_UNBLOCK: "See unblock requests and the grants in force",
+    Permission.TRIAGE_UNBLOCK: "Reject, question or forward an unblock request",
+    Permission.DECIDE_UNBLOCK: "Approve or reject a forwarded unblock request",
+    Permission.END_GRANT: "End a grant early",
 }
 
 

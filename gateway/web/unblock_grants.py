@@ -9,15 +9,14 @@ from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user
 
 from gateway.store.grants import end_grant, grant_id, grants_in_force
-from gateway.store.models.users import Role
 from gateway.web.audit_trail import audit
-from gateway.web.unblock_review import REVIEWERS, require_role
+from gateway.web.roles import Permission, require
 
 blueprint = Blueprint("grants", __name__, url_prefix="/grants")
 
 
 @blueprint.get("/")
-@require_role(*REVIEWERS)
+@require(Permission.REVIEW_UNBLOCK)
 def in_force():  # type: ignore[no-untyped-def]
     from gateway.web.app import db
 
@@ -26,7 +25,7 @@ def in_force():  # type: ignore[no-untyped-def]
 
 
 @blueprint.post("/<int:number>/end")
-@require_role(Role.HEADTEACHER)
+@require(Permission.END_GRANT)
 def end(number: int):  # type: ignore[no-untyped-def]
     from gateway.web.app import db
 

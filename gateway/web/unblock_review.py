@@ -8,27 +8,23 @@ told by e-mail when the roster has their address.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import wraps
-from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy.orm import Session
 
 from gateway.store.models.unblock_requests import UnblockRequest
-from gateway.store.models.users import Role
 from gateway.store.unblock_requests import (AUDIENCES, DURATIONS, EXTENTS, HEAD_QUEUE, OFFICER_QUEUE, StaleRequest,
                                             approve, officer_step, queue, recent_blocks, reject)  # fmt: skip
 from gateway.web.audit_trail import audit
+from gateway.web.roles import Permission, require
 from gateway.web.unblock_form import AUDIENCE_WORDS, DURATION_WORDS, EXTENT_WORDS
 from gateway.web.unblock_notice import tell_requester
 from gateway.web.unblock_scope import grant_for, running_policy
 
 blueprint = Blueprint("unblock", __name__, url_prefix="/unblock")
 
-REVIEWERS = frozenset({Role.OFFICER, Role.HEADTEACHER})
 MAX_NOTE = 2000
 
 
@@ -36,23 +32,6 @@ def _db() -> Session:
     from gateway.web.app import db
 
     return db()
-
-
-def require_role(*roles: Role) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Signed in (else to the sign-in page) with one of `roles` (else 403)."""
-
-    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
-        @wraps(view)
-        def guarded(*args: Any, **kwargs: Any) -> Any:
-            if not current_user.is_authenticated:
-                return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
-            if current_user.role not in roles:
-                abort(403)
-            return view(*args, **kwargs)
-
-        return guarded
-
-    return decorate
 
 
 def _words() -> dict[str, object]:
@@ -65,7 +44,7 @@ def already_moved(error):  # type: ignore[no-untyped-def]
 
 
 @blueprint.get("/")
-@require_role(*REVIEWERS)
+@require(Permission.REVIEW_UNBLOCK)
 def queues():  # type: ignore[no-untyped-def]
     store = _db()
     return render_template("unblock/queues.html", officer=queue(store, OFFICER_QUEUE), head=queue(store, HEAD_QUEUE),
@@ -80,7 +59,7 @@ def _request(number: int) -> UnblockRequest:
 
 
 @blueprint.get("/<int:number>")
-@require_role(*REVIEWERS)
+@require(Permission.REVIEW_UNBLOCK)
 def detail(number: int):  # type: ignore[no-untyped-def]
     row = _request(number)
     blocks = recent_blocks(_db(), row, datetime.now(UTC))
@@ -97,7 +76,7 @@ def _note() -> str:
 
 
 @blueprint.post("/<int:number>/triage")
-@require_role(Role.OFFICER)
+@require(Permission.TRIAGE_UNBLOCK)
 def triage(number: int):  # type: ignore[no-untyped-def]
     action, note = request.form.get("action", ""), _note()
     steps = {"reject": "rejected", "more_info": "more_info", "forward": "forwarded"}
@@ -132,7 +111,7 @@ def _no_wider(field: str, choices: tuple[str, ...], asked: str) -> str:
 
 
 @blueprint.post("/<int:number>/decide")
-@require_role(Role.HEADTEACHER)
+@require(Permission.DECIDE_UNBLOCK)
 def decide(number: int):  # type: ignore[no-untyped-def]
     action, note = request.form.get("action", ""), _note()
     store, now = _db(), datetime.now(UTC)
