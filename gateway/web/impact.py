@@ -6,31 +6,23 @@ one named. Each preview is audited like any other look at the log.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
-from flask import Blueprint, abort, current_app, render_template, request
-from flask_login import current_user
+from flask import Blueprint, render_template, request
 
 from gateway.decisions.impact import RefusedGrant, proposed_grant
 from gateway.decisions.types import PeriodKind
-from gateway.policy.compiled import CompiledPolicy, load_compiled
 from gateway.policy.loader import PolicyError
 from gateway.store.impact_rows import DEFAULT_DAYS, preview_from_log
-from gateway.store.models.users import Role
 from gateway.web.audit_trail import audit
+from gateway.web.console_policy import console_policy
 from gateway.web.roles import Permission, require
 
 blueprint = Blueprint("impact", __name__, url_prefix="/impact")
 
-ROLES = frozenset({Role.OFFICER, Role.HEADTEACHER})
 # Longest free-text field read, so a pasted essay is an error rather than a slow page.
 MAX_FIELD = 2000
-
-_compiled: dict[str, tuple[tuple[float | None, ...], CompiledPolicy]] = {}
-_compile_lock = threading.Lock()
 
 
 @dataclass
@@ -73,39 +65,13 @@ def _items(text: str) -> list[str]:
     return [item for item in text.replace(",", " ").split() if item]
 
 
-def running_policy() -> CompiledPolicy | None:
-    """The console's policy file compiled, again only when it or one of its list files changes; None without
-    one."""
-    path = current_app.config["GATEWAY"].policy_path
-    if not path:
-        return None
-    with _compile_lock:
-        cached = _compiled.get(path)
-        if cached is None or cached[0] != _stamps(cached[1].list_files):
-            compiled = load_compiled(path)
-            cached = _compiled[path] = (_stamps(compiled.list_files), compiled)
-    return cached[1]
-
-
-def _stamps(files: tuple[Path, ...]) -> tuple[float | None, ...]:
-    stamps = []
-    for file in files:
-        try:
-            stamps.append(file.stat().st_mtime)
-        except OSError:
-            stamps.append(None)
-    return tuple(stamps)
-
-
 @blueprint.route("")
-@require(Permission.VIEW_LOG)
+@require(Permission.PREVIEW_IMPACT)
 def index():  # type: ignore[no-untyped-def]
     from gateway.web.app import db
 
-    if current_user.role not in ROLES:
-        abort(403)
     try:
-        compiled = running_policy()
+        compiled = console_policy()
     except (OSError, PolicyError) as exc:
         return render_template("impact.html", form=GrantForm(), problem=f"The policy file cannot be read: {exc}"), 500
     if compiled is None:

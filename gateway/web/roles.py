@@ -29,6 +29,7 @@ class Permission(enum.StrEnum):
     TRIAGE_UNBLOCK = "triage_unblock"
     DECIDE_UNBLOCK = "decide_unblock"
     END_GRANT = "end_grant"
+    PREVIEW_IMPACT = "preview_impact"
 
 
 GRANTS: dict[Permission, frozenset[Role]] = {
@@ -41,6 +42,7 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.TRIAGE_UNBLOCK: frozenset({Role.OFFICER}),
     Permission.DECIDE_UNBLOCK: frozenset({Role.HEADTEACHER}),
     Permission.END_GRANT: frozenset({Role.HEADTEACHER}),
+    Permission.PREVIEW_IMPACT: frozenset({Role.OFFICER, Role.HEADTEACHER}),
 }
 
 ROLE_TITLES = {
@@ -61,6 +63,7 @@ PERMISSION_TITLES = {
     Permission.TRIAGE_UNBLOCK: "Reject, question or forward an unblock request",
     Permission.DECIDE_UNBLOCK: "Approve or reject a forwarded unblock request",
     Permission.END_GRANT: "End a grant early",
+    Permission.PREVIEW_IMPACT: "Preview what a grant or policy change would have let through (from the log)",
 }
 
 

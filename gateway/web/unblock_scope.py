@@ -8,23 +8,22 @@ domain without its leading "www.".
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 
 from flask import current_app
 
 from gateway.decisions.types import PeriodKind
-from gateway.policy.compiled import CompiledPolicy, load_compiled
+from gateway.policy.compiled import CompiledPolicy
 from gateway.policy.loader import PolicyError
 from gateway.policy.model import ExceptionGrant
 from gateway.policy.store_grants import compile_store_grants
 from gateway.store.models.unblock_requests import UnblockRequest
+from gateway.web.console_policy import console_policy
 
 # "Permanently" still needs an end: far enough that only the headteacher's "end early" ends it.
 PERMANENT_UNTIL = datetime(2100, 1, 1, tzinfo=UTC)
 # Looking for the next lesson's end gives up after this long (a holiday), granting to the end of the next day.
 LESSON_SEARCH = timedelta(days=21)
 
-_compiled: dict[str, tuple[float, CompiledPolicy]] = {}
 
 
 class NoPolicy(Exception):
@@ -32,21 +31,17 @@ class NoPolicy(Exception):
 
 
 def running_policy() -> CompiledPolicy:
-    """The policy file the console was given, compiled, and compiled again when the file changes."""
-    path = current_app.config["GATEWAY"].policy_path
-    if not path:
-        raise NoPolicy("the console was started without --policy, so it cannot check unblock requests")
+    """The console's policy, or NoPolicy saying why requests cannot be checked now."""
     try:
-        mtime = Path(path).stat().st_mtime
-        cached = _compiled.get(path)
-        if cached is None or cached[0] != mtime:
-            cached = _compiled[path] = (mtime, load_compiled(path))
+        compiled = console_policy()
     except (OSError, PolicyError) as exc:
         # The proxy keeps running its last good policy; requests wait until the file is fixed rather than be
         # checked against nothing.
         current_app.logger.exception("unblock: the policy does not load")
         raise NoPolicy(f"the policy file does not load ({str(exc).splitlines()[0]})") from None
-    return cached[1]
+    if compiled is None:
+        raise NoPolicy("the console was started without --policy, so it cannot check unblock requests")
+    return compiled
 
 
 def hosts_for(extent: str, host: str) -> list[str]:
