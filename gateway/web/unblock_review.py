@@ -14,6 +14,9 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 from sqlalchemy.orm import Session
 
+from gateway.decisions.impact import Impact
+from gateway.policy.store_grants import compile_store_grants
+from gateway.store.impact_rows import preview_from_log
 from gateway.store.models.unblock_requests import UnblockRequest
 from gateway.store.unblock_requests import (AUDIENCES, DURATIONS, EXTENTS, HEAD_QUEUE, OFFICER_QUEUE, StaleRequest,
                                             approve, officer_step, queue, recent_blocks, reject)  # fmt: skip
@@ -21,7 +24,7 @@ from gateway.web.audit_trail import audit
 from gateway.web.roles import Permission, require
 from gateway.web.unblock_form import AUDIENCE_WORDS, DURATION_WORDS, EXTENT_WORDS
 from gateway.web.unblock_notice import tell_requester
-from gateway.web.unblock_scope import grant_for, running_policy
+from gateway.web.unblock_scope import NoPolicy, grant_for, running_policy
 
 blueprint = Blueprint("unblock", __name__, url_prefix="/unblock")
 
@@ -62,10 +65,26 @@ def _request(number: int) -> UnblockRequest:
 @require(Permission.REVIEW_UNBLOCK)
 def detail(number: int):  # type: ignore[no-untyped-def]
     row = _request(number)
-    blocks = recent_blocks(_db(), row, datetime.now(UTC))
+    now = datetime.now(UTC)
+    blocks = recent_blocks(_db(), row, now)
+    impact, impact_problem = _impact(row, now)
     audit("unblock_request_viewed", target=f"unblock-request:{number}", detail={"recent_blocks": len(blocks)})
     return render_template("unblock/detail.html", row=row, blocks=blocks, audiences=AUDIENCES, durations=DURATIONS,
-                           extents=EXTENTS, **_words())  # fmt: skip
+                           extents=EXTENTS, impact=impact, impact_problem=impact_problem, **_words())  # fmt: skip
+
+
+def _impact(row: UnblockRequest, now: datetime) -> tuple[Impact | None, str | None]:
+    """What the request, granted as asked, would have let through over the last week of the log."""
+    try:
+        compiled = running_policy()
+        grant = grant_for(row, audience=row.audience, duration=row.duration, extent=row.extent, by="preview",
+                          now=now, compiled=compiled)  # fmt: skip
+    except (NoPolicy, ValueError) as exc:
+        return None, str(exc)
+    extra, problems = compile_store_grants(compiled, [grant])
+    if problems:
+        return None, problems[0]
+    return preview_from_log(_db(), compiled, extra, now=now), None
 
 
 def _note() -> str:
