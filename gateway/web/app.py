@@ -21,6 +21,7 @@ from gateway.notify.mail import Mailer
 from gateway.web import (api, audit, auth, dashboard, help_page, logs, people, portal, server_sessions, unblock_form,
                          unblock_grants, unblock_review)  # fmt: skip
 from gateway.web import impact
+from gateway.web import permissions
 from gateway.web.params import BadParameter
 from gateway.identity.portal_link import load_key
 from gateway.web.roles import Permission, can
@@ -38,6 +39,7 @@ BLUEPRINTS = [
     unblock_form.blueprint,
     unblock_review.blueprint,
     unblock_grants.blueprint,
+    permissions.blueprint,
 ]
 
 CONTENT_SECURITY_POLICY = (

@@ -30,6 +30,10 @@ class Permission(enum.StrEnum):
     DECIDE_UNBLOCK = "decide_unblock"
     END_GRANT = "end_grant"
     PREVIEW_IMPACT = "preview_impact"
+    VIEW_PERMISSIONS = "view_permissions"
+    GRANT_PERMISSION = "grant_permission"
+    CONFIRM_PERMISSION = "confirm_permission"
+    REVOKE_PERMISSION = "revoke_permission"
 
 
 GRANTS: dict[Permission, frozenset[Role]] = {
@@ -43,6 +47,10 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.DECIDE_UNBLOCK: frozenset({Role.HEADTEACHER}),
     Permission.END_GRANT: frozenset({Role.HEADTEACHER}),
     Permission.PREVIEW_IMPACT: frozenset({Role.OFFICER, Role.HEADTEACHER}),
+    Permission.VIEW_PERMISSIONS: frozenset({Role.OFFICER, Role.HEADTEACHER}),
+    Permission.GRANT_PERMISSION: frozenset({Role.HEADTEACHER}),
+    Permission.CONFIRM_PERMISSION: frozenset({Role.OFFICER}),
+    Permission.REVOKE_PERMISSION: frozenset({Role.OFFICER, Role.HEADTEACHER}),
 }
 
 ROLE_TITLES = {
@@ -64,6 +72,10 @@ PERMISSION_TITLES = {
     Permission.DECIDE_UNBLOCK: "Approve or reject a forwarded unblock request",
     Permission.END_GRANT: "End a grant early",
     Permission.PREVIEW_IMPACT: "Preview what a grant or policy change would have let through (from the log)",
+    Permission.VIEW_PERMISSIONS: "See personal-account permissions on the WiFi",
+    Permission.GRANT_PERMISSION: "Grant a personal-account permission (the first key)",
+    Permission.CONFIRM_PERMISSION: "Confirm a permission's security controls (the second key, which makes it live)",
+    Permission.REVOKE_PERMISSION: "Revoke a personal-account permission",
 }
 
 
