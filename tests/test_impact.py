@@ -38,6 +38,7 @@ from gateway.store.grants import add_grant
 from gateway.store.impact_rows import preview_from_log
 from gateway.store.migrate import upgrade
 from gateway.store.models.access_log import AccessLogEntry
+from tests.store.databases import pg_schema_url  # noqa: F401 - a fixture
 from tests.support.policies import always_lesson_policy
 
 HEAD = """\
@@ -271,20 +272,14 @@ def test_the_store_counts_grants_in_force(sqlite_log, compiled):
     assert impact.let_through.hosts == (("www.tiktok.com", 2),)
 
 
-def test_the_store_on_postgresql(postgres_url, compiled, proposed_file):
-    seed_log(postgres_url, datetime.now(UTC))
-    try:
-        impact = _store_preview(postgres_url, compiled, grant(compiled, lists=["social"], classes=["5B"]))
-        assert impact.let_through.hosts == (("www.tiktok.com", 5), ("snapchat.com", 1))
-        changed = _store_preview(postgres_url, compiled, grant(compiled, lists=["games"]),
-                                 proposed=load_compiled(proposed_file))  # fmt: skip
-        assert (changed.requests, changed.newly_blocked.requests, changed.let_through.requests) == (REPLAYED, 2, 1)
-    finally:
-        engine = make_engine(postgres_url)
-        with engine.begin() as connection:
-            connection.execute(AccessLogEntry.__table__.delete())
-            connection.exec_driver_sql("DELETE FROM console_user")
-        engine.dispose()
+def test_the_store_on_postgresql(pg_schema_url, compiled, proposed_file):
+    """In a schema of its own: the shared test database's access log holds other tests' rows."""
+    url = pg_schema_url[1]
+    seed_log(url, datetime.now(UTC))
+    impact = _store_preview(url, compiled, grant(compiled, lists=["social"], classes=["5B"]))
+    assert impact.let_through.hosts == (("www.tiktok.com", 5), ("snapchat.com", 1))
+    changed = _store_preview(url, compiled, grant(compiled, lists=["games"]), proposed=load_compiled(proposed_file))
+    assert (changed.requests, changed.newly_blocked.requests, changed.let_through.requests) == (REPLAYED, 2, 1)
 
 
 # --- the command -----------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from gateway.store.engine import make_engine
 from gateway.store.migrate import upgrade
 from gateway.store.models.access_log import AccessLogEntry
+from tests.store.databases import pg_schema_url  # noqa: F401 - a fixture
 from tests.support.clients import fetch
 from tests.support.mitmdump import Mitmdump, MitmdumpError
 from tests.support.origins import OriginServer
@@ -73,9 +74,10 @@ def test_the_proxy_refuses_an_unmigrated_database_and_says_what_to_run(tmp_path)
     assert f"gateway db upgrade --db {db}" in proxy.output()
 
 
-def test_hostile_requests_reach_the_postgresql_log(tmp_path, postgres_url):
+def test_hostile_requests_reach_the_postgresql_log(tmp_path, pg_schema_url):
     """A NUL in a search term and a 20-letter method once made PostgreSQL refuse the row, hiding the search from
-    the officer: through the proxy both arrive, readable."""
+    the officer: through the proxy both arrive, readable (in a schema of its own, so only this test's rows)."""
+    postgres_url = pg_schema_url[1]
     upgrade(postgres_url)
     with OriginServer(tls=True) as origin:
         proxy = Mitmdump(
