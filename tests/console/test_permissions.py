@@ -6,6 +6,7 @@ against the grants in the store, as every proxy's follower reads them."""
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -16,7 +17,8 @@ from sqlalchemy import select
 from gateway.decisions.engine import decide_target
 from gateway.identity.directory import import_people
 from gateway.identity.people import Person
-from gateway.identity.types import Identity
+from gateway.identity.sessions import start_session
+from gateway.identity.types import Identity, IdentitySource
 from gateway.policy.compiled import load_compiled
 from gateway.policy.store_grants import compile_store_grants
 from gateway.store.engine import make_engine, session_factory
@@ -24,6 +26,7 @@ from gateway.store.grants import grants_in_force
 from gateway.store.models.audit import AuditEvent
 from gateway.web.app import ConsoleConfig, create_app
 from tests.console.seed import PASSWORD, seed
+from tests.support.clients import curl
 from tests.support.policies import MINIMAL
 
 LONDON = ZoneInfo("Europe/London")
@@ -183,3 +186,58 @@ def test_other_roles_see_nothing(app) -> None:
         client = staff(app, role)
         assert client.get("/permissions/").status_code == 403
         assert "/permissions/" not in client.get("/help").get_data(as_text=True)
+
+
+# Outside lesson time all day, every day: the proxy's own clock decides, unpinned.
+PROXY_POLICY = """\
+school: {name: Test School, contact: the e-safety officer}
+groups: {pupil: {}, staff: {}, guest: {}}
+default_group: guest
+networks:
+  - {name: staff-wifi, subnets: [127.0.0.1/32], group: guest, identity: [portal, subnet]}
+timetable:
+  weekly:
+    monday: &day [{start: "00:00", end: "24:00", kind: lunch}]
+    tuesday: *day
+    wednesday: *day
+    thursday: *day
+    friday: *day
+  terms: [{name: Always, start: 2000-01-01, end: 2099-12-31}]
+""" + RULES
+LIVE_WITHIN = 5.0
+
+
+def eventually(proxy, url: str, wanted: int) -> None:  # type: ignore[no-untyped-def]
+    started = time.monotonic()
+    while (got := curl(url, proxy=proxy.proxy_url).status) != wanted:
+        assert time.monotonic() - started < LIVE_WITHIN, f"{url}: still {got} after {LIVE_WITHIN}s"
+        time.sleep(0.1)
+
+
+@pytest.mark.e2e
+def test_through_a_real_proxy_one_key_blocks_both_let_through_revoking_blocks(app, mitmdump_proxy, origin_http,
+                                                                              tmp_path: Path) -> None:  # fmt: skip
+    with session_factory(make_engine(app.config["DB_URL"])).begin() as s:
+        start_session(s, client_ip="127.0.0.1", source=IdentitySource.PORTAL, username="mrs_smith",
+                      now=datetime.now(UTC))
+    policy = tmp_path / "proxy-policy.yaml"
+    policy.write_text(PROXY_POLICY)
+    proxy = mitmdump_proxy(["addons/gateway.py"], {
+        "gateway_policy": str(policy), "gateway_db": app.config["DB_URL"], "gateway_spool": str(tmp_path / "spool"),
+        "gateway_identity_interval_ms": 200, "gateway_grants_interval_ms": 200,
+    }, origin=origin_http, ready_line="identity sources running")  # fmt: skip
+    url = "http://www.facebook.com/"
+    head, officer = staff(app, "headteacher"), staff(app, "officer")
+    assert curl(url, proxy=proxy.proxy_url).status == 403
+
+    grant(head, exclude_lessons=True)
+    # The headteacher's key alone: still blocked once the proxy has had time to see any change.
+    time.sleep(LIVE_WITHIN / 2)
+    assert curl(url, proxy=proxy.proxy_url).status == 403
+
+    post(officer, "/permissions/1/confirm", note="Staff SSID, client isolation on")
+    eventually(proxy, url, 200)
+    assert curl("http://www.instagram.com/", proxy=proxy.proxy_url).status == 403
+
+    post(head, "/permissions/1/revoke")
+    eventually(proxy, url, 403)
