@@ -13,6 +13,7 @@ import click
 from pydantic import ValidationError
 
 from gateway.cli.identity_common import open_store, policy_option
+from gateway.cli.grant_scope import grant_scope_options, split_items
 from gateway.cli.options import db_option
 from gateway.cli.policy_cmd import compile_or_exit
 from gateway.policy.model import ExceptionGrant
@@ -20,10 +21,6 @@ from gateway.policy.store_grants import compile_store_grants
 from gateway.store.audit import cli_actor, record
 from gateway.store.grants import add_grant, end_grant, grant_id, grants_in_force
 
-
-def _split(values: tuple[str, ...]) -> list[str] | None:
-    items = [item.strip() for value in values for item in value.split(",") if item.strip()]
-    return items or None
 
 
 @click.group("grants")
@@ -34,13 +31,7 @@ def grants() -> None:
 @grants.command("add")
 @db_option
 @policy_option
-@click.option("--list", "lists", multiple=True, help="A policy list the grant lifts (repeat or comma-separate).")
-@click.option("--domain", "domains", multiple=True, help="A site the grant lifts, with its subdomains.")
-@click.option("--group", "groups", multiple=True, help="Only for this group.")
-@click.option("--user", "users", multiple=True, help="Only for this person (roster username).")
-@click.option("--class", "classes", multiple=True, help="Only for this class.")
-@click.option("--year", "year_groups", multiple=True, type=int, help="Only for this year group.")
-@click.option("--period", "periods", multiple=True, help="Only in this kind of period (lesson, break, ...).")
+@grant_scope_options
 @click.option("--starts", type=click.DateTime(["%Y-%m-%dT%H:%M", "%Y-%m-%d"]), help="From (school-local).")
 @click.option("--expires", required=True, type=click.DateTime(["%Y-%m-%dT%H:%M", "%Y-%m-%d"]),
               help="Until (school-local).")  # fmt: skip
@@ -54,9 +45,10 @@ def add(db_url: str, policy_path: Path, lists: tuple[str, ...], domains: tuple[s
     zone = compiled.zone
     try:
         grant = ExceptionGrant(
-            id="new", lists=_split(lists) or [], domains=_split(domains) or [], groups=_split(groups),
-            users=_split(users), classes=_split(classes), year_groups=list(year_groups) or None,
-            periods=_split(periods), starts=starts.replace(tzinfo=zone) if starts else None,
+            id="new", lists=split_items(lists) or [], domains=split_items(domains) or [],
+            groups=split_items(groups), users=split_items(users), classes=split_items(classes),
+            year_groups=list(year_groups) or None, periods=split_items(periods),
+            starts=starts.replace(tzinfo=zone) if starts else None,
             expires=expires.replace(tzinfo=zone), reason=reason, approved_by=approved_by,
         )  # fmt: skip
     except ValidationError as exc:

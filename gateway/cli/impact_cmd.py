@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from gateway.cli.identity_common import open_store, policy_option
+from gateway.cli.grant_scope import grant_scope_options, split_items
 from gateway.cli.options import db_option
 from gateway.cli.policy_cmd import compile_or_exit
 from gateway.decisions.impact import Change, Impact, RefusedGrant, proposed_grant
@@ -16,21 +17,11 @@ from gateway.policy.exceptions import EMPTY
 from gateway.store.impact_rows import DEFAULT_DAYS, preview_from_log
 
 
-def _split(values: tuple[str, ...]) -> list[str] | None:
-    items = [item.strip() for value in values for item in value.split(",") if item.strip()]
-    return items or None
-
 
 @click.command("impact")
 @db_option
 @policy_option
-@click.option("--list", "lists", multiple=True, help="A policy list the grant would lift (repeat or comma-separate).")
-@click.option("--domain", "domains", multiple=True, help="A site the grant would lift, with its subdomains.")
-@click.option("--group", "groups", multiple=True, help="Only for this group.")
-@click.option("--user", "users", multiple=True, help="Only for this person (roster username).")
-@click.option("--class", "classes", multiple=True, help="Only for this class.")
-@click.option("--year", "year_groups", multiple=True, type=int, help="Only for this year group.")
-@click.option("--period", "periods", multiple=True, help="Only in this kind of period (lesson, break, ...).")
+@grant_scope_options
 @click.option("--action", type=click.Choice(["allow", "flag"]), default="allow", show_default=True)
 @click.option("--proposed-policy", type=click.Path(path_type=Path, dir_okay=False),
               help="A changed policy file: what its rules and lists would change, against --policy.")  # fmt: skip
@@ -46,9 +37,11 @@ def impact(db_url: str, policy_path: Path, lists: tuple[str, ...], domains: tupl
     extra = EMPTY
     if lists or domains or proposed is None:
         try:
-            extra = proposed_grant(compiled, lists=_split(lists) or [], domains=_split(domains) or [],
-                                   groups=_split(groups), users=_split(users), classes=_split(classes),
-                                   year_groups=list(year_groups) or None, periods=_split(periods), action=action)  # fmt: skip
+            extra = proposed_grant(
+                compiled, lists=split_items(lists) or [], domains=split_items(domains) or [],
+                groups=split_items(groups), users=split_items(users), classes=split_items(classes),
+                year_groups=list(year_groups) or None, periods=split_items(periods), action=action,
+            )  # fmt: skip
         except RefusedGrant as exc:
             raise click.ClickException(f"refused: {exc}") from None
     with open_store(db_url) as store, store() as session:
