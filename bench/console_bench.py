@@ -20,6 +20,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sqlalchemy.orm import Session  # noqa: E402
 
@@ -28,6 +29,7 @@ from gateway.store.migrate import current_revision, head_revision, upgrade  # no
 from gateway.store.rollups import rebuild_all  # noqa: E402
 from gateway.web import log_queries  # noqa: E402
 from gateway.web.log_queries import LogFilter  # noqa: E402
+from seed_store import empty_log_for_seeding  # noqa: E402
 
 GOAL_MS = 300
 ZONE = ZoneInfo("Europe/London")
@@ -36,17 +38,7 @@ DAYS = 90
 
 def seed(path: Path, rows: int) -> None:
     """Bulk insert in SQLite itself (a recursive CTE), with the indexes built afterwards from sorted data."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-    upgrade(f"sqlite:///{path}")
-    db = sqlite3.connect(path)
-    indexes = db.execute("SELECT name, sql FROM sqlite_master WHERE type='index' AND tbl_name='access_log' "
-                         "AND sql IS NOT NULL").fetchall()  # fmt: skip
-    for name, _ in indexes:
-        db.execute(f"DROP INDEX {name}")
-    db.execute("PRAGMA journal_mode=OFF")
-    db.execute("PRAGMA synchronous=OFF")
+    db, indexes = empty_log_for_seeding(path)
     end = datetime.now(UTC).replace(tzinfo=None)
     start_jd = db.execute("SELECT julianday(?)", ((end - timedelta(days=DAYS)).isoformat(sep=" "),)).fetchone()[0]
     step = DAYS / rows

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sqlalchemy.orm import Session  # noqa: E402
 
@@ -29,6 +30,7 @@ from gateway.store.engine import make_engine  # noqa: E402
 from gateway.store.impact_rows import preview_from_log  # noqa: E402
 from gateway.store.migrate import upgrade  # noqa: E402
 from gateway.store.models.access_log import reverse_host  # noqa: E402
+from seed_store import empty_log_for_seeding  # noqa: E402
 
 DEMO_POLICY = Path(__file__).resolve().parents[1] / "policies" / "default.yaml"
 GOAL_S = 5.0
@@ -40,17 +42,7 @@ POPULAR = ["www.tiktok.com", "www.snapchat.com", "www.youtube.com", "www.bbc.co.
 
 def seed(path: Path, rows: int) -> None:
     """Bulk insert in SQLite itself (a recursive CTE), indexes built afterwards."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-    upgrade(f"sqlite:///{path}")
-    db = sqlite3.connect(path)
-    indexes = db.execute("SELECT name, sql FROM sqlite_master WHERE type='index' AND tbl_name='access_log' "
-                         "AND sql IS NOT NULL").fetchall()  # fmt: skip
-    for name, _ in indexes:
-        db.execute(f"DROP INDEX {name}")
-    db.execute("PRAGMA journal_mode=OFF")
-    db.execute("PRAGMA synchronous=OFF")
+    db, indexes = empty_log_for_seeding(path)
     end = datetime.now(UTC).replace(tzinfo=None) - timedelta(minutes=1)
     start_jd = db.execute("SELECT julianday(?)", ((end - timedelta(days=DAYS)).isoformat(sep=" "),)).fetchone()[0]
     step = DAYS / rows
