@@ -14,6 +14,7 @@ from gateway.identity.people import Device, Person, StaffRole
 from gateway.identity.types import Identity, IdentitySource
 from gateway.store.models.devices import DeviceRecord
 from gateway.store.models.people import PersonRecord
+from gateway.store.teaching import replace_teaching
 
 Store = Session | sessionmaker[Session]
 
@@ -93,6 +94,8 @@ def import_people(session: Session, people: Iterable[Person], now: datetime | No
     added, updated, returned, left = [], [], [], []
     unchanged = 0
     seen = set()
+    people = list(people)
+    replace_teaching(session, people)
     for p in people:
         seen.add(p.username)
         values = {

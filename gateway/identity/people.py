@@ -26,6 +26,9 @@ class Person:
     email: str | None = None
     roles: frozenset[StaffRole] = field(default_factory=frozenset)
     active: bool = True
+    # For staff: the classes they teach (the roster's "Teaches" column), which the teacher's console view and
+    # curriculum-activity windows are limited to.
+    teaches: frozenset[str] = field(default_factory=frozenset)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ _ALIASES = {
         "date_of_birth": ["date of birth", "dob", "birth date"],
         "email": ["email", "e-mail", "email address", "primary email"],
         "roles": ["role", "roles", "staff role", "staff roles"],
+        "teaches": ["teaches", "classes taught", "teaching classes", "teaching groups"],
     }.items()
     for h in headings
 }
@@ -85,6 +86,11 @@ def parse_roles(text: str) -> frozenset[StaffRole]:
     return frozenset(roles)
 
 
+def parse_classes(text: str) -> frozenset[str]:
+    """'5B; 6B' or '5B, 6B' -> {'5B', '6B'}: class names as the roster's Class column spells them."""
+    return frozenset(part.strip() for part in re.split(r"[;,|]", text) if part.strip())
+
+
 def parse_roster(path: Path, known_groups: Collection[str] | None = None, today: date | None = None) -> list[Person]:
     """Every row as a Person, or CsvImportError naming every bad line (duplicates name both lines).
 
@@ -130,6 +136,11 @@ def parse_roster(path: Path, known_groups: Collection[str] | None = None, today:
         email = row.get("email", "") or None
         if email and not _EMAIL.match(email):
             errors.append(f"email {email!r} is not an email address")
+        teaches = parse_classes(row.get("teaches", ""))
+        if teaches and year_group is not None:
+            errors.append("a pupil (a row with a year group) cannot teach classes")
+        if any(len(name) > 64 for name in teaches):
+            errors.append("a class name in teaches is longer than 64 characters")
         if errors:
             problems.extend(RowProblem(line, e) for e in errors)
             continue
@@ -143,6 +154,7 @@ def parse_roster(path: Path, known_groups: Collection[str] | None = None, today:
                 date_of_birth=dob,
                 email=email,
                 roles=roles,
+                teaches=teaches,
             )
         )
     if problems:

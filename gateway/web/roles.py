@@ -34,6 +34,10 @@ class Permission(enum.StrEnum):
     GRANT_PERMISSION = "grant_permission"
     CONFIRM_PERMISSION = "confirm_permission"
     REVOKE_PERMISSION = "revoke_permission"
+    VIEW_MY_CLASSES = "view_my_classes"
+    ASK_WINDOW = "ask_window"
+    VIEW_WINDOWS = "view_windows"
+    DECIDE_WINDOW = "decide_window"
 
 
 GRANTS: dict[Permission, frozenset[Role]] = {
@@ -51,6 +55,10 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.GRANT_PERMISSION: frozenset({Role.HEADTEACHER}),
     Permission.CONFIRM_PERMISSION: frozenset({Role.OFFICER}),
     Permission.REVOKE_PERMISSION: frozenset({Role.OFFICER, Role.HEADTEACHER}),
+    Permission.VIEW_MY_CLASSES: frozenset({Role.TEACHER}),
+    Permission.ASK_WINDOW: frozenset({Role.TEACHER}),
+    Permission.VIEW_WINDOWS: frozenset({Role.OFFICER, Role.HEADTEACHER}),
+    Permission.DECIDE_WINDOW: frozenset({Role.HEADTEACHER}),
 }
 
 ROLE_TITLES = {
@@ -76,6 +84,10 @@ PERMISSION_TITLES = {
     Permission.GRANT_PERMISSION: "Grant a personal-account permission (the first key)",
     Permission.CONFIRM_PERMISSION: "Confirm a permission's security controls (the second key, which makes it live)",
     Permission.REVOKE_PERMISSION: "Revoke a personal-account permission",
+    Permission.VIEW_MY_CLASSES: "See today's blocks and flags for the pupils of the classes they teach (no one else)",
+    Permission.ASK_WINDOW: "Ask for a curriculum-activity window for a class they teach",
+    Permission.VIEW_WINDOWS: "See curriculum-activity windows, asked for and open",
+    Permission.DECIDE_WINDOW: "Approve, reject or close a curriculum-activity window",
 }
 
 

@@ -115,3 +115,31 @@ def test_normalise_mac() -> None:
     assert normalise_mac("AABB.CCDD.EEFF") == "aa:bb:cc:dd:ee:ff"
     with pytest.raises(ValueError):
         normalise_mac("aa:bb:cc:dd:ee")
+
+
+def test_the_classes_a_teacher_teaches_come_from_the_roster_and_a_reimport_replaces_them(tmp_path: Path) -> None:
+    from sqlalchemy.orm import Session
+
+    from gateway.identity.directory import import_people
+    from gateway.store.engine import make_engine
+    from gateway.store.migrate import upgrade
+    from gateway.store.teaching import classes_taught
+
+    header = "username,name,group,year group,class,teaches\n"
+    amy = "amy,Amy,pupil,5,5B,\n"
+    url = f"sqlite:///{tmp_path / 'gateway.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    roster = write(tmp_path, header + amy + "Mrs.K,Helen Khan,staff,,,5B; 6B\nmr.t,Tom,staff,,,\n")
+    with Session(engine) as s, s.begin():
+        import_people(s, parse_roster(roster, GROUPS, TODAY))
+    with Session(engine) as s:
+        assert (classes_taught(s, "mrs.k"), classes_taught(s, "MR.T"), classes_taught(s, "amy")) == (["5B", "6B"], [], [])
+    # Next term Mrs Khan teaches 6B alone; Mr T has left and teaches nothing.
+    with Session(engine) as s, s.begin():
+        import_people(s, parse_roster(write(tmp_path, header + amy + "mrs.k,Helen Khan,staff,,,6B\n"), GROUPS, TODAY))
+    with Session(engine) as s:
+        assert classes_taught(s, "mrs.k") == ["6B"]
+    engine.dispose()
+    with pytest.raises(CsvImportError, match="line 2: a pupil .* cannot teach classes"):
+        parse_roster(write(tmp_path, header + "amy,Amy,pupil,5,5B,5B\n"), GROUPS, TODAY)

@@ -1,0 +1,17 @@
+"""Which classes each member of staff teaches, from the roster's "Teaches" column: the teacher's console view and
+the curriculum-activity windows they may ask for are limited to these classes."""
+
+from __future__ import annotations
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gateway.store.base import Base
+
+
+class ClassTeacher(Base):
+    __tablename__ = "class_teacher"
+
+    # Lower case, as `person.username`.
+    username: Mapped[str] = mapped_column(String(128), primary_key=True)
+    school_class: Mapped[str] = mapped_column(String(64), primary_key=True)
