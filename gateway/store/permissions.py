@@ -23,8 +23,14 @@ from gateway.store.grants import add_grant, end_grant
 from gateway.store.models.people import PersonRecord
 from gateway.store.models.permissions import PersonalPermission
 
-STAFF_GROUP = "staff"
 OUTSIDE_LESSONS = [kind for kind in PeriodKind if kind is not PeriodKind.LESSON]
+
+
+def is_staff(person: PersonRecord) -> bool:
+    """Staff as the roster shows them, whatever the school calls their filter group: anyone with a staff role or
+    with no year group (every pupil has one). A pupil wrongly left without a year group is treated
+    as staff here, which only ever takes lesson time away."""
+    return bool(person.roles) or person.year_group is None
 
 
 class PermissionRefused(ValueError):
@@ -46,7 +52,7 @@ def grant_permission(session: Session, compiled: CompiledPolicy, *, username: st
     row = PersonalPermission(
         created_at=now, username=username, group_name=person.group_name, lists=json.dumps(lists),
         domains=json.dumps(domains), expires=expires,
-        exclude_lessons=exclude_lessons or person.group_name == STAFF_GROUP, reason=reason.strip(), granted_by=by,
+        exclude_lessons=exclude_lessons or is_staff(person), reason=reason.strip(), granted_by=by,
     )  # fmt: skip
     _check(compiled, _as_grant(row, "permission-new"))
     session.add(row)
