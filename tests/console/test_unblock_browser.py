@@ -1,7 +1,8 @@
 """The whole unblock workflow in real Chromium through a real mitmdump, on SQLite and PostgreSQL: a pupil is
 blocked, follows the block page's "Ask for access" link, sends a request; the officer forwards it; the headteacher
-approves it for this lesson; the pupil's next request passes the proxy within 5 seconds;
-the headteacher ends the grant early and the pupil is blocked again within 5 seconds.
+approves it for this lesson; the pupil's next request passes the proxy within 5 seconds. Then either the
+headteacher ends the grant early, or the gateway's clock (`gateway_clock_file`) is moved past the lesson's end;
+either way the pupil is blocked again within 5 seconds, with no restart.
 
 Chromium reaches the console (waitress on 127.0.0.1) directly, as school browsers are set up to reach the gateway
 itself, so the console sees the pupil's own address, 127.0.0.1, which the store has signed in as Amy.
@@ -14,7 +15,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ from gateway.identity.sessions import start_session
 from gateway.identity.types import IdentitySource
 from gateway.store.accounts import create_user
 from gateway.store.engine import make_engine
+from gateway.store.grants import grants_in_force
 from gateway.store.migrate import upgrade
 from gateway.web.app import ConsoleConfig, create_app
 from tests.support.policies import always_lesson_policy
@@ -95,6 +97,7 @@ def gateway(mitmdump_proxy, origin_http, console, db_url: str, tmp_path: Path): 
     return mitmdump_proxy(["addons/gateway.py"], {
         "gateway_policy": str(policy), "gateway_db": db_url, "gateway_spool": str(tmp_path / "spool"),
         "gateway_identity_interval_ms": 200, "gateway_grants_interval_ms": 200,
+        "gateway_clock_file": str(tmp_path / "gateway-clock"),
     }, origin=origin_http, ready_line="identity sources running")
 
 
@@ -122,10 +125,15 @@ def signed_in(browser, console_url: str, username: str):  # type: ignore[no-unty
     return page
 
 
-def test_blocked_pupil_asks_officer_forwards_headteacher_approves_pupil_gets_through(browser, console, request,
-                                                                                     tmp_path: Path) -> None:
-    console_url, _ = console
-    suffix = request.node.suffix
+def status_within(page, url: str, wanted: int, since: float) -> None:  # type: ignore[no-untyped-def]
+    while (status := page.goto(url).status) != wanted:
+        assert time.monotonic() - since < LIVE_WITHIN, f"still {status} after {LIVE_WITHIN}s"
+        time.sleep(0.2)
+
+
+def approved_for_this_lesson(browser, console_url: str, suffix: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """The pupil is blocked, asks, the officer forwards, the headteacher approves for this lesson and the pupil's
+    next request passes within 5 s. Returns the pupil's and the headteacher's pages."""
     pupil = browser.new_context().new_page()
     pupil.set_default_timeout(10_000)
     response = pupil.goto("http://games.example/play")
@@ -153,22 +161,50 @@ def test_blocked_pupil_asks_officer_forwards_headteacher_approves_pupil_gets_thr
     assert head.get_by_label("Until").input_value() == "lesson"
     head.get_by_role("button", name="Approve").click()
     assert "approved" in head.inner_text("main")
-    approved_at = time.monotonic()
 
-    while (status := pupil.goto("http://games.example/play").status) != 200:
-        assert time.monotonic() - approved_at < LIVE_WITHIN, f"still {status} after {LIVE_WITHIN}s"
-        time.sleep(0.2)
+    status_within(pupil, "http://games.example/play", 200, time.monotonic())
     assert "origin ok: games.example/play" in pupil.inner_text("body")
+    return pupil, head
+
+
+def test_blocked_pupil_asks_officer_forwards_headteacher_approves_then_ends_it_early(browser, console, request,
+                                                                                    tmp_path: Path) -> None:
+    console_url, _ = console
+    suffix = request.node.suffix
+    pupil, head = approved_for_this_lesson(browser, console_url, suffix, tmp_path)
 
     # The headteacher ends it early: the pupil is blocked again within 5 seconds, with no restart.
     head.get_by_role("link", name="Grants in force").click()
     assert f"head{suffix}" in head.inner_text("main") and "games.example" in head.inner_text("main")
     head.get_by_role("button", name=re.compile(r"^End grant-\d+ now$")).click()
     assert "No grants are in force" in head.inner_text("main")
-    ended_at = time.monotonic()
-    while (status := pupil.goto("http://games.example/play").status) != 403:
-        assert time.monotonic() - ended_at < LIVE_WITHIN, f"still {status} after {LIVE_WITHIN}s"
-        time.sleep(0.2)
+    status_within(pupil, "http://games.example/play", 403, time.monotonic())
     # Coming back to ask again, the pupil sees the earlier request's outcome.
     pupil.get_by_role("link", name="Ask for access").click()
     assert "approved" in pupil.inner_text("main")
+
+
+def test_an_approval_for_this_lesson_ends_when_the_gateways_clock_passes_the_lessons_end(browser, console, db_url: str,
+                                                                                          request, tmp_path: Path) -> None:  # fmt: skip
+    console_url, _ = console
+    suffix = request.node.suffix
+    pupil, head = approved_for_this_lesson(browser, console_url, suffix, tmp_path)
+    head.get_by_role("link", name="Grants in force").click()
+    assert "games.example" in head.inner_text("main")
+    engine = make_engine(db_url)
+    with Session(engine) as s:
+        (games,) = [g.grant for g in grants_in_force(s, datetime.now(UTC))[0] if g.grant.approved_by == f"head{suffix}"]
+    engine.dispose()
+    clock = tmp_path / "gateway-clock"
+
+    # A minute before the lesson's end, still through; at its end, blocked: nothing in the store changed and the
+    # proxy was not restarted. (The always-lesson timetable keeps the moved instant in lesson time.)
+    clock.write_text((games.expires - timedelta(minutes=1)).isoformat())
+    time.sleep(1.0)
+    assert pupil.goto("http://games.example/play").status == 200
+    clock.write_text(games.expires.isoformat())
+    status_within(pupil, "http://games.example/play", 403, time.monotonic())
+    assert "Games are not allowed in lessons" in pupil.inner_text("body")
+    # The grants page still lists it: it ended by the gateway's clock, not the console's.
+    head.reload()
+    assert "games.example" in head.inner_text("main")
