@@ -22,6 +22,7 @@ from gateway.web import (api, audit, auth, dashboard, help_page, logs, people, p
                          unblock_grants, unblock_review)  # fmt: skip
 from gateway.web import impact
 from gateway.web import permissions
+from gateway.web import my_classes
 from gateway.web.params import BadParameter
 from gateway.identity.portal_link import load_key
 from gateway.web.roles import Permission, can
@@ -40,6 +41,7 @@ BLUEPRINTS = [
     unblock_review.blueprint,
     unblock_grants.blueprint,
     permissions.blueprint,
+    my_classes.blueprint,
 ]
 
 CONTENT_SECURITY_POLICY = (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
 from gateway.decisions.types import PeriodKind
 from gateway.policy.illegal_slot import slot_warning_for_file
@@ -23,6 +23,8 @@ def home():  # type: ignore[no-untyped-def]
         return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
     if can(Permission.VIEW_DASHBOARD):
         return dashboard_page()
+    if can(Permission.VIEW_MY_CLASSES):
+        return redirect(url_for("my_classes.index"))
     return render_template("home.html")
 
 

@@ -1,0 +1,54 @@
+"""The teacher's view: today's blocks and flags for the pupils of the classes they teach, and their own requests.
+
+Only the classes the roster's Teaches column gives the signed-in teacher, only pupils, only today (a teacher is not
+a log reviewer: the officer has the full log). Every view is audited as a look at log data.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Blueprint, abort, current_app, render_template, request
+from flask_login import current_user
+
+from gateway.store.class_activity import DETAIL_LIMIT, class_day
+from gateway.store.teaching import classes_taught
+from gateway.store.unblock_requests import requests_by
+from gateway.web.audit_trail import audit
+from gateway.web.roles import Permission, require
+
+blueprint = Blueprint("my_classes", __name__, url_prefix="/my-classes")
+
+MAX_CLASS_NAME = 64  # as the roster's class columns
+MY_REQUESTS = 20
+
+
+def _chosen(taught: list[str]) -> list[str]:
+    """The classes asked for by `?class=`, all taught ones without it; another class is 403, junk 400."""
+    asked = request.args.get("class")
+    if asked is None or asked == "":
+        return taught
+    if len(asked) > MAX_CLASS_NAME or not asked.isprintable() or asked != asked.strip():
+        abort(400, f"class: a class name of at most {MAX_CLASS_NAME} characters, as the roster spells it")
+    if asked not in taught:
+        abort(403)
+    return [asked]
+
+
+@blueprint.get("/")
+@require(Permission.VIEW_MY_CLASSES)
+def index():  # type: ignore[no-untyped-def]
+    from gateway.web.app import db
+
+    session = db()
+    taught = classes_taught(session, current_user.username)
+    shown = _chosen(taught)
+    mine = requests_by(session, username=current_user.username, client_ip="", limit=MY_REQUESTS)
+    zone = current_app.extensions["gateway.zone"]
+    today = datetime.now(zone).date()
+    pupils = []
+    if shown:
+        audit("view_class_activity", target=f"class:{','.join(shown)}", detail={"day": today.isoformat()})
+        pupils = class_day(session, shown, today, zone)
+    return render_template("my_classes/index.html", taught=taught, shown=shown, pupils=pupils, today=today,
+                           requests=mine, limit=DETAIL_LIMIT)  # fmt: skip
