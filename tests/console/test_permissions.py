@@ -1,7 +1,8 @@
 """Two-key permissions through the console's test client: the headteacher's key alone lets nothing through, the
 officer's confirmation makes the grant live (outside lesson time for staff, whatever the form said), either key
 holder revokes it, and each key holder can turn only their own key. Decisions are checked with the decision engine
-against the grants in the store, as every proxy's follower reads them."""
+against the grants in the store, as every proxy's follower reads them; and through a real mitmdump on SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from gateway.decisions.engine import decide_target
 from gateway.identity.directory import import_people
@@ -21,11 +23,14 @@ from gateway.identity.sessions import start_session
 from gateway.identity.types import Identity, IdentitySource
 from gateway.policy.compiled import load_compiled
 from gateway.policy.store_grants import compile_store_grants
+from gateway.store.accounts import create_user
 from gateway.store.engine import make_engine, session_factory
 from gateway.store.grants import grants_in_force
+from gateway.store.migrate import upgrade
 from gateway.store.models.audit import AuditEvent
 from gateway.web.app import ConsoleConfig, create_app
-from tests.console.seed import PASSWORD, seed
+from tests.console.seed import PASSWORD, ROLES, seed
+from tests.store.databases import pg_schema_url  # noqa: F401
 from tests.support.clients import curl
 from tests.support.policies import MINIMAL
 
@@ -53,9 +58,8 @@ def next_weekday(hour: int, minute: int = 0) -> datetime:
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=LONDON).astimezone(UTC)
 
 
-@pytest.fixture
-def app(tmp_path: Path):  # type: ignore[no-untyped-def]
-    url = seed(tmp_path)
+def console_on(url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """The console on a migrated store holding the staff accounts, with Mrs Smith and Amy in the roster."""
     with session_factory(make_engine(url)).begin() as s:
         import_people(s, [Person("mrs_smith", "Jane Smith", "staff"),
                           Person("amy", "Amy Jones", "pupil", year_group=5, school_class="5B")])  # fmt: skip
@@ -64,6 +68,26 @@ def app(tmp_path: Path):  # type: ignore[no-untyped-def]
     app = create_app(ConsoleConfig(db_url=url, secret_key_file=str(tmp_path / "secret"), policy_path=str(policy)))
     app.config.update(DB_URL=url, POLICY=str(policy))
     return app
+
+
+@pytest.fixture
+def app(tmp_path: Path):  # type: ignore[no-untyped-def]
+    return console_on(seed(tmp_path), tmp_path)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_store_app(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """The console on SQLite (seeded), then on a PostgreSQL schema of its own (its rows clash with no test's)."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("app")
+    _, url = request.getfixturevalue("pg_schema_url")
+    upgrade(url)
+    engine = make_engine(url)
+    with Session(engine) as s, s.begin():
+        for role in ROLES:
+            create_user(s, role, f"{role.title()} Staff", role, PASSWORD)
+    engine.dispose()
+    return console_on(url, tmp_path)
 
 
 def csrf(html: str) -> str:
@@ -215,8 +239,9 @@ def eventually(proxy, url: str, wanted: int) -> None:  # type: ignore[no-untyped
 
 
 @pytest.mark.e2e
-def test_through_a_real_proxy_one_key_blocks_both_let_through_revoking_blocks(app, mitmdump_proxy, origin_http,
-                                                                              tmp_path: Path) -> None:  # fmt: skip
+def test_through_a_real_proxy_one_key_blocks_both_let_through_revoking_blocks(any_store_app, mitmdump_proxy,
+                                                                              origin_http, tmp_path: Path) -> None:  # fmt: skip
+    app = any_store_app
     with session_factory(make_engine(app.config["DB_URL"])).begin() as s:
         start_session(s, client_ip="127.0.0.1", source=IdentitySource.PORTAL, username="mrs_smith",
                       now=datetime.now(UTC))
