@@ -269,6 +269,22 @@ class Connections(Strict):
     reachable_internal: list[str] = []
 
 
+class Curriculum(Strict):
+    """Curriculum-activity windows: a teacher opens sites for a class they teach, in lesson time only."""
+
+    # Teachers (console usernames) whose windows open at once, without waiting for the headteacher, who sees them
+    # afterwards in the list of windows opened without approval.
+    preauthorised_teachers: list[Annotated[str, Field(min_length=1, max_length=128)]] = []
+    # The longest date range one window may cover, so a "window" cannot quietly become a standing exception.
+    max_window_days: int = Field(default=14, ge=1, le=366)
+
+    @field_validator("preauthorised_teachers")
+    @classmethod
+    def _lower_case(cls, names: list[str]) -> list[str]:
+        # Console and roster usernames are stored lower case.
+        return [name.strip().lower() for name in names]
+
+
 class Policy(Strict):
     school: School
     groups: dict[Name, Group] = Field(min_length=1)
@@ -286,3 +302,4 @@ class Policy(Strict):
     exceptions: list[ExceptionGrant] = []
     default: DefaultAction = DefaultAction()
     connections: Connections = Connections()
+    curriculum: Curriculum = Curriculum()
