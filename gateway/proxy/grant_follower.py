@@ -1,34 +1,45 @@
 """Follows the grants in the store, so an unblock or permission approved anywhere is live in every proxy within
-seconds, and ends with no restart.
+seconds, and ends with no restart; and the recent unblock requests, so the block page tells a requester where
+their request stands.
 
-A background task polls one counter row (`store_version`) off the event loop every `gateway_grants_interval_ms`;
-only when it moves are the grants read again. The grants are compiled against the running policy, again whenever
-the policy is swapped (checked on every decision, so no decision ever pairs a grant with another policy's list
-bits). Expiry needs no change in the store: a grant stops applying at its end, checked at every decision. While the
-database is away, the grants last read stay in force until they expire.
+A background task polls two counter rows (`store_version`: grants, requests) in one query off the event loop every
+`gateway_grants_interval_ms`; only what moved is read again (the requests whichever moved: a request's outcome
+names its grant's end). The grants are compiled against the running policy, again whenever the policy is swapped
+(checked on every decision, so no decision ever pairs a grant with another policy's list bits). Expiry needs no
+change in the store: a grant stops applying at its end, checked at every decision. While the database is away, the
+grants and requests last read stay in force (the grants until they expire).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from mitmproxy import ctx
 from sqlalchemy.orm import Session
 
+from gateway.identity.types import Identity
 from gateway.policy.compiled import CompiledPolicy
 from gateway.policy.exceptions import EMPTY, ExceptionSet
 from gateway.policy.model import ExceptionGrant
 from gateway.policy.store_grants import compile_store_grants
+from gateway.proxy.earlier_requests import EarlierRequests
 from gateway.proxy.policy_source import PolicySource
 from gateway.store.engine import StallGuard, make_engine
-from gateway.store.grants import grants_in_force, version
+from gateway.store.grants import grants_in_force
+from gateway.store.request_outcomes import RequestOutcome, recent_outcomes
+from gateway.store.versions import GRANTS, REQUESTS, versions
 
 log = logging.getLogger(__name__)
 
 STATEMENT_TIMEOUT = 5.0
 STALL_SECONDS = 10.0
+# The block page speaks of requests asked in the last month, and a school's month of requests fits well under the
+# bound (the form lets a device send 10 an hour).
+REQUESTS_KEPT_FOR = timedelta(days=30)
+MAX_REQUESTS_KEPT = 20_000
+COUNTERS = (GRANTS, REQUESTS)
 
 
 class GrantFollower:
@@ -37,13 +48,14 @@ class GrantFollower:
         self._grants: tuple[ExceptionGrant, ...] = ()
         self._set: ExceptionSet = EMPTY
         self._compiled_for: CompiledPolicy | None = None
-        self._version: int | None = None
+        self._versions: dict[str, int] = {}
+        self._requests = EarlierRequests()
         self._task: asyncio.Task[None] | None = None
         self._away = False
 
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
         loader.add_option("gateway_grants_interval_ms", int, 1000,
-                          "Milliseconds between checks of the store for new, changed or ended grants.")  # fmt: skip
+                          "Milliseconds between checks of the store for changed grants and requests.")  # fmt: skip
 
     def running(self) -> None:
         if self._task is None:
@@ -59,6 +71,10 @@ class GrantFollower:
         if compiled is not self._compiled_for:
             self._compile(compiled)
         return self._set
+
+    def earlier_request(self, identity: Identity, host: str) -> RequestOutcome | None:
+        """The newest request this person (or, for nobody signed in, this device) made about `host`."""
+        return self._requests.latest(identity, host)
 
     def _compile(self, compiled: CompiledPolicy) -> None:
         self._set, problems = compile_store_grants(compiled, self._grants)
@@ -79,7 +95,7 @@ class GrantFollower:
 
     async def _poll(self, engine, guard: StallGuard) -> None:  # type: ignore[no-untyped-def]
         try:
-            read = await asyncio.to_thread(self._read, engine, guard, self._version)
+            read = await asyncio.to_thread(self._read, engine, guard, self._versions)
         except Exception as exc:  # the database is away: keep what was read last
             if not self._away:
                 log.warning("grants: the store does not answer; the grants read last stay in force: %s",
@@ -91,19 +107,26 @@ class GrantFollower:
             self._away = False
         if read is None:
             return
-        self._version, grants, problems = read
-        for problem in problems:
-            log.warning("grant left out: %s", problem)
-        self._grants = tuple(stored.grant for stored in grants)
-        self._compile(self.policy.current)
-        log.info("grants: %d in force (store version %d)", len(self._set.grants), self._version)
+        self._versions, grants, outcomes = read
+        self._requests = EarlierRequests(outcomes)
+        log.info("requests: %d recent (store version %d)", len(self._requests), self._versions[REQUESTS])
+        if grants is not None:
+            stored, problems = grants
+            for problem in problems:
+                log.warning("grant left out: %s", problem)
+            self._grants = tuple(grant.grant for grant in stored)
+            self._compile(self.policy.current)
+            log.info("grants: %d in force (store version %d)", len(self._set.grants), self._versions[GRANTS])
 
     @staticmethod
-    def _read(engine, guard: StallGuard, seen: int | None):  # type: ignore[no-untyped-def]
-        """In a thread: None when the counter has not moved, else (counter, grants in force, problems)."""
+    def _read(engine, guard: StallGuard, seen: dict[str, int]):  # type: ignore[no-untyped-def]
+        """In a thread: None when no counter moved, else (counters, grants or None when they did not move, recent
+        requests). The requests are read whichever moved: each names its grant's end, and whether it was ended."""
         with guard, Session(engine) as session:
-            current = version(session)
+            current = versions(session, COUNTERS)
             if current == seen:
                 return None
-            grants, problems = grants_in_force(session, datetime.now(UTC))
-            return current, grants, problems
+            now = datetime.now(UTC)
+            outcomes = recent_outcomes(session, now - REQUESTS_KEPT_FOR, MAX_REQUESTS_KEPT)
+            grants = grants_in_force(session, now) if current[GRANTS] != seen.get(GRANTS) else None
+            return current, grants, outcomes

@@ -1,7 +1,8 @@
-"""Grants in the store: add, end early, read the ones in force, and the change counter the proxies poll.
+"""Grants in the store: add, end early, read the ones in force.
 
-Each change raises the `grants` counter in the same transaction, so a proxy that sees the counter move reads a
-consistent set. A grant's scope is checked as an `ExceptionGrant` (the policy file's exceptions) when it is added.
+Each change raises the `grants` counter (`gateway.store.versions`) in the same transaction, so a proxy that sees
+the counter move reads a consistent set. A grant's scope is checked as an `ExceptionGrant` (the policy file's
+exceptions) when it is added.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from gateway.policy.model import ExceptionGrant
-from gateway.store.models.grants import GrantRecord, StoreVersion
+from gateway.store.models.grants import GrantRecord
+from gateway.store.versions import GRANTS, bump
 
-COUNTER = "grants"
 # The fields of an ExceptionGrant kept in `GrantRecord.scope`.
 SCOPE_FIELDS = ("groups", "users", "year_groups", "classes", "periods", "lists", "domains", "action")
 
@@ -49,7 +50,7 @@ def add_grant(session: Session, grant: ExceptionGrant, *, created_by: str, now: 
     )
     session.add(record)
     session.flush()
-    _bump(session)
+    bump(session, GRANTS)
     return record.id
 
 
@@ -61,7 +62,7 @@ def end_grant(session: Session, number: int, *, by: str, now: datetime | None = 
         .values(revoked_at=now or datetime.now(UTC), revoked_by=by)
     ).rowcount
     if ended:
-        _bump(session)
+        bump(session, GRANTS)
     return bool(ended)
 
 
@@ -78,18 +79,6 @@ def grants_in_force(session: Session, now: datetime) -> tuple[list[StoredGrant],
         except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
             problems.append(f"{grant_id(row.id)}: unreadable: {str(exc).splitlines()[0]}")
     return grants, problems
-
-
-def version(session: Session) -> int:
-    return session.scalar(select(StoreVersion.version).where(StoreVersion.name == COUNTER)) or 0
-
-
-def _bump(session: Session) -> None:
-    raised = session.execute(
-        update(StoreVersion).where(StoreVersion.name == COUNTER).values(version=StoreVersion.version + 1)
-    ).rowcount
-    if not raised:
-        session.add(StoreVersion(name=COUNTER, version=1))
 
 
 def _as_grant(row: GrantRecord) -> ExceptionGrant:

@@ -1,7 +1,8 @@
 """Unblock requests in the store: asked, triaged by the officer, decided by the headteacher.
 
 Each step moves a request only from the states it may come from, so two staff acting at once cannot both decide
-it; an approval adds its grant (gateway.store.grants) in the same transaction.
+it; an approval adds its grant (gateway.store.grants) in the same transaction. Each step raises the `requests`
+counter in its transaction, so every proxy's block page learns the outcome within seconds.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from gateway.policy.model import ExceptionGrant
 from gateway.store.grants import add_grant
 from gateway.store.models.access_log import AccessLogEntry
 from gateway.store.models.unblock_requests import UnblockRequest
+from gateway.store.versions import REQUESTS, bump
 
 EXTENTS = ("page", "site")
 AUDIENCES = ("me", "class", "year", "group", "school")
@@ -54,6 +56,7 @@ def add_request(session: Session, asked: Asked, now: datetime) -> UnblockRequest
     row = UnblockRequest(created_at=now, status="new", **asked.__dict__)
     session.add(row)
     session.flush()
+    bump(session, REQUESTS)
     return row
 
 
@@ -105,6 +108,7 @@ def _move(session: Session, number: int, came_from: tuple[str, ...], **values: o
                             .values(**values)).rowcount  # fmt: skip
     if not moved:
         raise StaleRequest(f"request {number} is no longer waiting for this step")
+    bump(session, REQUESTS)
     row = session.get(UnblockRequest, number)
     assert row is not None
     session.refresh(row)
