@@ -11,6 +11,7 @@ from gateway.decisions.types import Decision
 from gateway.identity.types import Identity
 from gateway.policy.model import Policy
 from gateway.proxy.blockpage import BlockNotice, render_block_page, render_block_text
+from gateway.store.request_outcomes import RequestOutcome
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +32,10 @@ def wants_page(request: http.Request) -> bool:
 
 
 def block(flow: http.HTTPFlow, policy: Policy, decision: Decision, identity: Identity, instant: datetime,
-          request_url: str | None = None) -> None:  # fmt: skip
+          request_url: str | None = None, earlier: RequestOutcome | None = None) -> None:  # fmt: skip
     """Answer with the block page. Its "Ask for access" link goes to the policy's `school.request_url`, else to
-    `request_url` (the gateway's own request form), else the page names whom to ask."""
+    `request_url` (the gateway's own request form), else the page names whom to ask. `earlier` is the person's
+    latest request about the site, whose outcome the page tells them."""
     school = policy.school
     listed = policy.lists.get(decision.list) if decision.list else None
     notice = BlockNotice(
@@ -46,6 +48,7 @@ def block(flow: http.HTTPFlow, policy: Policy, decision: Decision, identity: Ide
         request_url=school.request_url or request_url,
         reference=flow.id[:8],
         list_description=listed.description if listed else "",
+        earlier=earlier,
     )
     if wants_page(flow.request):
         body, content_type = render_block_page(notice), "text/html; charset=utf-8"

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 from gateway.decisions.types import Decision, Source
 from gateway.identity.types import Identity
+from gateway.store.request_outcomes import RequestOutcome
 
 MAX_URL_SHOWN = 200
 
@@ -43,6 +44,8 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:.4rem 1rem;margin:1.2r
 dt{font-weight:600;color:#5b6477}dd{margin:0;overflow-wrap:anywhere}
 .ask{background:#eef3ff;border-radius:8px;padding:1rem 1.2rem;margin-top:1.2rem}
 .ask a{font-weight:600;color:#1a4fd6}
+.asked{background:#fff6e0;border-radius:8px;padding:1rem 1.2rem;margin-top:1.2rem;overflow-wrap:anywhere}
+.asked a{font-weight:600;color:#1a4fd6}
 .ref{color:#5b6477;font-size:.85rem;margin-top:1.5rem}
 </style>
 </head>
@@ -57,6 +60,7 @@ dt{font-weight:600;color:#5b6477}dd{margin:0;overflow-wrap:anywhere}
 <dt>When</dt><dd>$when ($period)</dd>
 <dt>Who</dt><dd>$who</dd>
 </dl>
+$asked
 $ask
 <p class="ref">Reference $ref. If you saw something that upset you, tell your teacher.</p>
 </main>
@@ -77,6 +81,8 @@ class BlockNotice:
     reference: str
     # The policy's description of the matched list, in words a pupil can read.
     list_description: str = ""
+    # This person's (or, for nobody signed in, this device's) latest request about this site.
+    earlier: RequestOutcome | None = None
 
 
 def _why(notice: BlockNotice) -> str:
@@ -114,6 +120,46 @@ def _ask(notice: BlockNotice) -> str:
     )
 
 
+def _day(moment: datetime, notice: BlockNotice) -> str:
+    local = moment.astimezone(notice.instant.tzinfo)
+    year = f" {local.year}" if local.year != notice.instant.year else ""
+    return f"{local.day} {local:%b}{year}"
+
+
+def _asked(notice: BlockNotice) -> str:
+    """One line on where this person's request about the site stands, with what the request form tells them."""
+    asked = notice.earlier
+    if asked is None:
+        return ""
+    said = escape(asked.said or "")
+    if asked.status == "rejected":
+        outcome = f"not approved — {said}" if said else "not approved"
+    elif asked.status == "more_info":
+        answer = (f'<a href="{escape(notice.request_url)}">answer it here</a>' if notice.request_url
+                  else "answer it on the request form")  # fmt: skip
+        outcome = f"the e-safety officer asked a question — {said + ' — ' if said else ''}{answer}"
+    elif asked.status == "forwarded":
+        outcome = "waiting for the headteacher"
+    elif asked.status == "approved":
+        outcome = _approved(asked, notice)
+        outcome += f" — {said}" if said else ""
+    else:
+        outcome = "waiting for the e-safety officer"
+    return f'<p class="asked">You asked for access on {escape(_day(asked.asked_at, notice))}: {outcome}</p>'
+
+
+def _approved(asked: RequestOutcome, notice: BlockNotice) -> str:
+    if asked.until is None:
+        return "approved"
+    until = asked.until.astimezone(notice.instant.tzinfo)
+    when = escape(f"{_day(until, notice)}, {until:%H:%M}")
+    if asked.ended_early:
+        return f"approved until {when}, but the approval was ended early"
+    if until <= notice.instant:
+        return f"approved until {when}; that has ended"
+    return f"approved until {when}"
+
+
 def render_block_page(notice: BlockNotice) -> str:
     decision = notice.decision
     url = notice.url if len(notice.url) <= MAX_URL_SHOWN else notice.url[:MAX_URL_SHOWN] + "…"
@@ -126,6 +172,7 @@ def render_block_page(notice: BlockNotice) -> str:
         when=escape(notice.instant.strftime("%A %d %B %Y, %H:%M")),
         period=escape(PERIOD_NAMES.get(decision.period.value, decision.period.value)),
         who=escape(notice.identity.describe()),
+        asked=_asked(notice),
         ask=_ask(notice),
         ref=escape(notice.reference),
     )

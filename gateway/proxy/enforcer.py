@@ -81,7 +81,9 @@ class Enforcer:
         state.decision = decision
         if decision.action is Action.BLOCK:
             assert state.identity is not None and state.instant is not None
-            block(flow, self.policy.current.policy, decision, state.identity, state.instant, self.guard.request_form)
+            earlier = self.grants.earlier_request(state.identity, decision.host)
+            block(flow, self.policy.current.policy, decision, state.identity, state.instant, self.guard.request_form,
+                  earlier)  # fmt: skip
 
     @staticmethod
     def _other_names(request: http.Request, destination: str, target: str | None, flow: http.HTTPFlow) -> list[str]:
