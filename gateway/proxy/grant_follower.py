@@ -35,8 +35,8 @@ log = logging.getLogger(__name__)
 
 STATEMENT_TIMEOUT = 5.0
 STALL_SECONDS = 10.0
-# The block page speaks of requests asked in the last month, and a school's month of requests fits well under the
-# bound (the form lets a device send 10 an hour).
+# The block page speaks of requests asked in the last month; past the bound (a flood from many devices) the oldest
+# drop off the block page, and memory stays bounded.
 REQUESTS_KEPT_FOR = timedelta(days=30)
 MAX_REQUESTS_KEPT = 20_000
 COUNTERS = (GRANTS, REQUESTS)
