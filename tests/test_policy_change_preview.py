@@ -38,6 +38,7 @@ from gateway.policy.compiled import CompiledPolicy, load_compiled
 from gateway.policy.proposed_change import (AddRule, AddToList, DropRule, PolicyChange, RefusedChange,
                                             RemoveFromList, SetRuleAction, domains_of, new_rule, propose)  # fmt: skip
 from gateway.store.access_rows import access_row
+from gateway.store.change_preview import preview_change
 from gateway.store.accounts import create_user
 from gateway.store.engine import make_engine
 from gateway.store.impact_rows import preview_from_log
@@ -293,41 +294,60 @@ def test_the_edit_names_the_file_line_and_yaml(compiled, policy_file):
 # --- through the store -----------------------------------------------------------------------------------------
 
 
-def store_preview(url: str, compiled: CompiledPolicy, changes: list[PolicyChange]) -> Impact:
-    engine = make_engine(url)
-    try:
-        with Session(engine) as session:
-            return preview_from_log(session, compiled, now=datetime.now(UTC),
-                                    proposed=propose(compiled, changes).compiled)  # fmt: skip
-    finally:
-        engine.dispose()
-
-
-@pytest.mark.parametrize("name", ["take roblox.com off games and add wikipedia.org", "flag pupils' social media instead",
-                                  "add a rule blocking news for pupils in lessons"])  # fmt: skip
-def test_the_store_replays_the_week_on_sqlite(tmp_path, compiled, name):
-    url = f"sqlite:///{tmp_path / 'log.db'}"
-    seed_log(url, datetime.now(UTC))
-    changes, let_through, newly_blocked = HAND_COUNTED[name]
-    assert store_preview(url, compiled, changes) == Impact(REPLAYED, let_through, newly_blocked)
-
-
-def test_the_store_replays_the_week_on_postgresql(pg_schema_url, compiled):
-    url = pg_schema_url[1]
-    seed_log(url, datetime.now(UTC))
-    for name in ("take roblox.com off games and add wikipedia.org", "flag pupils' social media instead"):
-        changes, let_through, newly_blocked = HAND_COUNTED[name]
-        assert store_preview(url, compiled, changes) == Impact(REPLAYED, let_through, newly_blocked)
-
-
-# --- the command -----------------------------------------------------------------------------------------------
-
-
 @pytest.fixture(scope="module")
 def sqlite_log(tmp_path_factory) -> str:
     url = f"sqlite:///{tmp_path_factory.mktemp('log') / 'log.db'}"
     seed_log(url, datetime.now(UTC))
     return url
+
+
+def store_preview(url: str, compiled: CompiledPolicy, changes: list[PolicyChange]) -> Impact:
+    """The preview replaying only the hosts the change reaches, checked against replaying every row."""
+    engine = make_engine(url)
+    proposed = propose(compiled, changes)
+    try:
+        with Session(engine) as session:
+            reached = preview_change(session, compiled, proposed, now=datetime.now(UTC))
+            every_row = preview_from_log(session, compiled, now=datetime.now(UTC), proposed=proposed.compiled)
+    finally:
+        engine.dispose()
+    assert reached == every_row
+    return reached
+
+
+def test_the_store_replays_the_week_on_sqlite(sqlite_log, compiled):
+    for changes, let_through, newly_blocked in HAND_COUNTED.values():
+        assert store_preview(sqlite_log, compiled, changes) == Impact(REPLAYED, let_through, newly_blocked)
+
+
+LOGGED_HOSTS = sorted({host for _, host, *_ in LOG})
+
+
+@pytest.mark.parametrize(
+    ("changes", "reached"),
+    [
+        ([AddToList("games", ("wikipedia.org",))], ["www.wikipedia.org"]),
+        ([RemoveFromList("games", ("roblox.com",))], ["www.roblox.com"]),
+        ([SetRuleAction("pupil-social", Action.FLAG)], ["www.tiktok.com"]),
+        ([DropRule("worry-flag"), AddRule(new_rule(id="n", lists=["news"], domains=["wikipedia.org"], action="block",
+                                                   reason="r"))], ["news.bbc.co.uk", "selfharm.example",
+                                                                   "www.bbc.co.uk", "www.wikipedia.org"]),
+        ([AddRule(new_rule(id="all", groups=["guest"], action="block", reason="r"))], None),
+    ],
+)
+def test_only_the_hosts_a_change_reaches_are_replayed(compiled, changes, reached):
+    found = propose(compiled, changes).affected_hosts(compiled, LOGGED_HOSTS)
+    assert (sorted(found) if found is not None else None) == reached
+
+
+def test_the_store_replays_the_week_on_postgresql(pg_schema_url, compiled):
+    url = pg_schema_url[1]
+    seed_log(url, datetime.now(UTC))
+    for changes, let_through, newly_blocked in HAND_COUNTED.values():
+        assert store_preview(url, compiled, changes) == Impact(REPLAYED, let_through, newly_blocked)
+
+
+# --- the command -----------------------------------------------------------------------------------------------
 
 
 def gateway_cli(*args: str) -> subprocess.CompletedProcess[str]:

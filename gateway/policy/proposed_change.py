@@ -25,7 +25,7 @@ import yaml
 from gateway.decisions.types import Action
 from gateway.lists.cache import load_domains
 from gateway.lists.hashing import hash_domains
-from gateway.lists.hosts import suffixes
+from gateway.lists.hosts import normalise_host, suffixes
 from gateway.lists.index import DomainIndex
 from gateway.policy.compiled import CompiledPolicy, CompiledRule
 from gateway.policy.model import Domain, ListSource, Rule
@@ -85,6 +85,28 @@ class ProposedPolicy:
     edits: tuple[Edit, ...]
     # The changes as data, for the audit trail.
     summary: tuple[str, ...]
+    # What the change can reach: list entries whose bits changed, the list bits of every rule it added, changed or
+    # dropped, and whether one of those rules matches every site.
+    entries: frozenset[str] = frozenset()
+    rule_mask: int = 0
+    every_site: bool = False
+
+    def affected_hosts(self, running: CompiledPolicy, hosts: Iterable[str]) -> set[str] | None:
+        """The logged hosts whose decision the change could alter (the rest need no replay), or None when any
+        could: a rule matching every site, or rule changes while URL-prefix lists make matches path-dependent."""
+        if self.every_site or (self.rule_mask and len(running.urls)):
+            return None
+        found = set()
+        for logged in hosts:
+            host = normalise_host(logged)
+            if host is None:
+                continue
+            host_suffixes = suffixes(host)
+            if not self.entries.isdisjoint(host_suffixes):
+                found.add(logged)
+            elif self.rule_mask and any(bits & self.rule_mask for _, bits in running.domains.match(host)):
+                found.add(logged)
+        return found
 
 
 # --- reading a change from text (the console's form and the command's options share these) ---------------------
@@ -180,6 +202,8 @@ class _Draft:
         self.rules: list[tuple[Rule, CompiledRule]] = list(compiled.rules)
         self.names = list(compiled.names)
         self.entries: dict[str, int] = {}
+        self.rule_mask = 0
+        self.every_site = False
         # A list's name stands for the edit to its `domains:`, written once, as it ends up after every change.
         self.edits: list[Edit | str] = []
         self.summary: list[str] = []
@@ -215,6 +239,10 @@ class _Draft:
             if rule.id == ident:
                 return i
         raise RefusedChange(f"the policy has no rule {ident!r} (rules: {', '.join(r.id for r, _ in self.rules)})")
+
+    def reaches(self, rule: CompiledRule) -> None:
+        self.rule_mask |= rule.mask
+        self.every_site |= rule.every_site
 
     def apply(self, change: PolicyChange) -> None:
         match change:
@@ -303,6 +331,7 @@ class _Draft:
         compiled_rule = CompiledRule(id=rule.id, action=rule.action, reason=rule.reason, mask=mask,
                                      every_site=rule.matches_every_site, year_groups=years)  # fmt: skip
         self.rules.insert(0 if change.first else len(self.rules), (rule, compiled_rule))
+        self.reaches(compiled_rule)
         self.edits.append(self.new_rule_edit(rule, change.first))
         self.summary.append(f"add rule {rule.id} ({'first' if change.first else 'last'}): "
                             + rule.model_dump_json(exclude_defaults=True))  # fmt: skip
@@ -316,6 +345,7 @@ class _Draft:
             self.refuse_lifting(rule, f"the rule {rule.id!r} set to {change.action.value}")
         self.rules[i] = (rule.model_copy(update={"action": change.action}),
                          dataclasses.replace(compiled_rule, action=change.action))  # fmt: skip
+        self.reaches(compiled_rule)
         self.edits.append(Edit(f"{self.at(('rules', i, 'action'), rule.id)}: change `action: {rule.action.value}` to",
                                f"action: {change.action.value}"))  # fmt: skip
         self.summary.append(f"rule {rule.id}: action {rule.action.value} -> {change.action.value}")
@@ -329,6 +359,7 @@ class _Draft:
             raise RefusedChange(f"the rule {rule.id!r} blocks the unliftable list {listed[0]!r}: dropping it would "
                                 "let that list through")  # fmt: skip
         del self.rules[i]
+        self.reaches(compiled_rule)
         self.edits.append(Edit(f"{self.at(('rules', i), rule.id)}: delete the rule",
                                _yaml([rule.model_dump(mode='json', exclude_defaults=True)])))  # fmt: skip
         self.summary.append(f"drop rule {rule.id}")
@@ -384,7 +415,8 @@ class _Draft:
             domains=domains, rules=tuple(self.rules), _rule_tables={},  # type: ignore[arg-type]
         )  # fmt: skip
         edits = [self.list_domains_edit(e) if isinstance(e, str) else e for e in dict.fromkeys(self.edits)]
-        return ProposedPolicy(compiled, tuple(edits), tuple(self.summary))
+        return ProposedPolicy(compiled, tuple(edits), tuple(self.summary), frozenset(self.entries), self.rule_mask,
+                              self.every_site)  # fmt: skip
 
 
 def _holds(path: Path, wanted: np.ndarray) -> bool:
