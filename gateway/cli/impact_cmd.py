@@ -19,6 +19,7 @@ from gateway.policy.exceptions import EMPTY
 from gateway.policy.proposed_change import (AddRule, AddToList, DropRule, PolicyChange, ProposedPolicy, RefusedChange,
                                             RemoveFromList, SetRuleAction, action_of, assignment, domains_of,
                                             new_rule, propose)  # fmt: skip
+from gateway.store.change_preview import preview_change
 from gateway.store.impact_rows import DEFAULT_DAYS, preview_from_log
 
 
@@ -61,11 +62,10 @@ def impact(db_url: str, policy_path: Path, lists: tuple[str, ...], domains: tupl
             if proposed is not None:
                 raise RefusedChange("give either --proposed-policy or changes to --policy, not both")
             changed = propose(compiled, changes)
-            proposed = changed.compiled
     except RefusedChange as exc:
         raise click.ClickException(f"refused: {exc}") from None
     extra = EMPTY
-    if not add_rule and (lists or domains or proposed is None):
+    if changed is None and (lists or domains or proposed is None):
         try:
             extra = proposed_grant(
                 compiled, lists=split_items(lists) or [], domains=split_items(domains) or [],
@@ -75,7 +75,10 @@ def impact(db_url: str, policy_path: Path, lists: tuple[str, ...], domains: tupl
         except RefusedGrant as exc:
             raise click.ClickException(f"refused: {exc}") from None
     with open_store(db_url) as store, store() as session:
-        result = preview_from_log(session, compiled, extra, now=datetime.now(UTC), proposed=proposed, days=days)
+        if changed is not None:
+            result = preview_change(session, compiled, changed, now=datetime.now(UTC), days=days)
+        else:
+            result = preview_from_log(session, compiled, extra, now=datetime.now(UTC), proposed=proposed, days=days)
     if as_json:
         edits = [{"where": e.where, "text": e.text} for e in changed.edits] if changed else []
         extra_fields = {"edits": edits} if changed else {}

@@ -20,6 +20,7 @@ from gateway.policy.loader import PolicyError
 from gateway.policy.proposed_change import (AddRule, AddToList, DropRule, PolicyChange, RefusedChange,
                                             RemoveFromList, SetRuleAction, action_of, domains_of, new_rule,
                                             propose)  # fmt: skip
+from gateway.store.change_preview import preview_change
 from gateway.store.impact_rows import DEFAULT_DAYS, preview_from_log
 from gateway.web.audit_trail import audit
 from gateway.web.console_policy import console_policy
@@ -204,5 +205,5 @@ def change():  # type: ignore[no-untyped-def]
         return render_template("impact_change.html", form=form, refused=str(exc), **choices), 400
     audit("preview_policy_change", target="access_log",
           detail={"days": DEFAULT_DAYS, "change": list(proposed.summary)})
-    result = preview_from_log(db(), compiled, now=datetime.now(UTC), proposed=proposed.compiled)
+    result = preview_change(db(), compiled, proposed, now=datetime.now(UTC))
     return render_template("impact_change.html", form=form, result=result, edits=proposed.edits, **choices)

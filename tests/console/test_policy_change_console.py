@@ -115,7 +115,8 @@ def test_adding_a_site_to_a_list_counts_what_it_would_block(sqlite_url, tmp_path
     client = signed_in(console_app(sqlite_url, tmp_path), "officer")
     status, html = preview(client, kind="add_to_list", list="games", domains="wikipedia.org")
     assert status == 200
-    assert "4 requests by 1 people to 1 hosts. Host Requests www.wikipedia.org 4" in section(html, "change-newly-blocked")
+    newly_blocked = section(html, "change-newly-blocked")
+    assert "4 requests by 1 people to 1 hosts. Host Requests www.wikipedia.org 4" in newly_blocked
 
 
 @pytest.mark.parametrize("role", ["dpo", "teacher", "it"])
@@ -188,3 +189,45 @@ def test_the_page_says_when_the_console_has_no_policy(sqlite_url, tmp_path):
     client = signed_in(console_app(sqlite_url, tmp_path, with_policy=False), "officer")
     status, html = preview(client, kind="drop_rule", rule="games-lessons")
     assert status == 200 and "started without the policy file" in html
+
+
+@pytest.mark.browser
+def test_the_officer_proposes_a_change_in_chromium(sqlite_url, tmp_path):
+    """Through the grant preview's tab, the form's controls and the Preview button, served as in production."""
+    import os
+    import threading
+
+    from waitress.server import create_server
+
+    from tests.console.test_console_browser import CHROMIUM, CHROMIUM_ARGS
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is missing")
+    from playwright.sync_api import sync_playwright
+
+    server = create_server(console_app(sqlite_url, tmp_path), host="127.0.0.1", port=0, threads=2)
+    threading.Thread(target=server.run, daemon=True).start()
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{server.effective_port}/impact")
+            page.fill("input[name=username]", "officer")
+            page.fill("input[name=password]", "correct horse battery")
+            page.click("button[type=submit]")
+            page.click("text=Impact preview")
+            page.click("text=A rule or list change")
+            page.check("input[name=kind][value=rule_action]")
+            page.select_option("select[name=rule]", "pupil-social")
+            page.select_option("select[name=action]", "flag")
+            page.click("#preview-change")
+            counts = " ".join(page.inner_text("#change-let-through .counts").split())
+            assert counts == "5 requests by 2 people to 1 hosts; 5 of them flagged to the officer."
+            assert page.locator("#change-let-through tbody tr").all_inner_texts() == ["www.tiktok.com\t5"]
+            assert "action: flag" in page.inner_text("#change-edit pre")
+            # The form keeps what was asked.
+            assert page.is_checked("input[name=kind][value=rule_action]")
+            assert page.input_value("select[name=rule]") == "pupil-social"
+            browser.close()
+    finally:
+        server.close()
