@@ -1,5 +1,7 @@
 """Impact preview at scale: seed N access-log rows over the last 7 days into SQLite (default 1 M), then time the
-preview of typical grants and of a policy change against the demo policy. Goal: a few seconds at a million rows.
+preview of typical grants, of a changed policy file and of rule or list changes proposed in the console against
+the demo policy. Goal: a few seconds at a million rows. Then how long a proposed change takes to compile, against a
+full compile, with the demo's lists and with one list of --big-list domains.
 
     .venv/bin/python bench/impact_bench.py [--rows 1000000] [--db var/bench/impact.db] [--reseed]
     .venv/bin/python bench/impact_bench.py --pg postgresql+psycopg://USER@HOST/DB   # seeds that (empty) database
@@ -15,6 +17,7 @@ import argparse
 import sqlite3
 import statistics
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,7 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sqlalchemy.orm import Session  # noqa: E402
 
 from gateway.decisions.impact import proposed_grant  # noqa: E402
-from gateway.policy.compiled import load_compiled  # noqa: E402
+from gateway.decisions.types import Action  # noqa: E402
+from gateway.policy.compiled import compile_policy, load_compiled  # noqa: E402
+from gateway.policy.loader import load_policy  # noqa: E402
+from gateway.policy.proposed_change import (AddRule, AddToList, DropRule, PolicyChange, SetRuleAction,  # noqa: E402
+                                            new_rule, propose)  # fmt: skip
+from gateway.store.change_preview import preview_change  # noqa: E402
 from gateway.store.engine import make_engine  # noqa: E402
 from gateway.store.impact_rows import preview_from_log  # noqa: E402
 from gateway.store.migrate import upgrade  # noqa: E402
@@ -130,6 +138,7 @@ def main() -> None:
     parser.add_argument("--db", default="var/bench/impact.db")
     parser.add_argument("--reseed", action="store_true")
     parser.add_argument("--pg", help="A PostgreSQL database URL to seed (its access log is replaced) and time.")
+    parser.add_argument("--big-list", type=int, default=2_000_000, help="Domains in the big list compiled at the end.")
     args = parser.parse_args()
     if args.pg:
         seed_postgresql(args.pg, args.rows)
@@ -154,7 +163,61 @@ def main() -> None:
                                                                    users=["user7"])))  # fmt: skip
         timed("policy change: every row replayed (the demo policy again)",
               run(proposed_grant(compiled, lists=["social_media_other"]), proposed=load_compiled(DEMO_POLICY)))
+        for label, changes in CONSOLE_CHANGES:
+            timed(f"proposed change: {label}",
+                  lambda changes=changes: preview_change(session, compiled, propose(compiled, changes),
+                                                         now=datetime.now(UTC)))  # fmt: skip
     engine.dispose()
+    compile_times(DEMO_POLICY, "the demo policy's lists")
+    with tempfile.TemporaryDirectory() as folder:
+        compile_times(big_list_policy(Path(folder), args.big_list), f"one list of {args.big_list:,} domains")
+
+
+# Changes as the console proposes them: the first three replay only the hosts they reach, the last every row.
+CONSOLE_CHANGES: list[tuple[str, list[PolicyChange]]] = [
+    ("add youtube.com to social_media_other", [AddToList("social_media_other", ("youtube.com",))]),
+    ("new first rule blocking bbc.co.uk for pupils in lessons",
+     [AddRule(new_rule(id="pupil-news", domains=["bbc.co.uk"], groups=["pupil"], periods=["lesson"],
+                       action="block", reason="news"), first=True)]),
+    ("staff's flagged lists blocked instead", [SetRuleAction("standards-staff-flagged", Action.BLOCK)]),
+    ("drop the pupils' and staff's social media rule", [DropRule("social-media-pupils-staff")]),
+    ("new last rule blocking every site for guests in lessons",
+     [AddRule(new_rule(id="guests-lessons", groups=["guest"], periods=["lesson"], action="block", reason="r"))]),
+]
+
+
+def compile_times(policy: Path, label: str) -> None:
+    """A proposal reuses the running policy's list index; a full compile reads and merges every list again."""
+    loaded = load_policy(policy)
+    compiled = compile_policy(loaded)
+    full = _median(lambda: compile_policy(loaded))
+    name = next(iter(compiled.policy.lists))
+    change = [AddToList(name, ("proposed.example",)), AddRule(new_rule(id="proposed", domains=["other.example"],
+                                                                      action="block", reason="r"))]  # fmt: skip
+    proposal = _median(lambda: propose(compiled, change))
+    print(f"compile with {label:40s} full compile {full * 1000:8.1f} ms   proposed change {proposal * 1000:6.2f} ms",
+          flush=True)  # fmt: skip
+
+
+def big_list_policy(folder: Path, size: int) -> Path:
+    """The demo's school and timetable with one big list file and one small list (so the index merges them)."""
+    with (folder / "big.txt").open("w") as f:
+        f.writelines(f"site{i}.example\n" for i in range(size))
+    school = DEMO_POLICY.read_text().split("\nimports:", 1)[0]
+    lists = "lists:\n  big: {files: [big.txt]}\n  small: {domains: [small.example]}\n"
+    rules = "rules:\n  - {id: big, lists: [big], action: block, reason: big}\n"
+    (folder / "policy.yaml").write_text(f"{school}\n{lists}{rules}")
+    load_compiled(folder / "policy.yaml")  # writes the list's compiled cache, as a running gateway has
+    return folder / "policy.yaml"
+
+
+def _median(run) -> float:  # type: ignore[no-untyped-def]
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 if __name__ == "__main__":
