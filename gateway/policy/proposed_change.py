@@ -169,12 +169,12 @@ def propose(compiled: CompiledPolicy, changes: Sequence[PolicyChange]) -> Propos
 
 
 class OverlayIndex:
-    """A domain index with some exact entries' list bits replaced; every other lookup is the base index's."""
+    """A domain index with some exact entries' list bits replaced; every other lookup is the base index's. Only
+    what the decision engine asks of an index (`match`): a proposal is decided, never loaded into a proxy."""
 
-    __slots__ = ("names", "_base", "_entries")
+    __slots__ = ("_base", "_entries")
 
-    def __init__(self, base: DomainIndex, names: tuple[str, ...], entries: Mapping[str, int]) -> None:
-        self.names = names
+    def __init__(self, base: DomainIndex, entries: Mapping[str, int]) -> None:
         self._base = base
         self._entries = dict(entries)
 
@@ -186,12 +186,6 @@ class OverlayIndex:
         masks = dict(found)
         masks.update((s, self._entries[s]) for s in host_suffixes if s in self._entries)
         return [(s, masks[s]) for s in host_suffixes if masks.get(s)]
-
-    def names_in(self, mask: int) -> tuple[str, ...]:
-        return tuple(name for bit, name in enumerate(self.names) if mask >> bit & 1)
-
-    def __len__(self) -> int:
-        return len(self._base) + sum(1 for mask in self._entries.values() if mask)
 
 
 class _Draft:
@@ -409,7 +403,7 @@ class _Draft:
     def result(self) -> ProposedPolicy:
         policy = self.base.policy.model_copy(update={"lists": self.lists, "rules": [r for r, _ in self.rules]})
         names = tuple(self.names)
-        domains = OverlayIndex(self.base.domains, names, self.entries) if self.entries else self.base.domains
+        domains = OverlayIndex(self.base.domains, self.entries) if self.entries else self.base.domains
         compiled = dataclasses.replace(
             self.base, loaded=dataclasses.replace(self.loaded, policy=policy), names=names,
             domains=domains, rules=tuple(self.rules), _rule_tables={},  # type: ignore[arg-type]
