@@ -35,7 +35,8 @@ class WindowRefused(ValueError):
 
 
 def ask(session: Session, compiled: CompiledPolicy, *, teacher: str, school_class: str, lists: list[str],
-        domains: list[str], purpose: str, starts: datetime, ends: datetime, now: datetime) -> CurriculumWindow:  # fmt: skip
+        domains: list[str], purpose: str, starts: datetime, ends: datetime,
+        now: datetime) -> CurriculumWindow:  # fmt: skip
     """A teacher's request; open at once (with its grant) when the policy pre-authorises the teacher."""
     teacher = teacher.lower()
     if school_class not in classes_taught(session, teacher):
