@@ -23,6 +23,7 @@ from gateway.web import (api, audit, auth, dashboard, help_page, logs, people, p
 from gateway.web import impact
 from gateway.web import permissions
 from gateway.web import my_classes
+from gateway.web import windows
 from gateway.web.params import BadParameter
 from gateway.identity.portal_link import load_key
 from gateway.web.roles import Permission, can
@@ -42,6 +43,7 @@ BLUEPRINTS = [
     unblock_grants.blueprint,
     permissions.blueprint,
     my_classes.blueprint,
+    windows.blueprint,
 ]
 
 CONTENT_SECURITY_POLICY = (
