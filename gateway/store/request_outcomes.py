@@ -37,13 +37,19 @@ class RequestOutcome:
 
     @property
     def site(self) -> str:
-        """The name the request covers: the site's domain for the whole site, else the host asked about."""
-        if self.whole_site and self.host.startswith("www.") and self.host.count(".") >= 2:
-            return self.host[4:]
-        return self.host
+        return requested_site(self.host, whole_site=self.whole_site)
+
+
+def requested_site(host: str, *, whole_site: bool) -> str:
+    """The name a request covers: the site's domain (without "www.") for the whole site, else the host asked
+    about."""
+    if whole_site and host.startswith("www.") and host.count(".") >= 2:
+        return host[4:]
+    return host
 
 
 def shown_to_requester(row: UnblockRequest) -> str | None:
+    """The words a requester is given about their request (on the form, the block page and in the e-mail)."""
     if row.status == "approved":
         return row.decision_note or None
     if row.status == "rejected":

@@ -20,6 +20,7 @@ from gateway.identity.resolver import Resolver
 from gateway.identity.sessions import live_bindings
 from gateway.identity.types import Identity
 from gateway.policy.compiled import CompiledPolicy
+from gateway.store.request_outcomes import shown_to_requester
 from gateway.store.unblock_requests import (AUDIENCES, DURATIONS, EXTENTS, Asked, StaleRequest, add_information,
                                             add_request, asked_since, requests_by)  # fmt: skip
 from gateway.web.audit_trail import audit
@@ -66,7 +67,7 @@ def audiences_for(identity: Identity) -> list[str]:
 
 def _page(template: str, status: int = 200, **values: object):  # type: ignore[no-untyped-def]
     return render_template(f"unblock/{template}", audience_words=AUDIENCE_WORDS, duration_words=DURATION_WORDS,
-                           extent_words=EXTENT_WORDS, **values), status  # fmt: skip
+                           extent_words=EXTENT_WORDS, said=shown_to_requester, **values), status  # fmt: skip
 
 
 def _refused(message: str, status: int = 400):  # type: ignore[no-untyped-def]

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from gateway.notify.mail import Mailer
 from gateway.store.models.people import PersonRecord
+from gateway.store.request_outcomes import shown_to_requester
 from gateway.store.models.unblock_requests import UnblockRequest
 from gateway.web.audit_trail import audit
 
@@ -46,7 +47,7 @@ def _body(row: UnblockRequest) -> str:
     lines = [f"Hello {row.display_name},", "", f"Your request to unblock {row.url} is {OUTCOMES[row.status]}."]
     if row.status == "approved":
         lines.append("You can use it now (it may take a few seconds to start working).")
-    note = row.decision_note if row.status in ("approved", "rejected") and row.decided_by else row.officer_note
+    note = shown_to_requester(row)
     if note:
         lines += ["", note]
     lines += ["", f"Request number {row.id}. The school web gateway."]

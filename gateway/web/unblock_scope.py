@@ -17,6 +17,7 @@ from gateway.policy.loader import PolicyError
 from gateway.policy.model import ExceptionGrant
 from gateway.policy.store_grants import compile_store_grants
 from gateway.store.models.unblock_requests import UnblockRequest
+from gateway.store.request_outcomes import requested_site
 from gateway.web.console_policy import console_policy
 
 # "Permanently" still needs an end: far enough that only the headteacher's "end early" ends it.
@@ -45,9 +46,7 @@ def running_policy() -> CompiledPolicy:
 
 
 def hosts_for(extent: str, host: str) -> list[str]:
-    if extent == "site" and host.startswith("www.") and host.count(".") >= 2:
-        return [host[4:]]
-    return [host]
+    return [requested_site(host, whole_site=extent == "site")]
 
 
 def unliftable(compiled: CompiledPolicy, hosts: list[str]) -> bool:
