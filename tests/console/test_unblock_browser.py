@@ -205,6 +205,8 @@ def test_an_approval_for_this_lesson_ends_when_the_gateways_clock_passes_the_les
     clock.write_text(games.expires.isoformat())
     status_within(pupil, "http://games.example/play", 403, time.monotonic())
     assert "Games are not allowed in lessons" in pupil.inner_text("body")
+    # The block page reads the request's outcome at the gateway's instant too.
+    assert re.search(r"You asked for access on .*: approved until .*; that has ended", pupil.inner_text("body"))
     # The grants page still lists it: it ended by the gateway's clock, not the console's.
     head.reload()
     assert "games.example" in head.inner_text("main")
