@@ -166,3 +166,22 @@ def test_a_grant_ends_at_the_moved_clock_with_no_restart(tmp_path: Path, origin,
         assert status(proxy, "http://chat.example/") == 200
     finally:
         proxy.stop()
+
+
+def test_a_clock_moved_back_never_brings_back_a_grant_that_has_ended(tmp_path: Path, origin, clock_file: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY)
+    proxy = start_gateway(tmp_path, policy, at="", origin=origin, gateway_clock_file=str(clock_file),
+                          gateway_grants_interval_ms=200)  # fmt: skip
+    try:
+        expires = datetime.now(UTC) + timedelta(seconds=4)
+        with session_factory(make_engine(f"sqlite:///{tmp_path / 'gateway.db'}")).begin() as s:
+            add_grant(s, ExceptionGrant(id="new", lists=["chat"], expires=expires, reason="test"), created_by="t")
+        eventually(proxy, "http://chat.example/", 200, LIVE_WITHIN)
+        eventually(proxy, "http://chat.example/", 403, LIVE_WITHIN + 4)
+        # A rehearsal winds the clock back to an hour before the grant ended; nothing in the store has moved.
+        set_clock(clock_file, (expires - timedelta(hours=1)).isoformat())
+        time.sleep(1.0)
+        assert status(proxy, "http://chat.example/") == 403
+    finally:
+        proxy.stop()

@@ -106,6 +106,7 @@ class GrantFollower:
             log.info("grants: the store answers again")
             self._away = False
         if read is None:
+            self._drop_expired(datetime.now(UTC))
             return
         self._versions, grants, outcomes = read
         self._requests = EarlierRequests(outcomes)
@@ -117,6 +118,14 @@ class GrantFollower:
             self._grants = tuple(grant.grant for grant in stored)
             self._compile(self.policy.current)
             log.info("grants: %d in force (store version %d)", len(self._set.grants), self._versions[GRANTS])
+
+    def _drop_expired(self, now: datetime) -> None:
+        """Forget grants past their end in real time: a clock moved back for a rehearsal must not bring back a
+        grant that has ended (an expiry moves no counter, so nothing else would drop it)."""
+        kept = tuple(grant for grant in self._grants if grant.expires > now)
+        if len(kept) != len(self._grants):
+            self._grants = kept
+            self._compile(self.policy.current)
 
     @staticmethod
     def _read(engine, guard: StallGuard, seen: dict[str, int]):  # type: ignore[no-untyped-def]
