@@ -69,6 +69,9 @@ def approve(session: Session, compiled: CompiledPolicy, number: int, *, by: str,
     row = _get(session, number)
     if row.teacher == by.lower():
         raise WindowRefused("a window needs someone other than the teacher who asked to approve it")
+    # The roster may have changed since the teacher asked (a new term, a teacher who has left).
+    if row.school_class not in classes_taught(session, row.teacher):
+        raise WindowRefused(f"the roster no longer says {row.teacher} teaches {row.school_class}")
     starts, ends = starts or row.starts, ends or row.ends
     if starts < row.starts or ends > row.ends:
         raise WindowRefused("a window may be narrowed, never widened beyond what was asked")

@@ -8,6 +8,7 @@ teacher's window, roles that must not decide or see."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -294,6 +295,9 @@ def test_a_window_already_over_is_refused_by_the_store_whatever_the_form_sent(ap
 def test_roles_that_must_not_ask_decide_or_see(app) -> None:
     teacher, officer = staff(app, "teacher"), staff(app, "officer")
     ask(teacher)
+    for path in ("/windows/", "/windows/mine", "/windows/1"):
+        response = app.test_client().get(path)
+        assert response.status_code == 302 and "/sign-in" in response.headers["Location"], path
     for username in ("it", "dpo"):
         client = staff(app, username)
         assert client.get("/windows/").status_code == 403
@@ -328,6 +332,16 @@ def test_tampered_ids_forged_fields_and_missing_tokens(app) -> None:
     assert head.post("/windows/1/approve", data={}).status_code == 400
     assert teacher.post("/windows/mine", data={"school_class": "5B", "purpose": "x"}).status_code == 400
     assert [w.status for w in stored(app)] == ["asked"]
+
+
+def test_a_window_for_a_class_the_teacher_no_longer_teaches_is_not_approved(app) -> None:
+    ask(staff(app, "teacher"))
+    with session_factory(make_engine(app.config["DB_URL"])).begin() as s:
+        import_people(s, [replace(person, teaches=frozenset({"6A"})) if person.username == "teacher" else person
+                          for person in PEOPLE])  # fmt: skip
+    refused = post(staff(app, "headteacher"), "/windows/1/approve")
+    assert refused.status_code == 400 and "no longer says teacher teaches 5B" in refused.get_data(as_text=True)
+    assert blocked(app, "amy", at(D1, 10)) and [w.status for w in stored(app)] == ["asked"]
 
 
 def test_a_teacher_who_is_also_the_approver_cannot_approve_their_own(app) -> None:
