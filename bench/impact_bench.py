@@ -1,7 +1,9 @@
 """Impact preview at scale: seed N access-log rows over the last 7 days into SQLite (default 1 M), then time the
 preview of typical grants, of a changed policy file and of rule or list changes proposed in the console against
 the demo policy. Goal: a few seconds at a million rows. Then how long a proposed change takes to compile, against a
-full compile, with the demo's lists and with one list of --big-list domains.
+full compile, with the demo's lists and with one list of --big-list domains. At 1 M rows in SQLite (2 shared cores,
+idle): a change reaching a few hosts 0.7 s, dropping the social media rule 2.0 s, a rule for every site (a full
+replay) 6.5 s; a proposal compiles in 0.5 ms against 150 ms for a full compile with a 2 M-domain list.
 
     .venv/bin/python bench/impact_bench.py [--rows 1000000] [--db var/bench/impact.db] [--reseed]
     .venv/bin/python bench/impact_bench.py --pg postgresql+psycopg://USER@HOST/DB   # seeds that (empty) database
