@@ -3,7 +3,7 @@ the curriculum-activity windows they may ask for are limited to these classes.""
 
 from __future__ import annotations
 
-from sqlalchemy import String
+from sqlalchemy import Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.store.base import Base
@@ -15,3 +15,5 @@ class ClassTeacher(Base):
     # Lower case, as `person.username`.
     username: Mapped[str] = mapped_column(String(128), primary_key=True)
     school_class: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+    __table_args__ = (Index("ix_class_teacher_school_class", "school_class"),)
