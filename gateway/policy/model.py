@@ -16,31 +16,15 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from gateway.decisions.types import Action, PeriodKind
 from gateway.identity.types import IdentitySource
-from gateway.lists.hosts import normalise_host
+from gateway.policy.content_model import ContentAnalysis
+from gateway.policy.expectations_model import ExpectedDecision
+from gateway.policy.model_base import Domain, Name, Strict
+from gateway.policy.reports_model import Reports
 
 # Kinds a weekly timetable may use; the rest are decided by the calendar.
 SCHOOL_DAY_KINDS = frozenset(
     {PeriodKind.LESSON, PeriodKind.BREAK, PeriodKind.LUNCH, PeriodKind.BEFORE_SCHOOL, PeriodKind.AFTER_SCHOOL}
 )
-
-Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
-
-
-def _domain(value: str) -> str:
-    host = normalise_host(value.removeprefix("*.").removeprefix("."))
-    if host is None:
-        raise ValueError(f"not a valid domain: {value!r}")
-    return host
-
-
-# Inline domains in the policy, normalised like list entries; each covers its subdomains.
-Domain = Annotated[str, AfterValidator(_domain)]
-
-
-class Strict(BaseModel):
-    # A misspelt key in a school's policy must be an error, not silently ignored.
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
 
 class Weekday(enum.StrEnum):
     MONDAY = "monday"
@@ -303,3 +287,9 @@ class Policy(Strict):
     default: DefaultAction = DefaultAction()
     connections: Connections = Connections()
     curriculum: Curriculum = Curriculum()
+    # Real-time analysis of page text and search terms (phrase lists in policies/content/).
+    content: ContentAnalysis = ContentAnalysis()
+    # Reports to the e-safety officer: the list a one-click block adds to, alerts and the weekly digest.
+    reports: Reports = Reports()
+    # Decisions the policy must keep giving: checked by `gateway policy validate` and before every reload.
+    expect: list[ExpectedDecision] = []

@@ -1,0 +1,9 @@
+"""Reports, alerts and the digest (issue 10: being built)."""
+
+from __future__ import annotations
+
+from gateway.policy.model_base import Strict
+
+
+class Reports(Strict):
+    pass
