@@ -167,6 +167,51 @@ def test_a_run_time_exception_cannot_lift_facebook(demo_policy):
     assert decide_target(demo_policy, head, "https://www.tiktok.com/", LESSON, lift).source is Source.EXCEPTION
 
 
+BROAD_ALLOW_FIRST = """
+  - id: staff-anything-after-school
+    groups: [staff]
+    periods: [after_school]
+    action: allow
+    reason: Staff may browse freely after school.
+  - id: partner-cdn
+    domains: [cdninstagram.com, meta.example]
+    action: allow
+    reason: A partner's content network.
+"""
+
+
+def test_an_allowing_rule_above_the_block_cannot_let_an_unliftable_host_through(tmp_path):
+    # Rules are first match wins, so an allow rule placed above the named-social-media block, with domains that
+    # reach under an unliftable entry or matching every site, would let it through; it does not.
+    policy = demo_copy(tmp_path)
+    policy.write_text(policy.read_text().replace("rules:\n", "rules:\n" + BROAD_ALLOW_FIRST, 1))
+    compiled = load_compiled(policy)
+    after_school = datetime.fromisoformat("2026-09-07T16:00")
+    staff = person("staff", "mr.jones")
+    for url in ("https://scontent.cdninstagram.com/a.jpg", "https://www.facebook.com/", "http://x.com/"):
+        decision = decide_target(compiled, staff, url, after_school)
+        assert (decision.action, decision.rule) == (Action.BLOCK, "social-media-named"), url
+        assert decide_target(compiled, person("pupil"), url, LESSON).action is Action.BLOCK, url
+    # The allowing rules still decide everything else.
+    assert decide_target(compiled, staff, "https://www.tiktok.com/", after_school).rule == "staff-anything-after-school"
+    assert decide_target(compiled, person("pupil"), "https://video.meta.example/", LESSON).rule == "partner-cdn"
+
+
+@pytest.mark.parametrize("action", ["allow", "flag"])
+@pytest.mark.parametrize(("listed", "message"), [
+    ("social_media_named", "list 'social_media_named' is marked unliftable"),
+    ("iwf", "list 'iwf' is in the illegal-content slot"),
+])
+def test_an_allowing_rule_naming_an_unliftable_list_is_refused(tmp_path, action, listed, message):
+    policy = demo_copy(tmp_path)
+    rule = f"  - {{id: lift-it, lists: [{listed}], action: {action}, reason: r}}\n"
+    policy.write_text(policy.read_text().replace("rules:\n", "rules:\n" + rule, 1))
+    run = gateway("policy", "validate", policy)
+    assert run.returncode == 1
+    line = line_of(policy, "id: lift-it")
+    assert f"error: {policy}:{line}: rules.0.lists.0: {message}" in run.stderr, run.stderr
+
+
 # -- Corrupt list files ----------------------------------------------------------------------------------------
 
 

@@ -1,7 +1,7 @@
 """The decision engine: (compiled policy, identity, host and path, instant) -> Decision. Pure; the proxy's hot path.
 
 Fixed precedence: illegal-content lists always block; then exceptions, except for a host on an unliftable list;
-then rules, first match wins; then the policy default.
+then rules, first match wins (only blocking rules for a host on an unliftable list); then the policy default.
 """
 
 from __future__ import annotations
@@ -82,8 +82,13 @@ def decide(
         if decision is not None:
             return decision
 
+    # A rule that lets a site through cannot let through a host on an unliftable list either, however broad its
+    # domains or `every_site`: only blocking rules decide those hosts.
+    unliftable = mask & policy.unliftable_mask
     for rule in policy.rules_for(identity.group, period):
         if rule.year_groups is not None and identity.year_group not in rule.year_groups:
+            continue
+        if unliftable and rule.action is not Action.BLOCK:
             continue
         if rule.every_site:
             return Decision(rule.action, Source.RULE, rule.reason, period, host, rule=rule.id)

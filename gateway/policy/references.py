@@ -39,9 +39,9 @@ def reference_problems(data: Any, base_dir: Path) -> Iterator[tuple[Loc, str]]:
 
     def liftable(loc: Loc, name: Any) -> Iterator[tuple[Loc, str]]:
         if name in illegal:
-            yield loc, f"list {name!r} is in the illegal-content slot: no exception can lift it"
+            yield loc, f"list {name!r} is in the illegal-content slot: no exception or allowing rule can lift it"
         elif name in unliftable:
-            yield loc, f"list {name!r} is marked unliftable: no exception can lift it"
+            yield loc, f"list {name!r} is marked unliftable: no exception or allowing rule can lift it"
 
     if "default_group" in data:
         yield from group(("default_group",), data["default_group"])
@@ -64,7 +64,7 @@ def reference_problems(data: Any, base_dir: Path) -> Iterator[tuple[Loc, str]]:
                 yield from group((section, i, "groups", j), name)
             for j, name in enumerate(_sequence(item.get("lists"))):
                 yield from listed((section, i, "lists", j), name)
-                if section == "exceptions" and isinstance(name, str):
+                if isinstance(name, str) and (section == "exceptions" or item.get("action") in ("allow", "flag")):
                     yield from liftable((section, i, "lists", j), name)
     for name, source in lists.items():
         for field in ("files", "url_files"):
