@@ -90,8 +90,9 @@ def in_store(db_url: str) -> Callable[..., object]:
 
 
 def visit(proxy: Mitmdump, ip: str, url: str = "http://games.example/") -> tuple[int, str]:
-    """What a browser on `ip` gets for `url`: status and page."""
-    got = curl(url, proxy=proxy.proxy_url, source_address=ip, headers={"Accept": "text/html"})
+    """What a browser on `ip` gets for `url` (https through a CONNECT, trusting the gateway's CA): status and page."""
+    got = curl(url, proxy=proxy.proxy_url, source_address=ip, headers={"Accept": "text/html"},
+               ca=proxy.ca_cert_path if url.startswith("https:") else None)  # fmt: skip
     return got.status, got.body.decode()
 
 
@@ -155,6 +156,19 @@ def test_each_step_shows_on_the_requesters_block_page_and_nobody_elses(gateway: 
     block_page_says(gateway, NOBODY, ASKED_ON + "waiting for the e-safety officer")
     block_page_says(gateway, AMY, ASKED_ON + "not approved — ")
     says_nothing_of_requests(gateway, BEN)
+
+
+def test_the_line_shows_on_the_block_page_of_an_https_site(gateway: Mitmdump, db_url: str) -> None:
+    # Schools carry HTTPS: the blocked CONNECT is answered by the gateway, whose block page carries the same line.
+    store = in_store(db_url)
+    secure = "https://www.games.example/levels"
+    says_nothing_of_requests(gateway, AMY, secure)
+    number = store(add_request, asked("amy", AMY, "Amy Jones"), datetime.now(UTC)).id  # type: ignore[attr-defined]
+    block_page_says(gateway, AMY, ASKED_ON + "waiting for the e-safety officer", secure)
+    store(officer_step, number, status="more_info", by="officer", note="Which <lesson>?", now=datetime.now(UTC))
+    page = block_page_says(gateway, AMY, ASKED_ON + "the e-safety officer asked a question", secure)
+    assert "Which &lt;lesson&gt;?" in page
+    says_nothing_of_requests(gateway, BEN, secure)
 
 
 def test_an_approval_lets_the_pupil_through_and_says_when_it_has_ended(gateway: Mitmdump, db_url: str) -> None:

@@ -1,4 +1,4 @@
-"""Curriculum-activity windows through a real mitmdump, on SQLite and PostgreSQL: a teacher asks in the console for
+"""Curriculum-activity windows through a real mitmdump, on SQLite and PostgreSQL, over HTTP and HTTPS: a teacher asks in the console for
 a lesson for their class 5B, the headteacher approves, and within 5 s 5B's pupil reaches the site while 5C's pupil
 next door is still blocked; closing the window early blocks 5B again within 5 s. A pre-authorised teacher's window
 for 5C opens with no approval and the headteacher finds it in the list of windows opened without approval."""
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.e2e
 
 PASSWORD = "correct horse battery"
 LIVE_WITHIN = 5.0
-GAMES = "http://www.games.example/"
+GAMES = "www.games.example/"
 AMY_5B, CARL_5C = "127.0.0.1", "127.0.0.2"
 POLICY = always_lesson_policy(
     """\
@@ -72,15 +72,21 @@ def ask_for_today(client, school_class: str):  # type: ignore[no-untyped-def]
                 period="00:00-24:00", purpose="Designing a maths game: pupils review published ones")  # fmt: skip
 
 
-def eventually(proxy, source: str, wanted: int) -> None:  # type: ignore[no-untyped-def]
+def games(proxy, source: str, scheme: str) -> int:  # type: ignore[no-untyped-def]
+    """What a pupil's browser on `source` gets from the games site (https: trusting the gateway's CA)."""
+    return curl(f"{scheme}://{GAMES}", proxy=proxy.proxy_url, source_address=source, ca=proxy.ca_cert_path).status
+
+
+def eventually(proxy, source: str, wanted: int, scheme: str) -> None:  # type: ignore[no-untyped-def]
     started = time.monotonic()
-    while (got := curl(GAMES, proxy=proxy.proxy_url, source_address=source).status) != wanted:
+    while (got := games(proxy, source, scheme)) != wanted:
         assert time.monotonic() - started < LIVE_WITHIN, f"{source}: still {got} after {LIVE_WITHIN}s"
         time.sleep(0.1)
 
 
-def test_a_window_lets_one_class_through_and_not_the_next(db_url: str, mitmdump_proxy, origin_http,
-                                                          tmp_path: Path) -> None:  # fmt: skip  # noqa: F811
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_a_window_lets_one_class_through_and_not_the_next(db_url: str, mitmdump_proxy, scheme: str,
+                                                          request: pytest.FixtureRequest, tmp_path: Path) -> None:  # fmt: skip  # noqa: F811
     engine = make_engine(db_url)
     with Session(engine) as s, s.begin():
         import_people(s, [Person("teacher", "Tess Teacher", "staff", teaches=frozenset({"5B"})),
@@ -98,26 +104,26 @@ def test_a_window_lets_one_class_through_and_not_the_next(db_url: str, mitmdump_
     proxy = mitmdump_proxy(["addons/gateway.py"], {
         "gateway_policy": str(policy), "gateway_db": db_url, "gateway_spool": str(tmp_path / "spool"),
         "gateway_identity_interval_ms": 200, "gateway_grants_interval_ms": 200,
-    }, origin=origin_http, ready_line="identity sources running")  # fmt: skip
+    }, origin=request.getfixturevalue(f"origin_{scheme}"), ready_line="identity sources running")  # fmt: skip
     teacher, ict, head = signed_in(app, "teacher"), signed_in(app, "mr_ict"), signed_in(app, "head")
-    eventually(proxy, AMY_5B, 403)
-    assert curl(GAMES, proxy=proxy.proxy_url, source_address=CARL_5C).status == 403
+    eventually(proxy, AMY_5B, 403, scheme)
+    assert games(proxy, CARL_5C, scheme) == 403
 
     assert ask_for_today(teacher, "5B").status_code == 302
     # Asked, not approved: still blocked once the proxy has had time to see any change.
     time.sleep(LIVE_WITHIN / 2)
-    assert curl(GAMES, proxy=proxy.proxy_url, source_address=AMY_5B).status == 403
+    assert games(proxy, AMY_5B, scheme) == 403
 
     assert post(head, "/windows/1/approve", note="Good use of lesson time").status_code == 302
-    eventually(proxy, AMY_5B, 200)
-    assert curl(GAMES, proxy=proxy.proxy_url, source_address=CARL_5C).status == 403
+    eventually(proxy, AMY_5B, 200, scheme)
+    assert games(proxy, CARL_5C, scheme) == 403
 
     assert post(head, "/windows/1/close").status_code == 302
-    eventually(proxy, AMY_5B, 403)
+    eventually(proxy, AMY_5B, 403, scheme)
 
     # A pre-authorised teacher: open at once for 5C, and shown to the headteacher afterwards.
     assert ask_for_today(ict, "5C").status_code == 302
-    eventually(proxy, CARL_5C, 200)
-    assert curl(GAMES, proxy=proxy.proxy_url, source_address=AMY_5B).status == 403
+    eventually(proxy, CARL_5C, 200, scheme)
+    assert games(proxy, AMY_5B, scheme) == 403
     unseen = head.get("/windows/").get_data(as_text=True).split("Opened without approval")[1].split("All windows")[0]
     assert "Window 2" in unseen and "mr_ict" in unseen
