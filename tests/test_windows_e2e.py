@@ -22,11 +22,11 @@ from gateway.store.engine import make_engine
 from gateway.web.app import ConsoleConfig, create_app
 from tests.store.databases import db_url, pg_schema_url  # noqa: F401
 from tests.support.clients import curl
+from tests.support.console import PASSWORD, post, signed_in
 from tests.support.policies import always_lesson_policy
 
 pytestmark = pytest.mark.e2e
 
-PASSWORD = "correct horse battery"
 LIVE_WITHIN = 5.0
 GAMES = "www.games.example/"
 AMY_5B, CARL_5C = "127.0.0.1", "127.0.0.2"
@@ -46,21 +46,6 @@ rules:
 curriculum: {preauthorised_teachers: [mr_ict]}
 """,
 )
-
-
-def csrf(html: str) -> str:
-    return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html).group(1)
-
-
-def signed_in(app, username: str):  # type: ignore[no-untyped-def]
-    client = app.test_client()
-    page = client.get("/sign-in").get_data(as_text=True)
-    client.post("/sign-in", data={"username": username, "password": PASSWORD, "csrf_token": csrf(page)})
-    return client
-
-
-def post(client, path: str, **form: object):  # type: ignore[no-untyped-def]
-    return client.post(path, data={"csrf_token": csrf(client.get("/help").get_data(as_text=True))} | form)
 
 
 def ask_for_today(client, school_class: str):  # type: ignore[no-untyped-def]

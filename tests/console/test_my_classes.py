@@ -31,9 +31,9 @@ from gateway.store.writer import AccessLogWriter
 from gateway.web.app import ConsoleConfig, create_app
 from tests.console.test_console_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.store.databases import db_url, pg_schema_url  # noqa: F401
+from tests.support.console import PASSWORD, signed_in
 
 LONDON = ZoneInfo("Europe/London")
-PASSWORD = "correct horse battery"
 HOSTILE_HOST = "<img src=x onerror=alert(1)>.example"
 HOSTILE_REASON = "<script>alert('reason')</script>"
 
@@ -110,15 +110,6 @@ def app(db_url, tmp_path):  # type: ignore[no-untyped-def]  # noqa: F811
     app = create_app(ConsoleConfig(db_url=db_url, secret_key_file=str(tmp_path / "secret"), timezone="Europe/London"))
     app.config["DB_URL"] = db_url
     return app
-
-
-def signed_in(app, username: str):  # type: ignore[no-untyped-def]
-    client = app.test_client()
-    page = client.get("/sign-in").get_data(as_text=True)
-    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
-    response = client.post("/sign-in", data={"username": username, "password": PASSWORD, "csrf_token": token})
-    assert response.status_code == 302, username
-    return client
 
 
 def audit_rows(app, action: str) -> list[AuditEvent]:  # type: ignore[no-untyped-def]

@@ -35,9 +35,9 @@ from gateway.store.windows import ask as ask_in_store
 from gateway.store.writer import AccessLogWriter
 from gateway.web.app import ConsoleConfig, create_app
 from tests.store.databases import db_url, pg_schema_url  # noqa: F401
+from tests.support.console import PASSWORD, post, signed_in
 from tests.support.policies import MINIMAL
 
-PASSWORD = "correct horse battery"
 LONDON = ZoneInfo("Europe/London")
 AUTUMN_2026 = "terms: [{name: Autumn, start: 2026-09-03, end: 2026-12-18}]"
 EVERY_YEAR = "terms: [{name: Always, start: 2000-01-01, end: 2099-12-31}]"
@@ -99,22 +99,6 @@ def app(db_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]  # noqa: F
     return app
 
 
-def csrf(html: str) -> str:
-    return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html).group(1)
-
-
-def staff(app, username: str):  # type: ignore[no-untyped-def]
-    client = app.test_client()
-    page = client.get("/sign-in").get_data(as_text=True)
-    client.post("/sign-in", data={"username": username, "password": PASSWORD, "csrf_token": csrf(page)})
-    return client
-
-
-def post(client, path: str, **form: object):  # type: ignore[no-untyped-def]
-    token = csrf(client.get("/help").get_data(as_text=True))
-    return client.post(path, data={"csrf_token": token} | form)
-
-
 def ask(client, **form: object):  # type: ignore[no-untyped-def]
     data = {"school_class": "5B", "lists": ["games"], "domains": "", "when": "lesson", "day": D1.isoformat(),
             "period": "08:50-12:00", "purpose": "Times-tables practice on a maths game"} | form
@@ -146,7 +130,7 @@ def stored(app) -> list[CurriculumWindow]:  # type: ignore[no-untyped-def]
 
 
 def test_the_form_offers_only_the_teachers_classes_liftable_lists_and_that_days_lessons(app) -> None:
-    teacher = staff(app, "teacher")
+    teacher = signed_in(app, "teacher")
     form = page(teacher, f"/windows/mine?day={D1.isoformat()}")
     assert '<option value="5B"' in form and '"5C"' not in form
     assert 'value="games"' in form and 'value="social"' in form
@@ -154,11 +138,11 @@ def test_the_form_offers_only_the_teachers_classes_liftable_lists_and_that_days_
     assert '<option value="08:50-12:00"' in form and '<option value="13:00-15:15"' in form
     saturday = D1 + timedelta(days=5 - D1.weekday())
     assert "no lessons that day" in page(teacher, f"/windows/mine?day={saturday.isoformat()}")
-    assert staff(app, "teacher").get("/windows/mine?day=<b>").status_code == 400
+    assert signed_in(app, "teacher").get("/windows/mine?day=<b>").status_code == 400
 
 
 def test_a_lesson_window_lets_that_class_through_in_that_lesson_only(app) -> None:
-    teacher, head = staff(app, "teacher"), staff(app, "headteacher")
+    teacher, head = signed_in(app, "teacher"), signed_in(app, "headteacher")
     assert ask(teacher).status_code == 302
     assert "asked" in page(teacher, "/windows/mine")
     # Asked is not approved.
@@ -179,7 +163,7 @@ def test_a_lesson_window_lets_that_class_through_in_that_lesson_only(app) -> Non
 
 
 def test_a_range_of_days_is_lesson_time_only_and_the_head_may_narrow_it_never_widen_it(app) -> None:
-    teacher, head = staff(app, "teacher"), staff(app, "headteacher")
+    teacher, head = signed_in(app, "teacher"), signed_in(app, "headteacher")
     assert ask(teacher, when="days", first_day=D1.isoformat(), last_day=D3.isoformat(), lists=[],
                domains="coolmath.example").status_code == 302  # fmt: skip
     wider = post(head, "/windows/1/approve", first_day=D1.isoformat(), last_day=(D3 + timedelta(days=1)).isoformat())
@@ -194,7 +178,7 @@ def test_a_range_of_days_is_lesson_time_only_and_the_head_may_narrow_it_never_wi
 
 
 def test_the_head_rejects_with_a_reason_the_teacher_sees(app) -> None:
-    teacher, head = staff(app, "teacher"), staff(app, "headteacher")
+    teacher, head = signed_in(app, "teacher"), signed_in(app, "headteacher")
     ask(teacher)
     silent = post(head, "/windows/1/reject", note=" ")
     assert silent.status_code == 400 and "say why" in silent.get_data(as_text=True)
@@ -207,7 +191,7 @@ def test_the_head_rejects_with_a_reason_the_teacher_sees(app) -> None:
 
 
 def test_closing_early_ends_the_grant(app) -> None:
-    teacher, head = staff(app, "teacher"), staff(app, "headteacher")
+    teacher, head = signed_in(app, "teacher"), signed_in(app, "headteacher")
     ask(teacher)
     post(head, "/windows/1/approve")
     assert not blocked(app, "amy", at(D1, 10))
@@ -219,7 +203,7 @@ def test_closing_early_ends_the_grant(app) -> None:
 
 
 def test_only_the_teacher_who_asked_may_withdraw_and_only_while_it_waits(app) -> None:
-    teacher, other, head = staff(app, "teacher"), staff(app, "other_teacher"), staff(app, "headteacher")
+    teacher, other, head = signed_in(app, "teacher"), signed_in(app, "other_teacher"), signed_in(app, "headteacher")
     ask(teacher)
     ask(teacher, period="13:00-15:15")
     stolen = post(other, "/windows/1/withdraw")
@@ -235,13 +219,13 @@ def test_only_the_teacher_who_asked_may_withdraw_and_only_while_it_waits(app) ->
 
 
 def test_a_preauthorised_teacher_opens_at_once_and_the_head_sees_it_afterwards(app) -> None:
-    ict, head = staff(app, "mr_ict"), staff(app, "headteacher")
+    ict, head = signed_in(app, "mr_ict"), signed_in(app, "headteacher")
     assert ask(ict, school_class="5C").status_code == 302
     assert not blocked(app, "carl", at(D1, 10))
     assert blocked(app, "amy", at(D1, 10))
     unseen = page(head).split("Opened without approval")[1].split("All windows")[0]
     assert "Window 1" in unseen and "mr_ict" in unseen
-    assert post(staff(app, "officer"), "/windows/1/seen").status_code == 403
+    assert post(signed_in(app, "officer"), "/windows/1/seen").status_code == 403
     assert post(head, "/windows/1/seen").status_code == 302
     assert "Window 1" not in page(head).split("Opened without approval")[1].split("All windows")[0]
     assert post(head, "/windows/1/seen").status_code == 400
@@ -274,7 +258,7 @@ def test_a_preauthorised_teacher_opens_at_once_and_the_head_sees_it_afterwards(a
 ])  # fmt: skip
 def test_what_may_not_be_asked_is_refused_with_a_reason_and_the_form_kept(app, form: dict[str, object],
                                                                          says: str) -> None:  # fmt: skip
-    teacher = staff(app, "teacher")
+    teacher = signed_in(app, "teacher")
     refused = ask(teacher, **form)
     text = refused.get_data(as_text=True)
     assert refused.status_code == 400 and says in text
@@ -293,13 +277,13 @@ def test_a_window_already_over_is_refused_by_the_store_whatever_the_form_sent(ap
 
 
 def test_roles_that_must_not_ask_decide_or_see(app) -> None:
-    teacher, officer = staff(app, "teacher"), staff(app, "officer")
+    teacher, officer = signed_in(app, "teacher"), signed_in(app, "officer")
     ask(teacher)
     for path in ("/windows/", "/windows/mine", "/windows/1"):
         response = app.test_client().get(path)
         assert response.status_code == 302 and "/sign-in" in response.headers["Location"], path
     for username in ("it", "dpo"):
-        client = staff(app, username)
+        client = signed_in(app, username)
         assert client.get("/windows/").status_code == 403
         assert client.get("/windows/mine").status_code == 403
         assert client.get("/windows/1").status_code == 403
@@ -319,7 +303,7 @@ def test_roles_that_must_not_ask_decide_or_see(app) -> None:
 
 
 def test_tampered_ids_forged_fields_and_missing_tokens(app) -> None:
-    teacher, head = staff(app, "teacher"), staff(app, "headteacher")
+    teacher, head = signed_in(app, "teacher"), signed_in(app, "headteacher")
     # A forged teacher field is ignored: the window is the signed-in teacher's.
     ask(teacher, teacher="other_teacher", status="open", preauthorised="yes")
     [window] = stored(app)
@@ -335,17 +319,17 @@ def test_tampered_ids_forged_fields_and_missing_tokens(app) -> None:
 
 
 def test_a_window_for_a_class_the_teacher_no_longer_teaches_is_not_approved(app) -> None:
-    ask(staff(app, "teacher"))
+    ask(signed_in(app, "teacher"))
     with session_factory(make_engine(app.config["DB_URL"])).begin() as s:
         import_people(s, [replace(person, teaches=frozenset({"6A"})) if person.username == "teacher" else person
                           for person in PEOPLE])  # fmt: skip
-    refused = post(staff(app, "headteacher"), "/windows/1/approve")
+    refused = post(signed_in(app, "headteacher"), "/windows/1/approve")
     assert refused.status_code == 400 and "no longer says teacher teaches 5B" in refused.get_data(as_text=True)
     assert blocked(app, "amy", at(D1, 10)) and [w.status for w in stored(app)] == ["asked"]
 
 
 def test_a_teacher_who_is_also_the_approver_cannot_approve_their_own(app) -> None:
-    teacher = staff(app, "teacher")
+    teacher = signed_in(app, "teacher")
     ask(teacher)
     with session_factory(make_engine(app.config["DB_URL"]))() as s:
         with pytest.raises(WindowRefused, match="someone other than the teacher"):
@@ -353,7 +337,7 @@ def test_a_teacher_who_is_also_the_approver_cannot_approve_their_own(app) -> Non
 
 
 def test_markup_in_the_purpose_comes_back_as_text(app) -> None:
-    teacher, head = staff(app, "teacher"), staff(app, "headteacher")
+    teacher, head = signed_in(app, "teacher"), signed_in(app, "headteacher")
     ask(teacher, purpose="<script>alert('x')</script> coding club")
     for html in (page(head), page(head, "/windows/1"), page(teacher, "/windows/mine")):
         assert "<script>alert" not in html and "&lt;script&gt;alert(&#39;x&#39;)" in html
@@ -375,7 +359,7 @@ def test_the_head_sees_what_the_window_would_have_let_through_last_week(app, tmp
                                  method="GET", scheme="https", host=host, path="/", query="", status=403, size=0,
                                  keep_query=False, site="main"))  # fmt: skip
     writer.close()
-    teacher, head = staff(app, "teacher"), staff(app, "headteacher")
+    teacher, head = signed_in(app, "teacher"), signed_in(app, "headteacher")
     ask(teacher)
     html = page(head, "/windows/1")
     impact = re.sub(r"\s+", " ", html.split('id="window-impact">')[1].split("</p>")[0])
@@ -386,7 +370,7 @@ def test_the_head_sees_what_the_window_would_have_let_through_last_week(app, tmp
 
 
 def test_a_form_without_its_csrf_token_is_refused(app) -> None:
-    teacher = staff(app, "teacher")
+    teacher = signed_in(app, "teacher")
     form = {"school_class": "5B", "lists": "games", "when": "lesson", "day": D1.isoformat(), "period": "08:50-12:00",
             "purpose": "x"}  # fmt: skip
     refused = teacher.post("/windows/mine", data=form)
