@@ -49,6 +49,8 @@ def block(flow: http.HTTPFlow, policy: Policy, decision: Decision, identity: Ide
         reference=flow.id[:8],
         list_description=listed.description if listed else "",
         earlier=earlier,
+        # The gateway's own pages: its report form sits beside its request form.
+        report_url=f"{request_url.removesuffix('/request')}/report" if request_url else None,
     )
     if wants_page(flow.request):
         body, content_type = render_block_page(notice), "text/html; charset=utf-8"

@@ -62,7 +62,7 @@ dt{font-weight:600;color:#5b6477}dd{margin:0;overflow-wrap:anywhere}
 </dl>
 $asked
 $ask
-<p class="ref">Reference $ref. If you saw something that upset you, tell your teacher.</p>
+<p class="ref">Reference $ref. If you saw something that upset you, tell your teacher.$report</p>
 </main>
 </body>
 </html>
@@ -83,6 +83,8 @@ class BlockNotice:
     list_description: str = ""
     # This person's (or, for nobody signed in, this device's) latest request about this site.
     earlier: RequestOutcome | None = None
+    # The gateway's "Report this page" form, beside its request form; None when the gateway has no portal.
+    report_url: str | None = None
 
 
 def _why(notice: BlockNotice) -> str:
@@ -118,6 +120,16 @@ def _ask(notice: BlockNotice) -> str:
         f'<div class="ask">Think this is wrong, or need it for a lesson? Ask {escape(notice.contact)}: '
         f"they review blocked-content requests, which the headteacher approves.</div>"
     )
+
+
+def _report(notice: BlockNotice) -> str:
+    """Blocked is not always wrong and not always enough: a pupil can tell the officer what they met, or that the
+    page should not be blocked, without asking for access."""
+    if not notice.report_url:
+        return ""
+    link = escape(f"{notice.report_url}?{urlencode({'url': notice.url})}")
+    return (f' <a href="{link}">Report this page</a> to the e-safety officer: something on it worried you, or it '
+            "should not be blocked.")
 
 
 def _day(moment: datetime, notice: BlockNotice) -> str:
@@ -175,6 +187,7 @@ def render_block_page(notice: BlockNotice) -> str:
         asked=_asked(notice),
         ask=_ask(notice),
         ref=escape(notice.reference),
+        report=_report(notice),
     )
 
 
