@@ -12,6 +12,8 @@ from functools import cached_property
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from gateway.content.analyser import ContentAnalyser
+from gateway.content.build import build_analyser
 from gateway.decisions.types import Action, PeriodKind
 from gateway.identity.subnets import SubnetDirectory
 from gateway.lists.index import DomainIndex, DomainSource, UrlIndex
@@ -54,6 +56,8 @@ class CompiledPolicy:
     list_sizes: Mapping[str, int] = field(default_factory=dict)
     # Things a school should know about but that do not stop the policy loading (a UT1 category not imported).
     warnings: tuple[str, ...] = ()
+    # Page-text and search-term analysis; None when the policy turns it off.
+    content: ContentAnalyser | None = None
     _rule_tables: dict[tuple[str, PeriodKind], tuple[CompiledRule, ...]] = field(default_factory=dict)
 
     @property
@@ -86,6 +90,8 @@ class CompiledPolicy:
             for category in source.ut1:
                 folder = self.loaded.resolve(self.policy.imports) / category
                 files += [folder / "domains", folder / "urls"]
+        if self.policy.content.enabled:
+            files += [self.loaded.resolve(f) for f in self.policy.content.data_files]
         return tuple(files)
 
 
@@ -150,6 +156,7 @@ def compile_policy(loaded: LoadedPolicy) -> CompiledPolicy:
         networks=SubnetDirectory(policy.networks, policy.default_group),
         list_sizes=entries.sizes,
         warnings=tuple(warnings),
+        content=build_analyser(loaded),
     )
 
 

@@ -6,7 +6,7 @@ unknown name reports both at once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +66,35 @@ def reference_problems(data: Any, base_dir: Path) -> Iterator[tuple[Loc, str]]:
                 yield from listed((section, i, "lists", j), name)
                 if isinstance(name, str) and (section == "exceptions" or item.get("action") in ("allow", "flag")):
                     yield from liftable((section, i, "lists", j), name)
+    yield from expect_problems(data, group)
+    yield from _content_problems(data, groups, base_dir)
     for name, source in lists.items():
         for field in ("files", "url_files"):
             for j, file in enumerate(_sequence(_mapping(source).get(field))):
                 if isinstance(file, str) and not (base_dir / file).is_file():
                     yield ("lists", name, field, j), f"list file not found: {base_dir / file}"
+
+
+def expect_problems(data: dict, group: Callable[[Loc, Any], Iterator[tuple[Loc, str]]]) -> Iterator[tuple[Loc, str]]:
+    """An expected decision must name a group the policy defines."""
+    for i, case in enumerate(_sequence(data.get("expect"))):
+        yield from group(("expect", i, "group"), _mapping(case).get("group"))
+
+
+def _content_problems(data: dict, groups: set[str], base_dir: Path) -> Iterator[tuple[Loc, str]]:
+    """Groups the content thresholds name must exist; the phrase files it names must be there."""
+    content = _mapping(data.get("content"))
+    for table in ("page_thresholds", "search_thresholds"):
+        for name in _mapping(_mapping(content.get(table)).get("groups")):
+            if groups and name not in groups:
+                message = f"unknown group {name!r} (groups: {', '.join(sorted(groups))})"
+                yield ("content", table, "groups", name), message
+    files: list[tuple[Loc, Any]] = [(("content", field, j), f) for field in ("context", "misspellings")
+                                    for j, f in enumerate(_sequence(content.get(field)))]  # fmt: skip
+    for name, category in _mapping(content.get("categories")).items():
+        for field in ("phrases", "search_terms"):
+            files += [(("content", "categories", name, field, j), f)
+                      for j, f in enumerate(_sequence(_mapping(category).get(field)))]  # fmt: skip
+    for loc, file in files:
+        if isinstance(file, str) and not (base_dir / file).is_file():
+            yield loc, f"phrase file not found: {base_dir / file}"

@@ -1,0 +1,106 @@
+"""One Aho-Corasick automaton over every normalised phrase, and the tally that turns its hits into scores.
+
+A loop of regular expressions costs one pass over the page per phrase; the automaton makes one pass whatever the
+number of phrases (see `bench/content_matcher_bench.py`). Phrases are stored padded with spaces, and the text is
+normalised to words between single spaces, so only whole words match ("class" does not contain "ass").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import ahocorasick
+
+from gateway.content.normalise import spelling_variants
+from gateway.content.phrase_files import Phrase
+
+# A phrase counts at most this many times, so one word repeated down a long page does not make it harmful.
+MAX_REPEATS = 3
+MAX_MATCHES = 20
+EXCERPT_CHARS = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    # None for context phrases, which lower the score of every category.
+    category: str | None
+    weight: int
+    text: str
+
+
+class PhraseMatcher:
+    def __init__(self, phrases: Iterable[tuple[str | None, Phrase]],
+                 misspellings: Mapping[str, tuple[str, ...]]) -> None:  # fmt: skip
+        self.entries: list[Entry] = []
+        by_pattern: dict[str, list[int]] = {}
+        for category, phrase in phrases:
+            entry_id = len(self.entries)
+            self.entries.append(Entry(category, phrase.weight, phrase.text))
+            for variant in spelling_variants(phrase.normalised, misspellings):
+                by_pattern.setdefault(f" {variant} ", []).append(entry_id)
+        self.automaton = ahocorasick.Automaton()
+        for pattern, ids in by_pattern.items():
+            self.automaton.add_word(pattern, (len(pattern), tuple(ids)))
+        self.patterns = len(by_pattern)
+        if self.patterns:
+            self.automaton.make_automaton()
+
+    def hits(self, text: str) -> Iterable[tuple[int, int, tuple[int, ...]]]:
+        """(start, end) of each whole-word match in normalised text, with the entries it counts for."""
+        if not self.patterns:
+            return
+        for last, (length, ids) in self.automaton.iter(text):
+            yield last + 1 - length, last + 1, ids
+
+
+@dataclass(slots=True)
+class Tally:
+    """Counts per phrase over one page (or one streamed page, piece by piece) and the scores they make."""
+
+    matcher: PhraseMatcher
+    counts: dict[int, int] = field(default_factory=dict)
+    # The text around the first sighting of each phrase, for the report's excerpt.
+    excerpts: dict[int, str] = field(default_factory=dict)
+
+    def add(self, text: str, skip_before: int = 0) -> None:
+        """Count the matches in normalised `text` that end after `skip_before` (the part before was counted
+        already, as the end of the previous piece)."""
+        for start, end, ids in self.matcher.hits(text):
+            if end <= skip_before:
+                continue
+            for entry_id in ids:
+                seen = self.counts.get(entry_id, 0)
+                if seen < MAX_REPEATS:
+                    self.counts[entry_id] = seen + 1
+                if not seen:
+                    self.excerpts[entry_id] = _excerpt(text, start, end)
+
+    def scores(self) -> dict[str, int]:
+        """Each matched category's score: its phrases' weights, lowered by context phrases, never below zero."""
+        positive: dict[str, int] = {}
+        context = 0
+        entries = self.matcher.entries
+        for entry_id, count in self.counts.items():
+            entry = entries[entry_id]
+            if entry.category is None:
+                context += entry.weight * count
+            else:
+                positive[entry.category] = positive.get(entry.category, 0) + entry.weight * count
+        return {category: max(0, score + context) for category, score in positive.items()}
+
+    def evidence(self, category: str) -> tuple[tuple[str, ...], str]:
+        """The category's phrases that raised its score, strongest first, and the excerpt of the strongest."""
+        entries = self.matcher.entries
+        ranked = sorted(
+            (entry_id for entry_id in self.counts if entries[entry_id].category == category
+             and entries[entry_id].weight > 0),
+            key=lambda entry_id: -entries[entry_id].weight * self.counts[entry_id],
+        )  # fmt: skip
+        matches = tuple(dict.fromkeys(entries[entry_id].text for entry_id in ranked))[:MAX_MATCHES]
+        return matches, self.excerpts[ranked[0]] if ranked else ""
+
+
+def _excerpt(text: str, start: int, end: int) -> str:
+    margin = max(0, (EXCERPT_CHARS - (end - start)) // 2)
+    return text[max(0, start - margin) : end + margin].strip()[:EXCERPT_CHARS]
