@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from sqlalchemy import create_engine, select
 
 from gateway.store.migrate import upgrade
@@ -106,6 +107,12 @@ def test_corrupt_list_files_are_refused_and_facebook_stays_blocked(gateway, tmp_
 
 def test_an_emptied_list_is_refused_until_the_operator_confirms(gateway, tmp_path):
     listed = tmp_path / "lists" / "social_media_named.txt"
+    # An emptied social-media list also breaks the demo's expected decisions (tests/test_policy_expectations_e2e.py);
+    # only the shrink check is under test here.
+    policy = tmp_path / "policy.yaml"
+    data = yaml.safe_load(policy.read_text())
+    del data["expect"]
+    restored(gateway, lambda: policy.write_text(yaml.safe_dump(data)))
     log = refused(gateway, lambda: listed.write_text(""))
     assert "lists.social_media_named: list 'social_media_named' would go from 22 to 0 entries (emptied)" in log
     assert "--confirm-shrink" in log

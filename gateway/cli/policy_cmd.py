@@ -9,6 +9,7 @@ import click
 
 from gateway.cli.options import db_option, record_or_warn
 from gateway.policy.compiled import CompiledPolicy, compile_policy
+from gateway.policy.expectations import check_expectations
 from gateway.policy.illegal_slot import slot_warning
 from gateway.policy.loader import LoadedPolicy, PolicyError, load_policy
 from gateway.policy.shrink import confirm
@@ -35,9 +36,11 @@ def load_or_exit(path: Path) -> LoadedPolicy:
 def compile_or_exit(path: Path) -> CompiledPolicy:
     loaded = load_or_exit(path)
     try:
-        return compile_policy(loaded)
+        compiled = compile_policy(loaded)
+        check_expectations(compiled)
     except PolicyError as exc:
         raise exit_with(exc) from None
+    return compiled
 
 
 def echo_warnings(compiled: CompiledPolicy) -> None:
@@ -64,7 +67,7 @@ def validate(path: Path) -> None:
     echo_warnings(compiled)
     click.echo(
         f"{path}: valid ({len(compiled.policy.rules)} rules, {len(compiled.policy.lists)} lists, "
-        f"{len(compiled.domains):,} domain entries)"
+        f"{len(compiled.domains):,} domain entries, {len(compiled.policy.expect)} expected decisions hold)"
     )
 
 

@@ -20,6 +20,7 @@ from gateway.policy.content_model import ContentAnalysis
 from gateway.policy.expectations_model import ExpectedDecision
 from gateway.policy.model_base import Domain, Name, Strict
 from gateway.policy.reports_model import Reports
+from gateway.selftest.categories import SelftestCategory
 
 # Kinds a weekly timetable may use; the rest are decided by the calendar.
 SCHOOL_DAY_KINDS = frozenset(
@@ -173,6 +174,8 @@ class ListSource(Strict):
     # Only fake entries under the reserved `.test` domain, for checking a slot end to end: they do not count as
     # the slot being filled.
     test_entries: bool = False
+    # The DfE/UKSIC content category this list fills (`gateway selftest` checks each category with its entries).
+    category: SelftestCategory | None = None
 
     @model_validator(mode="after")
     def _test_entries_are_fake(self) -> ListSource:

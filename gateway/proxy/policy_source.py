@@ -20,6 +20,7 @@ from typing import Any
 from mitmproxy import ctx, exceptions
 
 from gateway.policy.compiled import CompiledPolicy, load_compiled
+from gateway.policy.expectations import check_expectations
 from gateway.policy.loader import PolicyError
 from gateway.policy.shrink import check_shrink
 from gateway.store.audit import audit_values, short_diff
@@ -74,6 +75,7 @@ class PolicySource:
             path = Path(ctx.options.gateway_policy)
             try:
                 compiled = load_compiled(path)
+                check_expectations(compiled)
             except PolicyError as exc:
                 raise exceptions.OptionsError(f"the policy is invalid:\n{exc}") from None
             self._install(compiled)
@@ -142,9 +144,11 @@ class PolicySource:
         await self._audit("policy-loaded", path, before, {"summary": summary})
 
     def _load_checked(self, path: Path) -> CompiledPolicy:
-        """In a worker thread: the new policy, refused (PolicyError) if it empties or halves a running list."""
+        """In a worker thread: the new policy, refused (PolicyError) if it empties or halves a running list or breaks
+        one of its expected decisions."""
         compiled = load_compiled(path)
         check_shrink(self.current, compiled)
+        check_expectations(compiled)
         return compiled
 
     async def _audit(self, action: str, path: Path, before: Stamp, detail: dict[str, Any]) -> None:
