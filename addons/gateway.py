@@ -26,6 +26,7 @@ from gateway.proxy.policy_source import PolicySource  # noqa: E402
 from gateway.proxy.portal import PortalAddon  # noqa: E402
 from gateway.proxy.proxy_auth import ProxyAuthAddon  # noqa: E402
 from gateway.proxy.radius_listener import RadiusListenerAddon  # noqa: E402
+from gateway.proxy.selftest_route import SelftestRoute  # noqa: E402
 from gateway.proxy.startup_gate import StartupGate  # noqa: E402
 from gateway.proxy.store_options import StoreOptions  # noqa: E402
 from gateway.proxy.tunnels import TunnelGuard  # noqa: E402
@@ -37,6 +38,7 @@ connections = Connections()
 destinations = DestinationGuard(policy)
 access_log = AccessLog(policy)
 grants = GrantFollower(policy)
+selftest = SelftestRoute(policy)
 
 addons = [
     StartupGate(),
@@ -49,6 +51,7 @@ addons = [
         grants,
         RadiusListenerAddon(identity_sources),
         ProxyAuthAddon(identity_sources),
+        selftest,
         IdentityAddon(policy, identity_sources),
         PortalAddon(policy),
         TunnelGuard(
@@ -57,6 +60,8 @@ addons = [
         destinations,
         Enforcer(policy, clock, destinations, connections, grants),
         access_log,
+        # Last: sends an allowed self-test request to its test origin once every part has decided.
+        selftest.last,
         on_failure=FailClosed(policy, clock, connections).handlers(),
     )
 ]

@@ -15,6 +15,7 @@ from gateway.cli.grants_cmd import grants
 from gateway.cli.impact_cmd import impact
 from gateway.cli.roster_cmd import roster
 from gateway.cli.run_cmd import run
+from gateway.cli.selftest_cmd import selftest
 from gateway.cli.users_cmd import users
 from gateway.cli.whois_cmd import whois
 
@@ -39,3 +40,4 @@ cli.add_command(export_person_cmd)
 cli.add_command(run)
 cli.add_command(grants)
 cli.add_command(impact)
+cli.add_command(selftest)

@@ -15,6 +15,8 @@ class IdentitySource(enum.StrEnum):
     RADIUS = "radius"
     # Set by hand: `gateway check --group`, tests.
     GIVEN = "given"
+    # A `gateway selftest` request carrying a valid signed token: decided as the token's group, never reported.
+    SELFTEST = "selftest"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,101 @@
+"""`gateway selftest` against a real mitmdump running the demo policy: every group and category as the standards
+ask, a policy without its adult rule failing for pupils, the empty illegal-content slot reported, a forged token
+ignored, and no self-test request ever reaching anything but the self-test's own server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from gateway.selftest.token import HEADER, mint
+from tests.support.gateway import start_gateway
+from tests.support.origins import OriginServer
+from tests.support.policies import ROOT, demo_policy_with_devices
+
+pytestmark = pytest.mark.e2e
+
+ADULT_RULE = "adult, gambling, drugs, self_harm"
+
+
+def selftest(proxy, secret: Path, policy: Path, *args: str) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def]
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", "selftest", "--proxy", proxy.proxy_url, "--secret-file", str(secret),
+         "--policy", str(policy), *args],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def secret(tmp_path: Path) -> Path:
+    path = tmp_path / "console-secret"
+    path.write_text("a-console-secret-for-the-tests\n")
+    return path
+
+
+def test_the_demo_policy_passes_for_every_group_and_rows_are_marked_selftest(tmp_path, secret):
+    policy = demo_policy_with_devices(tmp_path, {})
+    proxy = start_gateway(tmp_path, policy, gateway_selftest_secret_file=secret)
+    try:
+        run = selftest(proxy, secret, policy, "--json")
+    finally:
+        proxy.stop()
+    assert run.returncode == 0, run.stdout + run.stderr
+    report = json.loads(run.stdout)
+    assert report["passed"] and report["illegal_slot"] == {"filled": False, "lists": ["iwf", "ctiru"]}
+    status = {(r["group"], r["category"]): r["status"] for r in report["results"]}
+    assert status[("pupil", "pornography")] == status[("guest", "self_harm")] == "pass"
+    assert status[("staff", "illegal")] == "pass" and status[("staff", "piracy")] == "not covered"
+    actions = {(r["group"], p["url"]): p["action"] for r in report["results"] for p in r["probes"]}
+    assert actions[("pupil", "http://erowid.org/")] == "block"
+    assert actions[("staff", "http://erowid.org/")] == "flag"  # reported to the officer, as the policy says
+    assert actions[("pupil", "https://www.samaritans.org/")] == "allow"
+    # Every row the run left is the self-test's, which no report or alert is ever made from.
+    engine = create_engine(f"sqlite:///{tmp_path / 'gateway.db'}")
+    with engine.connect() as db:
+        sources = db.execute(text("select identity_source, count(*) from access_log group by 1")).all()
+    engine.dispose()
+    assert [source for source, _ in sources] == ["selftest"] and sources[0][1] > 100
+
+
+def test_without_the_adult_rule_pupils_fail_and_the_exit_status_says_so(tmp_path, secret):
+    policy = demo_policy_with_devices(tmp_path, {}, replace={ADULT_RULE: "gambling, drugs, self_harm"})
+    policy.write_text(policy.read_text().split("\nexpect:\n")[0].replace("\n# Decisions this policy", "\n# (none)"))
+    proxy = start_gateway(tmp_path, policy, gateway_selftest_secret_file=secret)
+    try:
+        run = selftest(proxy, secret, policy, "--group", "pupil")
+    finally:
+        proxy.stop()
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "FAIL         Pornography: known-bad 0/3 as expected, known-good 2/2 open" in run.stdout
+    assert "known-bad http://pornhub.com/: allow (default)" in run.stdout
+    assert "PASS         Gambling" in run.stdout
+    assert "Illegal-content slot: EMPTY" in run.stdout
+
+
+def test_a_forged_token_is_ignored_and_never_reaches_its_origin(tmp_path, secret):
+    policy = demo_policy_with_devices(tmp_path, {})
+    proxy = start_gateway(tmp_path, policy, gateway_selftest_secret_file=secret)
+    try:
+        with OriginServer() as origin, httpx.Client(proxy=proxy.proxy_url, trust_env=False) as http:
+            forged = mint("another-secret", "staff", None, ("127.0.0.1", origin.port))
+            # Drugs sites are flagged for staff, blocked for pupils: decided as the pupil the client is.
+            got = http.get("http://erowid.org/", headers={HEADER: forged})
+            assert got.status_code == 403 and "X-Gateway-Selftest-Result" not in got.headers
+            got = http.get("http://www.samaritans.org/", headers={HEADER: forged})
+            assert "X-Gateway-Selftest-Result" not in got.headers
+            assert origin.requests == []
+            # A valid token: decided as staff, sent to the token's origin only, without the header.
+            valid = mint(secret.read_text().strip(), "staff", None, ("127.0.0.1", origin.port))
+            got = http.get("http://erowid.org/page", headers={HEADER: valid})
+            assert got.status_code == 200 and json.loads(got.headers["X-Gateway-Selftest-Result"])["action"] == "flag"
+            (seen,) = origin.requests
+            assert (seen.host, seen.path) == ("erowid.org", "/page") and "x-gateway-selftest" not in seen.headers
+        proxy.wait_for_output(r"ignored a self-test token from 127\.0\.0\.1: not signed with this gateway's secret")
+    finally:
+        proxy.stop()
