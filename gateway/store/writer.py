@@ -10,8 +10,9 @@ cuts a connection the server has stopped answering. While the writer thread does
 spilled to the spool by a second thread rather than held in memory. The daily purge runs in a thread of its own.
 Each row is made storable (`access_rows.storable`) on the way in, so no text in it can make the database refuse it.
 
-The dashboard's hourly counts (`gateway.store.rollups`) are added in the transaction that inserts the rows. A
-replayed batch is first checked for rows already there, so those are counted once.
+The dashboard's hourly counts (`gateway.store.rollups`) and the officer's reports (`gateway.store.reports`: a row's
+`finding`, which is no column, is spooled with it and read there) are added in the transaction that inserts the
+rows. A replayed batch is first checked for rows already there, so those are counted once.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from gateway.store.access_rows import storable
 from gateway.store.engine import StallGuard, make_engine
 from gateway.store.models.access_log import AccessLogEntry
+from gateway.store.reports import record_findings, reportable
 from gateway.store.retention import DailyPurge
 from gateway.store.rollups import add_rows
 from gateway.store.spool import Spool
@@ -303,6 +305,10 @@ class AccessLogWriter:
             if rows:
                 self._insert(connection, rows)
                 add_rows(connection, rows)
+                # Most batches hold no flag, finding or illegal attempt: one pass over the rows and nothing more.
+                reports = [row for row in rows if reportable(row)]
+                if reports:
+                    record_findings(connection, reports)
         self.written += len(rows)
         self._database_back()
 
