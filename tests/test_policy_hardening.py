@@ -52,6 +52,7 @@ def line_of(path: Path, text: str, after: str = "") -> int:
 def demo_copy(folder: Path) -> Path:
     """The shipped demo policy and its lists, copied so a test may damage them."""
     shutil.copytree(DEMO_POLICY.parent / "lists", folder / "lists")
+    (folder / "content").symlink_to(DEMO_POLICY.parent / "content")
     policy = folder / "default.yaml"
     shutil.copy(DEMO_POLICY, policy)
     return policy

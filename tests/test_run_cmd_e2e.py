@@ -39,6 +39,7 @@ def school(tmp_path: Path) -> Iterator[tuple[Path, int, int, subprocess.Popen[st
     pictures = tmp_path / "pictures"
     pictures.mkdir()
     (pictures / "lists").symlink_to(ROOT / "policies" / "lists")
+    (pictures / "content").symlink_to(ROOT / "policies" / "content")
     demo = (ROOT / "policies" / "default.yaml").read_text()
     (pictures / "school.yaml").write_text(demo + "\nsign_in: {picture_code_year_groups: [0, 1, 2]}\n")
     proxy_port, console_port = free_port(), free_port()

@@ -41,6 +41,7 @@ PAGE = {"Accept": "text/html,application/xhtml+xml", "Sec-Fetch-Dest": "document
 def pupil_policy(folder: Path) -> Path:
     """The shipped demo policy with PUPIL on a pupil network."""
     (folder / "lists").symlink_to(DEMO_POLICY.parent / "lists")
+    (folder / "content").symlink_to(DEMO_POLICY.parent / "content")
     text = DEMO_POLICY.read_text().replace(
         "networks:\n", f"networks:\n  - {{name: test-pupil, subnets: [{PUPIL}/32], group: pupil}}\n", 1
     )

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from gateway.content.findings import ContentFinding
-from gateway.content.matcher import PhraseMatcher, Tally
-from gateway.content.normalise import normalise_page, normalise_words
+from gateway.content.matcher import EXCERPT_CHARS, PhraseMatcher, Tally
+from gateway.content.normalise import normalise_page, normalise_words, strip_markup
 from gateway.decisions.types import Action
 from gateway.identity.types import Identity
 from gateway.policy.content_model import Thresholds, ThresholdTable
@@ -51,9 +51,17 @@ class ContentAnalyser:
         return media in _TEXT_TYPES or media.endswith(_STRUCTURED_SUFFIXES)
 
     def analyse_page(self, text: str, identity: Identity) -> ContentFinding:
+        visible = strip_markup(text)
         tally = Tally(self.pages)
-        tally.add(normalise_page(text))
-        return self.page_finding(tally, identity)
+        tally.add(normalise_words(visible))
+        finding = self.page_finding(tally, identity)
+        if finding.matches:
+            # The page's own words read better on a report than the normalised ones, when the phrase is there as
+            # written (it may not be: "k1ll" was found as "kill").
+            excerpt = readable_excerpt(visible, finding.matches[0])
+            if excerpt:
+                finding = replace(finding, excerpt=excerpt)
+        return finding
 
     def analyse_search(self, terms: str, identity: Identity) -> ContentFinding:
         tally = Tally(self.searches)
@@ -63,7 +71,7 @@ class ContentAnalyser:
         if finding.action is Action.BLOCK and self.search_actions.get(finding.category or "") == "flag":
             finding = replace(finding, action=Action.FLAG)
         # The officer needs the search as typed, not an excerpt of normalised text.
-        return replace(finding, excerpt=terms[:300])
+        return replace(finding, excerpt=terms[:EXCERPT_CHARS])
 
     def scanner(self, identity: Identity) -> PageScanner:
         return PageScanner(self, identity)
@@ -144,3 +152,13 @@ def _safe_cut(text: str) -> int:
     space = max(text.rfind(" ", 0, cut), text.rfind("\n", 0, cut), text.rfind(">", 0, cut) + 1 if cut else -1)
     return space if space > 0 else (cut if cut < len(text) else 0)
 
+
+def readable_excerpt(visible: str, phrase: str) -> str | None:
+    """Up to EXCERPT_CHARS of the page's text around the first place `phrase` is written as the list writes it."""
+    words = phrase.split()
+    found = re.search(r"(?<!\w)" + r"\W+".join(re.escape(word) for word in words) + r"(?!\w)", visible, re.I)
+    if found is None:
+        return None
+    margin = max(0, (EXCERPT_CHARS - (found.end() - found.start())) // 2)
+    around = visible[max(0, found.start() - margin) : found.end() + margin]
+    return " ".join(around.split())[:EXCERPT_CHARS]

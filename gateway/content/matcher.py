@@ -18,6 +18,9 @@ from gateway.content.phrase_files import Phrase
 # A phrase counts at most this many times, so one word repeated down a long page does not make it harmful.
 MAX_REPEATS = 3
 MAX_MATCHES = 20
+# Mitigating words cannot take a score below 1/MITIGATION_FLOOR of it: pasting "lesson plan" and "helpline" into a
+# pornographic page must not unblock it.
+MITIGATION_FLOOR = 4
 EXCERPT_CHARS = 300
 
 
@@ -77,17 +80,24 @@ class Tally:
                     self.excerpts[entry_id] = _excerpt(text, start, end)
 
     def scores(self) -> dict[str, int]:
-        """Each matched category's score: its phrases' weights, lowered by context phrases, never below zero."""
-        positive: dict[str, int] = {}
+        """Each matched category's score: its phrases' weights, lowered by mitigating context (its own negative
+        phrases and the shared context ones), but never below a quarter of what its phrases raised."""
+        raised: dict[str, int] = {}
+        lowered: dict[str, int] = {}
         context = 0
         entries = self.matcher.entries
         for entry_id, count in self.counts.items():
             entry = entries[entry_id]
             if entry.category is None:
                 context += entry.weight * count
+            elif entry.weight > 0:
+                raised[entry.category] = raised.get(entry.category, 0) + entry.weight * count
             else:
-                positive[entry.category] = positive.get(entry.category, 0) + entry.weight * count
-        return {category: max(0, score + context) for category, score in positive.items()}
+                lowered[entry.category] = lowered.get(entry.category, 0) + entry.weight * count
+        return {
+            category: max(score // MITIGATION_FLOOR, score + lowered.get(category, 0) + context)
+            for category, score in raised.items()
+        }
 
     def evidence(self, category: str) -> tuple[tuple[str, ...], str]:
         """The category's phrases that raised its score, strongest first, and the excerpt of the strongest."""

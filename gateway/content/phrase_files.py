@@ -18,8 +18,10 @@ from gateway.lists.files import BadLine
 
 MAX_WEIGHT = 20
 MAX_PHRASE_LENGTH = 120
-# A phrase shorter than this once normalised would match ordinary words ("as", "xx").
+# A phrase shorter than this once normalised would match ordinary words ("as", "xx"). Arabic-script words are
+# written without short vowels, so a real word there may have two letters.
 MIN_NORMALISED_LENGTH = 3
+MIN_NORMALISED_LENGTH_NON_LATIN = 2
 MAX_FILE_BYTES = 4 * 1024 * 1024
 
 
@@ -76,11 +78,15 @@ def read_phrase_file(path: Path) -> ParsedFile:
             refuse(f"the weight must be from -{MAX_WEIGHT} to {MAX_WEIGHT}, not 0")
         elif len(phrase) > MAX_PHRASE_LENGTH:
             refuse(f"a phrase longer than {MAX_PHRASE_LENGTH} characters")
-        elif len(normalised := normalise_phrase(phrase)) < MIN_NORMALISED_LENGTH:
-            refuse(f"the phrase is shorter than {MIN_NORMALISED_LENGTH} letters once normalised ({normalised!r})")
+        elif len(normalised := normalise_phrase(phrase)) < (shortest := _shortest(normalised)):
+            refuse(f"the phrase is shorter than {shortest} letters once normalised ({normalised!r})")
         else:
             phrases.append(Phrase(phrase, normalised, weight))
     return ParsedFile(tuple(phrases), tuple(bad))
+
+
+def _shortest(normalised: str) -> int:
+    return MIN_NORMALISED_LENGTH if normalised.isascii() else MIN_NORMALISED_LENGTH_NON_LATIN
 
 
 def read_misspelling_file(path: Path) -> tuple[dict[str, set[str]], tuple[BadLine, ...]]:

@@ -13,6 +13,7 @@ from tests.support.policies import DEMO_POLICY
 
 def console_for(folder: Path, db_url: str, *, iwf: str | None = None):  # type: ignore[no-untyped-def]
     shutil.copytree(DEMO_POLICY.parent / "lists", folder / "lists")
+    (folder / "content").symlink_to(DEMO_POLICY.parent / "content")
     shutil.copy(DEMO_POLICY, folder / "default.yaml")
     if iwf is not None:
         (folder / "lists" / "illegal_iwf.txt").write_text(iwf)

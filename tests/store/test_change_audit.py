@@ -127,6 +127,7 @@ def wait_for_audit(url: str, action: str, count: int, timeout: float = 20.0) -> 
 @pytest.mark.e2e
 def test_the_proxy_audits_each_policy_it_loads_or_refuses_with_a_diff(tmp_path):
     (tmp_path / "lists").symlink_to(DEMO_POLICY.parent / "lists")
+    (tmp_path / "content").symlink_to(DEMO_POLICY.parent / "content")
     policy = tmp_path / "policy.yaml"
     good = DEMO_POLICY.read_text()
     policy.write_text(good)

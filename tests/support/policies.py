@@ -97,6 +97,7 @@ def demo_policy_with_devices(folder: Path, devices: dict[str, str], *, copy_list
         shutil.copytree(DEMO_POLICY.parent / "lists", folder / "lists")
     else:
         (folder / "lists").symlink_to(DEMO_POLICY.parent / "lists")
+    (folder / "content").symlink_to(DEMO_POLICY.parent / "content")
     networks = "".join(
         f"  - {{name: test-{group}-{address.replace('.', '-')}, subnets: [{address}/32], group: {group}}}\n"
         for address, group in devices.items()
