@@ -29,7 +29,8 @@ from gateway.store.engine import NotMigrated
                    "are Secure on requests that arrive over HTTPS anyway.")  # fmt: skip
 @click.option("--threads", default=4, show_default=True, type=int)
 @click.option("--smtp-host", envvar="GATEWAY_SMTP_HOST",
-              help="SMTP server that tells unblock requesters the outcome (no e-mail without one).")
+              help="SMTP server that tells unblock requesters the outcome and mails the e-safety officer the "
+                   "safeguarding alerts and weekly digest (no e-mail without one).")
 @click.option("--smtp-port", envvar="GATEWAY_SMTP_PORT", default=25, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--mail-from", envvar="GATEWAY_MAIL_FROM", default="gateway@localhost", show_default=True,
               help="The From address of those e-mails.")
@@ -39,6 +40,8 @@ def console(db_url: str, host: str, port: int, policy_path: Path, public_url: st
     """Serve the console (access log, dashboard, audit trail, JSON API) and the sign-in portal."""
     from waitress import serve
 
+    from gateway.notify.mail import Mailer
+    from gateway.notify.report_notifier import ReportNotifier
     from gateway.web.app import ConsoleConfig, create_app
 
     if not policy_path.is_file():
@@ -55,5 +58,8 @@ def console(db_url: str, host: str, port: int, policy_path: Path, public_url: st
         ))  # fmt: skip
     except NotMigrated as e:
         raise click.ClickException(str(e)) from None
+    if smtp_host:
+        ReportNotifier(app.extensions["gateway.sessions"], Mailer(smtp_host, smtp_port, mail_from), policy_path,
+                       public_url).start()  # fmt: skip
     click.echo(f"console on http://{host}:{port}/ (public address {public_url})", err=True)
     serve(app, host=host, port=port, threads=threads, ident="gateway-console")

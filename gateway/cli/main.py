@@ -9,6 +9,7 @@ from gateway.cli.console_cmd import console
 from gateway.cli.db_cmd import db
 from gateway.cli.lists_cmd import lists
 from gateway.cli.policy_cmd import policy
+from gateway.cli.reports_cmd import reports
 from gateway.cli.retention_cmd import export_person_cmd, purge_cmd
 from gateway.cli.devices_cmd import devices
 from gateway.cli.grants_cmd import grants
@@ -41,3 +42,4 @@ cli.add_command(run)
 cli.add_command(grants)
 cli.add_command(impact)
 cli.add_command(selftest)
+cli.add_command(reports)

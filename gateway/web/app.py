@@ -24,6 +24,7 @@ from gateway.web import impact
 from gateway.web import permissions
 from gateway.web import my_classes
 from gateway.web import windows
+from gateway.web import report_page
 from gateway.web.params import BadParameter
 from gateway.identity.portal_link import load_key
 from gateway.web.roles import Permission, can
@@ -44,6 +45,7 @@ BLUEPRINTS = [
     permissions.blueprint,
     my_classes.blueprint,
     windows.blueprint,
+    report_page.blueprint,
 ]
 
 CONTENT_SECURITY_POLICY = (

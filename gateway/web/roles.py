@@ -38,6 +38,7 @@ class Permission(enum.StrEnum):
     ASK_WINDOW = "ask_window"
     VIEW_WINDOWS = "view_windows"
     DECIDE_WINDOW = "decide_window"
+    REPORT_CONTACT = "report_contact"
 
 
 GRANTS: dict[Permission, frozenset[Role]] = {
@@ -59,6 +60,7 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.ASK_WINDOW: frozenset({Role.TEACHER}),
     Permission.VIEW_WINDOWS: frozenset({Role.OFFICER, Role.HEADTEACHER}),
     Permission.DECIDE_WINDOW: frozenset({Role.HEADTEACHER}),
+    Permission.REPORT_CONTACT: frozenset({Role.OFFICER, Role.HEADTEACHER, Role.DPO, Role.TEACHER, Role.IT}),
 }
 
 ROLE_TITLES = {
@@ -88,6 +90,7 @@ PERMISSION_TITLES = {
     Permission.ASK_WINDOW: "Ask for a curriculum-activity window for a class they teach",
     Permission.VIEW_WINDOWS: "See curriculum-activity windows, asked for and open",
     Permission.DECIDE_WINDOW: "Approve, reject or close a curriculum-activity window",
+    Permission.REPORT_CONTACT: "Report a contact attempt through personal social media to the headteacher",
 }
 
 
