@@ -44,8 +44,9 @@ def test_a_policy_that_opens_facebook_is_refused_with_the_case_that_failed(tmp_p
     run = validate(policy)
     assert run.returncode == 1
     assert (
-        f"error: {policy}:{line_of(policy, 'www.facebook.com')}: expect.0: expected block for pupil at Mon 2026-09-07 09:40 (lesson) on "
-        "https://www.facebook.com/, but the policy decides allow: the policy's default [case: Social Media Policy]"
+        f"error: {policy}:{line_of(policy, 'www.facebook.com')}: expect.0: expected block for pupil at "
+        "Mon 2026-09-07 09:40 (lesson) on https://www.facebook.com/, but the policy decides allow: the policy's "
+        "default [case: Social Media Policy]"
     ) in run.stderr
     # Staff at lunch and guests after school break too; the cases that still hold are not reported.
     assert "expect.2: expected block for staff" in run.stderr and "expect.3:" in run.stderr

@@ -15,6 +15,7 @@ from sqlalchemy import create_engine, text
 
 from gateway.selftest.token import HEADER, mint
 from tests.support.gateway import start_gateway
+from tests.support.mitmdump import Mitmdump
 from tests.support.origins import OriginServer
 from tests.support.policies import ROOT, demo_policy_with_devices
 
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.e2e
 ADULT_RULE = "adult, gambling, drugs, self_harm"
 
 
-def selftest(proxy, secret: Path, policy: Path, *args: str) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def]
+def selftest(proxy: Mitmdump, secret: Path, policy: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "gateway", "selftest", "--proxy", proxy.proxy_url, "--secret-file", str(secret),
          "--policy", str(policy), *args],

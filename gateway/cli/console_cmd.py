@@ -28,6 +28,8 @@ from gateway.store.engine import NotMigrated
               help="Mark cookies Secure on every request (behind a server that ends HTTPS for the console); they "
                    "are Secure on requests that arrive over HTTPS anyway.")  # fmt: skip
 @click.option("--threads", default=4, show_default=True, type=int)
+@click.option("--proxy-url", help="The running proxy, e.g. http://127.0.0.1:8080: the filter self-test sends its "
+              "requests through it (the proxy must be given this console's --secret-file).")  # fmt: skip
 @click.option("--smtp-host", envvar="GATEWAY_SMTP_HOST",
               help="SMTP server that tells unblock requesters the outcome and mails the e-safety officer the "
                    "safeguarding alerts and weekly digest (no e-mail without one).")
@@ -35,7 +37,7 @@ from gateway.store.engine import NotMigrated
 @click.option("--mail-from", envvar="GATEWAY_MAIL_FROM", default="gateway@localhost", show_default=True,
               help="The From address of those e-mails.")
 def console(db_url: str, host: str, port: int, policy_path: Path, public_url: str | None, secret_file: str,
-            portal_link_key_file: str, session_minutes: int, secure_cookies: bool, threads: int,
+            portal_link_key_file: str, session_minutes: int, secure_cookies: bool, threads: int, proxy_url: str | None,
             smtp_host: str | None, smtp_port: int, mail_from: str) -> None:  # fmt: skip
     """Serve the console (access log, dashboard, audit trail, JSON API) and the sign-in portal."""
     from waitress import serve
@@ -54,7 +56,7 @@ def console(db_url: str, host: str, port: int, policy_path: Path, public_url: st
             db_url=db_url, secret_key_file=secret_file, session_idle=timedelta(minutes=session_minutes),
             policy_path=str(policy_path), portal_link_key_file=portal_link_key_file,
             secure_cookies=secure_cookies or public_url.startswith("https://"),
-            smtp_host=smtp_host, smtp_port=smtp_port, mail_from=mail_from,
+            smtp_host=smtp_host, smtp_port=smtp_port, mail_from=mail_from, proxy_url=proxy_url,
         ))  # fmt: skip
     except NotMigrated as e:
         raise click.ClickException(str(e)) from None

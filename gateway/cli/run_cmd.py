@@ -27,6 +27,11 @@ def _reachable(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+def _local(host: str) -> str:
+    """How the console, on this machine, reaches a proxy listening on `host`."""
+    return {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}.get(host) or _reachable(host)
+
+
 @click.command("run")
 @click.option("--db", "db_url", envvar="GATEWAY_DB", default=DEFAULT_DB_URL, show_default=True)
 @click.option("--policy", default="policies/default.yaml", show_default=True)
@@ -47,6 +52,7 @@ def run(db_url: str, policy: str, listen_host: str, listen_port: int, console_ho
     from gateway.cli.users_cmd import add_account, has_accounts
     from gateway.store.migrate import upgrade
     from gateway.identity.portal_link import load_key
+    from gateway.web.app import ConsoleConfig, _secret_key
 
     load_or_exit(Path(policy))  # a policy that does not load stops here, with its errors, before anything starts
     public_url = (public_url or f"http://{_reachable(console_host)}:{console_port}").rstrip("/")
@@ -67,6 +73,9 @@ def run(db_url: str, policy: str, listen_host: str, listen_port: int, console_ho
         import_demo_roster(db_url, Path(policy), DEMO_ROSTER)
     link_key = var / "portal-link-key"
     load_key(link_key)  # made here, once, before proxy and console both read it
+    console_secret = var / "console-secret"
+    # Likewise the console's secret: the proxy honours the self-test tokens the console signs with it.
+    _secret_key(ConsoleConfig(secret_key_file=str(console_secret)))
 
     mitmdump = shutil.which("mitmdump") or str(Path(sys.executable).with_name("mitmdump"))
     proxy_cmd = [
@@ -75,11 +84,13 @@ def run(db_url: str, policy: str, listen_host: str, listen_port: int, console_ho
         "--set", f"gateway_policy={policy}", "--set", f"confdir={var / 'ca'}",
         "--set", f"gateway_db={db_url}", "--set", f"gateway_spool={var / 'spool'}",
         "--set", f"gateway_portal_url={public_url}", "--set", f"gateway_portal_link_key={link_key}",
+        "--set", f"gateway_selftest_secret_file={console_secret}",
     ]  # fmt: skip
     console_cmd = [
         sys.executable, "-c", "from gateway.cli.main import cli; cli()", "console", "--db", db_url,
-        "--host", console_host, "--port", str(console_port), "--secret-file", str(var / "console-secret"),
+        "--host", console_host, "--port", str(console_port), "--secret-file", str(console_secret),
         "--policy", policy, "--public-url", public_url, "--portal-link-key-file", str(link_key),
+        "--proxy-url", f"http://{_local(listen_host)}:{listen_port}",
     ]  # fmt: skip
     # Children import the gateway from this checkout whether or not it is installed.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}

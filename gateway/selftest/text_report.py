@@ -14,8 +14,9 @@ def render_text(report: Report) -> str:
     if report.plan.slot_filled:
         lines.append(f"Illegal-content slot: filled ({', '.join(report.plan.slot_lists)})")
     else:
-        lines.append(f"Illegal-content slot: EMPTY - the licensed lists ({', '.join(report.plan.slot_lists) or 'none'}) "
-                     "hold no entries; ask the school's licensed filtering provider for them")  # fmt: skip
+        named = ", ".join(report.plan.slot_lists) or "none"
+        lines.append(f"Illegal-content slot: EMPTY - the licensed lists ({named}) hold no entries; ask the school's "
+                     "licensed filtering provider for them")  # fmt: skip
     for group in report.plan.groups:
         lines += ["", f"Group {group} (expected: {report.plan.expect[group].value} every known-bad category)"]
         for result in report.for_group(group):

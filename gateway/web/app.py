@@ -24,6 +24,7 @@ from gateway.web import impact
 from gateway.web import permissions
 from gateway.web import my_classes
 from gateway.web import windows
+from gateway.web import selftest
 from gateway.web import report_page
 from gateway.web.params import BadParameter
 from gateway.identity.portal_link import load_key
@@ -45,6 +46,7 @@ BLUEPRINTS = [
     permissions.blueprint,
     my_classes.blueprint,
     windows.blueprint,
+    selftest.blueprint,
     report_page.blueprint,
 ]
 
@@ -75,6 +77,8 @@ class ConsoleConfig:
     smtp_host: str | None = None
     smtp_port: int = 25
     mail_from: str = "gateway@localhost"
+    # The running proxy (`gateway run` gives it), which the filter self-test sends its requests through.
+    proxy_url: str | None = None
     testing: bool = False
 
 

@@ -38,6 +38,7 @@ class Permission(enum.StrEnum):
     ASK_WINDOW = "ask_window"
     VIEW_WINDOWS = "view_windows"
     DECIDE_WINDOW = "decide_window"
+    RUN_SELFTEST = "run_selftest"
     REPORT_CONTACT = "report_contact"
 
 
@@ -60,6 +61,7 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.ASK_WINDOW: frozenset({Role.TEACHER}),
     Permission.VIEW_WINDOWS: frozenset({Role.OFFICER, Role.HEADTEACHER}),
     Permission.DECIDE_WINDOW: frozenset({Role.HEADTEACHER}),
+    Permission.RUN_SELFTEST: frozenset({Role.OFFICER, Role.HEADTEACHER}),
     Permission.REPORT_CONTACT: frozenset({Role.OFFICER, Role.HEADTEACHER, Role.DPO, Role.TEACHER, Role.IT}),
 }
 
@@ -90,6 +92,7 @@ PERMISSION_TITLES = {
     Permission.ASK_WINDOW: "Ask for a curriculum-activity window for a class they teach",
     Permission.VIEW_WINDOWS: "See curriculum-activity windows, asked for and open",
     Permission.DECIDE_WINDOW: "Approve, reject or close a curriculum-activity window",
+    Permission.RUN_SELFTEST: "Run the filter self-test against the running gateway and print its report",
     Permission.REPORT_CONTACT: "Report a contact attempt through personal social media to the headteacher",
 }
 
