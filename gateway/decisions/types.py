@@ -36,6 +36,8 @@ class Source(enum.StrEnum):
     CONNECTION = "connection"
     # Deciding failed; the request is blocked rather than let through unchecked.
     FAILURE = "failure"
+    # Content analysis of the page or the search terms (list names the category, matched the strongest phrase).
+    CONTENT = "content"
 
 
 @dataclass(frozen=True, slots=True)

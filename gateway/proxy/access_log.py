@@ -139,6 +139,7 @@ class AccessLog:
                 error=error,
                 port=state.port,
                 sni=flow.client_conn.sni,
+                finding=state.finding,
             )
         )
 

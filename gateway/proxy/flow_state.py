@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from gateway.content.findings import ContentFinding
 from gateway.decisions.types import Decision
 from gateway.identity.types import Identity
 
@@ -27,6 +28,8 @@ class FlowState:
     # The destination that was decided on and is contacted (not the Host header when they differ).
     host: str | None = None
     port: int | None = None
+    # What content analysis flagged or blocked on the page or in the search (None when it found nothing to act on).
+    finding: ContentFinding | None = None
     logged: bool = False
 
 

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from gateway.content.search_terms import search_terms
+from gateway.content.findings import ContentFinding
 from gateway.decisions.types import Decision
 from gateway.identity.types import Identity
 from gateway.store.models.access_log import AccessLogEntry, reverse_host
@@ -73,6 +74,7 @@ def access_row(
     bytes_up: int | None = None,
     bytes_down: int | None = None,
     duration_ms: int | None = None,
+    finding: ContentFinding | None = None,
 ) -> AccessRow:
     host = host.lower().rstrip(".")
     return {
@@ -109,6 +111,8 @@ def access_row(
         "bytes_up": bytes_up,
         "bytes_down": bytes_down,
         "duration_ms": duration_ms,
+        # Not a column: the writer takes it out and makes the officer's report from it.
+        "finding": finding.as_dict() if finding is not None else None,
     }
 
 
