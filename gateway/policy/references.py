@@ -68,6 +68,7 @@ def reference_problems(data: Any, base_dir: Path) -> Iterator[tuple[Loc, str]]:
                     yield from liftable((section, i, "lists", j), name)
     yield from expect_problems(data, group)
     yield from _content_problems(data, groups, base_dir)
+    yield from _reports_problems(data, lists, illegal)
     for name, source in lists.items():
         for field in ("files", "url_files"):
             for j, file in enumerate(_sequence(_mapping(source).get(field))):
@@ -98,3 +99,19 @@ def _content_problems(data: dict, groups: set[str], base_dir: Path) -> Iterator[
     for loc, file in files:
         if isinstance(file, str) and not (base_dir / file).is_file():
             yield loc, f"phrase file not found: {base_dir / file}"
+
+
+def _reports_problems(data: dict, lists: dict, illegal: set[str]) -> Iterator[tuple[Loc, str]]:
+    """The one-click block list must be a list the policy defines, outside the illegal-content slot (a school's own
+    block is not a police-assessed list), that a rule blocks: else a one-click block would block nothing."""
+    name = _mapping(data.get("reports")).get("block_list")
+    if not isinstance(name, str):
+        return
+    loc: Loc = ("reports", "block_list")
+    if name not in lists:
+        yield loc, f"unknown list {name!r} (lists: {', '.join(sorted(lists)) or 'none'})"
+    elif name in illegal:
+        yield loc, f"list {name!r} is in the illegal-content slot: the school's own blocks need a list of their own"
+    elif not any(name in _sequence(_mapping(rule).get("lists")) and _mapping(rule).get("action") == "block"
+                 for rule in _sequence(data.get("rules"))):  # fmt: skip
+        yield loc, f"no rule blocks the list {name!r}: a one-click block would block nothing"

@@ -1,13 +1,18 @@
 """Follows the grants in the store, so an unblock or permission approved anywhere is live in every proxy within
 seconds, and ends with no restart; and the recent unblock requests, so the block page tells a requester where
-their request stands.
+their request stands; and the school's local blocks (one-click blocks from reports), laid over the running policy.
 
-A background task polls two counter rows (`store_version`: grants, requests) in one query off the event loop every
-`gateway_grants_interval_ms`; only what moved is read again (the requests whichever moved: a request's outcome
-names its grant's end). The grants are compiled against the running policy, again whenever the policy is swapped
+A background task polls three counter rows (`store_version`: grants, requests, local_blocks) in one query off the
+event loop every `gateway_grants_interval_ms`; only what moved is read again (the requests whichever moved: a
+request's outcome names its grant's end). The grants are compiled against the running policy, again whenever the policy is swapped
 (checked on every decision, so no decision ever pairs a grant with another policy's list bits). Expiry needs no
 change in the store: a grant stops applying at its end, checked at every decision. While the database is away, the
-grants and requests last read stay in force (the grants until they expire).
+grants, requests and local blocks last read stay in force (the grants until they expire).
+
+The local blocks become entries of the policy's `reports.block_list` list: the follower installs the running
+policy with them laid over (`gateway.policy.local_blocks`) as `PolicySource.current`, so the request decision and
+the CONNECT/TLS checks see them alike; a policy swapped in from the file is overlaid at its first decision or the
+next poll, whichever comes first (that first decision is made without them).
 """
 
 from __future__ import annotations
@@ -22,12 +27,14 @@ from sqlalchemy.orm import Session
 from gateway.identity.types import Identity
 from gateway.policy.compiled import CompiledPolicy
 from gateway.policy.exceptions import EMPTY, ExceptionSet
+from gateway.policy.local_blocks import LocalEntry, with_local_blocks
 from gateway.policy.model import ExceptionGrant
 from gateway.policy.store_grants import compile_store_grants
 from gateway.proxy.earlier_requests import EarlierRequests
 from gateway.proxy.policy_source import PolicySource
 from gateway.store.engine import StallGuard, make_engine
 from gateway.store.grants import grants_in_force
+from gateway.store.local_blocks import LOCAL_BLOCKS, entries_in_force
 from gateway.store.request_outcomes import RequestOutcome, recent_outcomes
 from gateway.store.versions import GRANTS, REQUESTS, versions
 
@@ -39,7 +46,7 @@ STALL_SECONDS = 10.0
 # drop off the block page, and memory stays bounded.
 REQUESTS_KEPT_FOR = timedelta(days=30)
 MAX_REQUESTS_KEPT = 20_000
-COUNTERS = (GRANTS, REQUESTS)
+COUNTERS = (GRANTS, REQUESTS, LOCAL_BLOCKS)
 
 
 class GrantFollower:
@@ -47,7 +54,11 @@ class GrantFollower:
         self.policy = policy
         self._grants: tuple[ExceptionGrant, ...] = ()
         self._set: ExceptionSet = EMPTY
-        self._compiled_for: CompiledPolicy | None = None
+        self._blocks: tuple[LocalEntry, ...] = ()
+        # The policy from the file the grants are compiled against, and that policy with the local blocks over it
+        # (what `policy.current` holds once adopted; both have the same list bits).
+        self._base: CompiledPolicy | None = None
+        self._overlaid: CompiledPolicy | None = None
         self._versions: dict[str, int] = {}
         self._requests = EarlierRequests()
         self._task: asyncio.Task[None] | None = None
@@ -68,19 +79,36 @@ class GrantFollower:
 
     def exceptions_for(self, compiled: CompiledPolicy) -> ExceptionSet:
         """The grants in force, compiled against `compiled` (the policy the caller is deciding with)."""
-        if compiled is not self._compiled_for:
-            self._compile(compiled)
+        if compiled is not self._overlaid and compiled is not self._base:
+            self._adopt(compiled)
         return self._set
 
     def earlier_request(self, identity: Identity, host: str) -> RequestOutcome | None:
         """The newest request this person (or, for nobody signed in, this device) made about `host`."""
         return self._requests.latest(identity, host)
 
-    def _compile(self, compiled: CompiledPolicy) -> None:
-        self._set, problems = compile_store_grants(compiled, self._grants)
-        self._compiled_for = compiled
+    def _adopt(self, compiled: CompiledPolicy) -> None:
+        """A policy swapped in from the file: compile the grants against it and lay the local blocks over it."""
+        self._base = compiled
+        self._compile()
+        self._overlay()
+
+    def _sync(self) -> None:
+        current = self.policy.current
+        if current is not self._overlaid and current is not self._base:
+            self._adopt(current)
+
+    def _compile(self) -> None:
+        assert self._base is not None
+        self._set, problems = compile_store_grants(self._base, self._grants)
         for problem in problems:
             log.warning("grant left out: %s", problem)
+
+    def _overlay(self) -> None:
+        assert self._base is not None
+        self._overlaid = with_local_blocks(self._base, self._blocks)
+        # One reference assignment, as a reload makes: a request in flight keeps the policy it started with.
+        self.policy.current = self._overlaid
 
     async def _follow(self) -> None:
         engine = make_engine(ctx.options.gateway_db, statement_timeout=STATEMENT_TIMEOUT)
@@ -94,6 +122,8 @@ class GrantFollower:
             engine.dispose()
 
     async def _poll(self, engine, guard: StallGuard) -> None:  # type: ignore[no-untyped-def]
+        # A policy reloaded since the last decision gets the local blocks now, store or no store.
+        self._sync()
         try:
             read = await asyncio.to_thread(self._read, engine, guard, self._versions)
         except Exception as exc:  # the database is away: keep what was read last
@@ -108,7 +138,7 @@ class GrantFollower:
         if read is None:
             self._drop_expired(datetime.now(UTC))
             return
-        self._versions, grants, outcomes = read
+        self._versions, grants, outcomes, blocks = read
         self._requests = EarlierRequests(outcomes)
         log.info("requests: %d recent (store version %d)", len(self._requests), self._versions[REQUESTS])
         if grants is not None:
@@ -116,8 +146,15 @@ class GrantFollower:
             for problem in problems:
                 log.warning("grant left out: %s", problem)
             self._grants = tuple(grant.grant for grant in stored)
-            self._compile(self.policy.current)
+            self._compile()
             log.info("grants: %d in force (store version %d)", len(self._set.grants), self._versions[GRANTS])
+        if blocks is not None:
+            self._blocks = blocks
+            self._overlay()
+            listed = self.policy.current.policy.reports.block_list
+            log.info("local blocks: %d in force, on the list %s (store version %d)", len(blocks),
+                     listed or "(none: reports.block_list is not set, so they are not applied)",
+                     self._versions[LOCAL_BLOCKS])  # fmt: skip
 
     def _drop_expired(self, now: datetime) -> None:
         """Forget grants past their end in real time: a clock moved back for a rehearsal must not bring back a
@@ -125,12 +162,13 @@ class GrantFollower:
         kept = tuple(grant for grant in self._grants if grant.expires > now)
         if len(kept) != len(self._grants):
             self._grants = kept
-            self._compile(self.policy.current)
+            self._compile()
 
     @staticmethod
     def _read(engine, guard: StallGuard, seen: dict[str, int]):  # type: ignore[no-untyped-def]
         """In a thread: None when no counter moved, else (counters, grants or None when they did not move, recent
-        requests). The requests are read whichever moved: each names its grant's end, and whether it was ended."""
+        requests, local blocks or None when they did not move). The requests are read whichever moved: each names
+        its grant's end, and whether it was ended."""
         with guard, Session(engine) as session:
             current = versions(session, COUNTERS)
             if current == seen:
@@ -138,4 +176,5 @@ class GrantFollower:
             now = datetime.now(UTC)
             outcomes = recent_outcomes(session, now - REQUESTS_KEPT_FOR, MAX_REQUESTS_KEPT)
             grants = grants_in_force(session, now) if current[GRANTS] != seen.get(GRANTS) else None
-            return current, grants, outcomes
+            blocks = entries_in_force(session) if current[LOCAL_BLOCKS] != seen.get(LOCAL_BLOCKS) else None
+            return current, grants, outcomes, blocks
