@@ -69,7 +69,13 @@ class Tally:
     def add(self, text: str, skip_before: int = 0) -> None:
         """Count the matches in normalised `text` that end after `skip_before` (the part before was counted
         already, as the end of the previous piece)."""
-        for start, end, ids in self.matcher.hits(text):
+        # A phrase inside a longer one counts only as the longer one: "go kill yourself" is not also "kill
+        # yourself", and "suicide prevention" is not also "suicide".
+        reach = -1
+        for start, end, ids in sorted(self.matcher.hits(text), key=lambda hit: (hit[0], -hit[1])):
+            if end <= reach:
+                continue
+            reach = end
             if end <= skip_before:
                 continue
             for entry_id in ids:

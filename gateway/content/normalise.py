@@ -4,7 +4,7 @@ Both sides go through the same steps (a phrase is normalised exactly like a page
 word it does to the phrase too: "kill" and "kiiiill" both become "kil". Every step is a regular expression or a
 translation table over the whole text: no per-character Python loop on the proxy's hot path.
 
-Steps: markup out (script and style contents dropped, tags removed, entities decoded), case folded, accents
+Steps: markup out (script and style contents dropped, tags removed, inline ones without a gap, entities decoded), case folded, accents
 stripped (Polish letters become their plain forms, so "samobójstwo" and "samobojstwo" agree; Arabic and Urdu
 letters stay, only their vowel marks and letter variants are folded), leetspeak decoded inside words, punctuation
 to spaces, runs of single letters joined ("p o r n", "p.o.r.n"), repeated letters collapsed. The result is words
@@ -19,6 +19,9 @@ import unicodedata
 
 _DROPPED_ELEMENTS = re.compile(r"<(script|style|noscript|template|svg)\b[^>]*>.*?</\1\s*>", re.I | re.S)
 _COMMENTS = re.compile(r"<!--.*?-->", re.S)
+# Inline tags inside a word must not split it ("p<b></b>orn"); every other tag separates words.
+_INLINE_TAGS = re.compile(r"</?(?:a|abbr|b|bdi|bdo|code|em|font|i|mark|q|s|small|span|strong|sub|sup|u|wbr)\b[^>]*>",
+                          re.I)  # fmt: skip
 _TAGS = re.compile(r"</?[A-Za-z!][^>]*>")
 
 # Combining marks: Latin accents, Arabic vowel marks (harakat), the superscript alef, Quranic annotation signs.
@@ -46,7 +49,8 @@ _REPEATS = re.compile(r"(\w)\1+")
 def strip_markup(text: str) -> str:
     if "<" in text:
         text = _DROPPED_ELEMENTS.sub(" ", text)
-        text = _COMMENTS.sub(" ", text)
+        text = _COMMENTS.sub("", text)
+        text = _INLINE_TAGS.sub("", text)
         text = _TAGS.sub(" ", text)
     if "&" in text:
         text = html.unescape(text)
