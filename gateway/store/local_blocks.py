@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from gateway.lists.hosts import is_ip_literal, normalise_url_prefix, split_url_prefix
 from gateway.policy.local_blocks import LocalEntry, site_of
 from gateway.store.models.reports import LocalBlock, Report
+from gateway.store.reports import WAITING
 from gateway.store.versions import bump
 
 LOCAL_BLOCKS = "local_blocks"
@@ -79,6 +80,8 @@ def block_site(session: Session, report_id: int, *, by: str, scope: str, reason:
     report = session.get(Report, report_id)
     if report is None:
         raise BlockRefused(f"no report {report_id}")
+    if report.status not in WAITING:
+        raise BlockRefused(f"report {report_id} was already decided ({report.status})")
     host, prefix = place_of(report.url, report.host, scope)
     block = add_block(session, host=host, path_prefix=prefix, reason=reason, by=by, now=now, report_id=report.id)
     report.status, report.decided_by, report.decided_at = "blocked", by, now

@@ -175,3 +175,24 @@ def _url(row: Mapping[str, Any]) -> str:
 
 def matches_of(report: Report) -> list[str]:
     return list(json.loads(report.matches)) if report.matches else []
+
+
+class StaleReport(ValueError):
+    """The report was decided meanwhile (by someone else, or in another tab)."""
+
+
+def move_report(session: Session, report_id: int, *, came_from: Sequence[str], status: str, by: str, note: str,
+                now: datetime, queue: str | None = None) -> Report:  # fmt: skip
+    """One step of a report (dismiss, escalate, close), only from the statuses it may come from, so two people
+    deciding at once cannot both win. The caller commits and audits."""
+    values: dict[str, Any] = {"status": status, "decided_by": by, "decided_at": now, "decision_note": note}
+    if queue is not None:
+        values["queue"] = queue
+    moved = session.execute(update(Report).where(Report.id == report_id, Report.status.in_(came_from))
+                            .values(**values)).rowcount  # fmt: skip
+    if not moved:
+        raise StaleReport(f"report {report_id} is no longer waiting for this step")
+    report = session.get(Report, report_id)
+    assert report is not None
+    session.refresh(report)
+    return report

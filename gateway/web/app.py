@@ -26,6 +26,7 @@ from gateway.web import my_classes
 from gateway.web import windows
 from gateway.web import selftest
 from gateway.web import report_page
+from gateway.web import reports
 from gateway.web.params import BadParameter
 from gateway.identity.portal_link import load_key
 from gateway.web.roles import Permission, can
@@ -48,6 +49,7 @@ BLUEPRINTS = [
     windows.blueprint,
     selftest.blueprint,
     report_page.blueprint,
+    reports.blueprint,
 ]
 
 CONTENT_SECURITY_POLICY = (

@@ -40,6 +40,12 @@ class Permission(enum.StrEnum):
     DECIDE_WINDOW = "decide_window"
     RUN_SELFTEST = "run_selftest"
     REPORT_CONTACT = "report_contact"
+    VIEW_REPORTS = "view_reports"
+    DECIDE_REPORT = "decide_report"
+    VIEW_HEAD_REPORTS = "view_head_reports"
+    CLOSE_REPORT = "close_report"
+    BLOCK_FROM_REPORT = "block_from_report"
+    MANAGE_LOCAL_BLOCKS = "manage_local_blocks"
 
 
 GRANTS: dict[Permission, frozenset[Role]] = {
@@ -63,6 +69,12 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.DECIDE_WINDOW: frozenset({Role.HEADTEACHER}),
     Permission.RUN_SELFTEST: frozenset({Role.OFFICER, Role.HEADTEACHER}),
     Permission.REPORT_CONTACT: frozenset({Role.OFFICER, Role.HEADTEACHER, Role.DPO, Role.TEACHER, Role.IT}),
+    Permission.VIEW_REPORTS: frozenset({Role.OFFICER, Role.HEADTEACHER, Role.DPO}),
+    Permission.DECIDE_REPORT: frozenset({Role.OFFICER}),
+    Permission.VIEW_HEAD_REPORTS: frozenset({Role.HEADTEACHER, Role.DPO}),
+    Permission.CLOSE_REPORT: frozenset({Role.HEADTEACHER}),
+    Permission.BLOCK_FROM_REPORT: frozenset({Role.OFFICER, Role.HEADTEACHER}),
+    Permission.MANAGE_LOCAL_BLOCKS: frozenset({Role.OFFICER, Role.HEADTEACHER}),
 }
 
 ROLE_TITLES = {
@@ -94,6 +106,12 @@ PERMISSION_TITLES = {
     Permission.DECIDE_WINDOW: "Approve, reject or close a curriculum-activity window",
     Permission.RUN_SELFTEST: "Run the filter self-test against the running gateway and print its report",
     Permission.REPORT_CONTACT: "Report a contact attempt through personal social media to the headteacher",
+    Permission.VIEW_REPORTS: "Read the officer's queue of reports (flagged visits, content, searches, people's reports)",
+    Permission.DECIDE_REPORT: "Dismiss a report with a reason, or escalate it to the headteacher",
+    Permission.VIEW_HEAD_REPORTS: "Read the headteacher's queue: escalated reports and contact attempts",
+    Permission.CLOSE_REPORT: "Close a report in the headteacher's queue with a note",
+    Permission.BLOCK_FROM_REPORT: "Block a reported site or page for the whole school in one click",
+    Permission.MANAGE_LOCAL_BLOCKS: "See the school's local blocks and lift one, with a reason",
 }
 
 

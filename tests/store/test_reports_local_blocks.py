@@ -80,10 +80,14 @@ def test_block_from_a_report_then_lift_it_moves_the_counter(db_url):
             block_site(session, report.id, by="officer", scope="site", reason=" ", now=NOW)
         session.rollback()
         block = block_site(session, report.id, by="officer", scope="site", reason="self-harm forum", now=NOW)
-        again = block_site(session, report.id, by="officer", scope="site", reason="twice", now=NOW)
-        page = block_site(session, report.id, by="officer", scope="url", reason="that thread", now=NOW)
+        with pytest.raises(BlockRefused, match="already decided"):
+            block_site(session, report.id, by="officer", scope="site", reason="twice", now=NOW)
+        second = create_report(session, kind="person", queue="officer", url="https://WWW.Forum.example/t/1?x=1",
+                               now=NOW)  # fmt: skip
+        page = block_site(session, second.id, by="officer", scope="url", reason="that thread", now=NOW)
+        third = create_report(session, kind="person", queue="officer", url="https://forum.example/", now=NOW)
+        assert block_site(session, third.id, by="officer", scope="site", reason="again", now=NOW).id == block.id
         session.commit()
-        assert again.id == block.id
         assert entries_in_force(session) == (LocalEntry("forum.example"), LocalEntry("forum.example", "/t/1?x=1"))
         stored = session.get(Report, report.id)
         assert stored is not None and (stored.status, stored.decided_by) == ("blocked", "officer")
