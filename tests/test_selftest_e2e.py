@@ -52,16 +52,22 @@ def test_the_demo_policy_passes_for_every_group_and_rows_are_marked_selftest(tmp
     status = {(r["group"], r["category"]): r["status"] for r in report["results"]}
     assert status[("pupil", "pornography")] == status[("guest", "self_harm")] == "pass"
     assert status[("staff", "illegal")] == "pass" and status[("staff", "piracy")] == "not covered"
+    # A page of self-harm phrases on an address no list names is blocked by its words alone.
+    assert status[("pupil", "content")] == "pass"
     actions = {(r["group"], p["url"]): p["action"] for r in report["results"] for p in r["probes"]}
     assert actions[("pupil", "http://erowid.org/")] == "block"
     assert actions[("staff", "http://erowid.org/")] == "flag"  # reported to the officer, as the policy says
     assert actions[("pupil", "https://www.samaritans.org/")] == "allow"
+    assert actions[("pupil", "http://content-check.selftest.test/self_harm")] == "block"
     # Every row the run left is the self-test's, which no report or alert is ever made from.
     engine = create_engine(f"sqlite:///{tmp_path / 'gateway.db'}")
     with engine.connect() as db:
         sources = db.execute(text("select identity_source, count(*) from access_log group by 1")).all()
+        reports = db.execute(text("select count(*) from report")).scalar_one()
     engine.dispose()
     assert [source for source, _ in sources] == ["selftest"] and sources[0][1] > 100
+    # Flags for staff and illegal-slot hits, yet no report for the officer and no alert.
+    assert reports == 0
 
 
 def test_without_the_adult_rule_pupils_fail_and_the_exit_status_says_so(tmp_path, secret):

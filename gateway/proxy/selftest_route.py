@@ -1,21 +1,24 @@
-"""Self-test requests (`gateway selftest`): decided as the signed token's group, and sent only to its test origin.
+"""Self-test requests (`gateway selftest`): decided as the signed token's group, and answered by its test origin.
 
 `SelftestRoute` comes before the identity part: it takes the `X-Gateway-Selftest` header out of every request (no
 site ever sees it) and, for a token signed with the console's secret, gives the flow a self-test identity of the
 token's group; a forged, expired or foreign token is logged and ignored, so the request is decided as whoever the
-client really is. `SelftestDelivery` comes last, once every part has decided: an allowed self-test request goes to
-the token's origin, a local test server, never to the host it names; and the decision is put on the response, so
-the self-test can tell a flag from an allow. The access log still shows the host the request named.
+client really is. `SelftestDelivery` comes last, once every part has decided: it fetches an allowed self-test
+request from the token's origin, a local test server, and answers with that, so mitmproxy never opens a connection
+to the host the request names; the parts that look at responses (content analysis) see it as any other. The
+decision is put on the response, so the self-test can tell a flag from an allow.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import logging
 
 from mitmproxy import ctx, exceptions, http
-from mitmproxy.proxy import server_hooks
+from mitmproxy.net.http.http1.assemble import assemble_request
+from mitmproxy.net.http.http1.read import read_response_head
 
 from gateway.identity.types import Identity, IdentitySource
 from gateway.proxy.flow_state import flow_state
@@ -25,9 +28,11 @@ from gateway.selftest.token import HEADER, RESULT_HEADER, BadToken, SelftestToke
 
 log = logging.getLogger(__name__)
 
-# flow.metadata key: the token of a self-test flow, and (host, port) the request named while it goes to the origin.
+# flow.metadata key: the token of a self-test flow.
 TOKEN = "gateway.selftest"
-REQUESTED = "gateway.selftest.requested"
+# Self-test pages are a few kilobytes; the origin is local and answers at once.
+MAX_ORIGIN_BYTES = 1024 * 1024
+ORIGIN_TIMEOUT_SECONDS = 10.0
 
 
 class SelftestRoute:
@@ -46,7 +51,7 @@ class SelftestRoute:
         if "gateway_selftest_secret_file" in updated:
             path = ctx.options.gateway_selftest_secret_file
             try:
-                self.secret = read_secret(path) or None if path else None
+                self.secret = (read_secret(path) or None) if path else None
             except OSError as exc:
                 raise exceptions.OptionsError(f"gateway_selftest_secret_file: {exc}") from None
 
@@ -81,54 +86,58 @@ class SelftestRoute:
             return None
         return token
 
-    def responseheaders(self, flow: http.HTTPFlow) -> None:
-        _put_back(flow)
-
-    def error(self, flow: http.HTTPFlow) -> None:
-        _put_back(flow)
-
 
 class SelftestDelivery:
     """The part of `SelftestRoute` that must run after every part that decides."""
 
-    def __init__(self) -> None:
-        # (client connection id, origin) of the self-test requests sent on: the only connections to a local origin
-        # any client can get, since the enforcer refuses every request that names one.
-        self._routes: set[tuple[str, tuple[str, int]]] = set()
-
-    def request(self, flow: http.HTTPFlow) -> None:
+    async def request(self, flow: http.HTTPFlow) -> None:
         token: SelftestToken | None = flow.metadata.get(TOKEN)
         if token is None or flow.response is not None or flow.error is not None:
             return
-        flow.metadata[REQUESTED] = (flow.request.host, flow.request.port)
-        flow.request.scheme = "http"
-        flow.request.data.host, flow.request.data.port = token.origin
-        self._routes.add((flow.client_conn.id, token.origin))
-
-    def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
-        if (data.client.id, data.server.address) in self._routes:
-            # The destination guard refuses loopback and private addresses, rightly for any request a client names;
-            # this connection goes to the origin a signed token named, for a request every part has let through.
-            data.server.error = None
-
-    def client_disconnected(self, client) -> None:  # type: ignore[no-untyped-def]
-        if self._routes:
-            self._routes = {route for route in self._routes if route[0] != client.id}
+        try:
+            flow.response = await asyncio.wait_for(fetch(token.origin, flow.request), ORIGIN_TIMEOUT_SECONDS)
+        except (OSError, TimeoutError, ValueError) as exc:
+            log.warning("the self-test origin %s:%d did not answer: %s", *token.origin, exc or type(exc).__name__)
+            flow.response = http.Response.make(502, b"The self-test server did not answer.",
+                                               {"Content-Type": "text/plain"})  # fmt: skip
 
     def response(self, flow: http.HTTPFlow) -> None:
         if TOKEN not in flow.metadata or flow.response is None:
             return
-        _put_back(flow)
         decision = flow_state(flow).decision
         result = decision.as_dict() if decision is not None else {"action": "none"}
         result.pop("reason", None)
         flow.response.headers[RESULT_HEADER] = json.dumps(result)
 
 
-def _put_back(flow: http.HTTPFlow) -> None:
-    requested = flow.metadata.pop(REQUESTED, None)
-    if requested is not None:
-        flow.request.data.host, flow.request.data.port = requested
+async def fetch(origin: tuple[str, int], request: http.Request) -> http.Response:
+    """The origin's answer to `request`, asked over HTTP/1.0 so the origin sends a plain body and closes."""
+    outgoing = request.copy()
+    outgoing.http_version = "HTTP/1.0"
+    outgoing.authority = ""
+    outgoing.headers["Connection"] = "close"
+    reader, writer = await asyncio.open_connection(*origin)
+    try:
+        writer.write(assemble_request(outgoing))
+        await writer.drain()
+        data = bytearray()
+        while chunk := await reader.read(64 * 1024):
+            data += chunk
+            if len(data) > MAX_ORIGIN_BYTES:
+                raise ValueError("the answer is larger than a self-test page")
+    finally:
+        writer.close()
+    head, found, body = bytes(data).partition(b"\r\n\r\n")
+    if not found:
+        raise ValueError("no HTTP answer")
+    response = read_response_head(head.split(b"\r\n"))
+    if "chunked" in response.headers.get("transfer-encoding", "").lower():
+        raise ValueError("a chunked answer")
+    response.raw_content = body
+    # The client asked on its own connection and protocol; the origin's closing answer speaks for neither.
+    response.http_version = request.http_version
+    response.headers.pop("Connection", None)
+    return response
 
 
 def _local_origin(host: str) -> bool:
@@ -137,4 +146,3 @@ def _local_origin(host: str) -> bool:
     except ValueError:
         return False
     return address.is_loopback or address.is_private
-

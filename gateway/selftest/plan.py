@@ -16,11 +16,15 @@ from gateway.policy.illegal_slot import licensed_lists, slot_warning
 from gateway.policy.list_sources import read_lists
 from gateway.policy.loader import LoadedPolicy, PolicyError
 from gateway.selftest.categories import SelftestCategory
+from gateway.selftest.content_pages import HOST as CONTENT_HOST
+from gateway.selftest.content_pages import harmful_pages
 
 DATA_FILE = Path(__file__).resolve().parents[2] / "policies" / "selftest" / "selftest.yaml"
 # Known-bad addresses tried per category: enough to show the lists are applied, few enough to run in seconds.
 BAD_PER_CATEGORY = 3
 ILLEGAL = "illegal"
+# Pages whose words alone should be blocked (real-time content analysis).
+CONTENT = "content"
 
 
 class Expect(enum.StrEnum):
@@ -47,6 +51,8 @@ class Plan:
     uncovered: tuple[SelftestCategory, ...]
     slot_filled: bool
     slot_lists: tuple[str, ...]
+    # The self-test server's pages by path: the harmful-text pages for content analysis.
+    pages: Mapping[str, str]
 
 
 class SelftestDataError(ValueError):
@@ -75,6 +81,8 @@ def build_plan(loaded: LoadedPolicy, groups: Sequence[str] | None = None, data_f
         bad = _sample(loaded, by_category.get(category, []), BAD_PER_CATEGORY)
         probes += [Probe(category.value, f"http://{host}/", True) for host in bad]
         probes += [Probe(category.value, url, False) for url in data["known_good"].get(category.value, [])]
+    pages = harmful_pages(loaded, groups or tuple(policy.groups))
+    probes += [Probe(CONTENT, f"http://{CONTENT_HOST}/{name}", True) for name in pages]
     covered = {p.category for p in probes if p.known_bad}
     return Plan(
         school=policy.school.name,
@@ -84,6 +92,7 @@ def build_plan(loaded: LoadedPolicy, groups: Sequence[str] | None = None, data_f
         uncovered=tuple(c for c in SelftestCategory if c.value not in covered),
         slot_filled=slot_warning(policy, slot.sizes) is None,
         slot_lists=tuple(licensed_lists(policy)),
+        pages={f"/{name}": page for name, page in pages.items()},
     )
 
 

@@ -8,13 +8,13 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from http.client import HTTPConnection, HTTPException
 from typing import Any
-
-import httpx
+from urllib.parse import urlsplit
 
 from gateway.selftest.categories import SelftestCategory
 from gateway.selftest.origin import MARK_HEADER, SelftestOrigin
-from gateway.selftest.plan import ILLEGAL, Expect, Plan, Probe
+from gateway.selftest.plan import CONTENT, ILLEGAL, Expect, Plan, Probe
 from gateway.selftest.token import HEADER, RESULT_HEADER, mint
 
 TIMEOUT_SECONDS = 10.0
@@ -48,6 +48,8 @@ class CategoryResult:
     def title(self) -> str:
         if self.category == ILLEGAL:
             return "Illegal content (IWF/CTIRU slot)"
+        if self.category == CONTENT:
+            return "Page content (real-time analysis)"
         return SelftestCategory(self.category).label
 
     def counts(self, known_bad: bool) -> tuple[int, int]:
@@ -68,6 +70,11 @@ class Report:
     @property
     def passed(self) -> bool:
         return all(r.status is not Status.FAIL for r in self.results)
+
+    @property
+    def categories(self) -> list[CategoryResult]:
+        """One result per category tested, in report order (the first group's), for row titles."""
+        return self.for_group(self.plan.groups[0]) if self.plan.groups else []
 
     def for_group(self, group: str) -> list[CategoryResult]:
         return [r for r in self.results if r.group == group]
@@ -97,30 +104,46 @@ class Report:
 
 def run_selftest(plan: Plan, proxy_url: str, secret: str, *, ran_by: str, now: datetime) -> Report:
     results: list[CategoryResult] = []
-    with SelftestOrigin() as origin, httpx.Client(proxy=proxy_url, timeout=TIMEOUT_SECONDS, trust_env=False) as http:
+    proxy = urlsplit(proxy_url)
+    if proxy.scheme != "http" or not proxy.hostname:
+        raise ValueError(f"the proxy address must be http://host:port, not {proxy_url!r}")
+    with SelftestOrigin(pages=plan.pages) as origin:
         for group in plan.groups:
             token = mint(secret, group, None, origin.address)
-            outcomes = [_ask(http, probe, token, origin.mark, plan.expect[group]) for probe in plan.probes]
+            # Straight to the proxy, asking in the absolute form a proxy takes: whatever the environment's proxy
+            # settings say, nothing goes anywhere else.
+            connection = HTTPConnection(proxy.hostname, proxy.port or 80, timeout=TIMEOUT_SECONDS)
+            try:
+                outcomes = [_ask(connection, probe, token, origin.mark, plan.expect[group]) for probe in plan.probes]
+            finally:
+                connection.close()
             results += _judge(group, plan.expect[group], outcomes)
     return Report(plan.school, now, ran_by, proxy_url, plan, tuple(results))
 
 
-def _ask(http: httpx.Client, probe: Probe, token: str, mark: str, expect: Expect) -> Outcome:
-    # Plain HTTP: the proxy decides on the host and path alone, and sends what it allows to the local origin.
+def _ask(connection: HTTPConnection, probe: Probe, token: str, mark: str, expect: Expect) -> Outcome:
+    # Plain HTTP: the proxy decides on the host and path alone, and answers what it allows from the origin.
     url = "http://" + probe.url.split("://", 1)[-1]
     try:
-        response = http.get(url, headers={HEADER: token})
-    except httpx.HTTPError as exc:
+        connection.request("GET", url, headers={HEADER: token})
+        response = connection.getresponse()
+        response.read()
+    except (OSError, HTTPException) as exc:
+        connection.close()
         return Outcome(probe, "error", f"no answer from the proxy: {exc}", False)
-    answer = response.headers.get(RESULT_HEADER)
+    headers = response.headers
+    answer = headers.get(RESULT_HEADER)
     if answer is None:
         return Outcome(probe, "error", "the proxy did not take the self-test token (is it this gateway, given the "
                                        "console's secret file?)", False)  # fmt: skip
     decision = json.loads(answer)
     action = str(decision.get("action"))
-    if action != "block" and response.headers.get(MARK_HEADER) != mark:
+    if action != "block" and headers.get(MARK_HEADER) != mark:
         return Outcome(probe, "error", "the page did not come from the self-test's own server", False)
     detail = ", ".join(f"{k} {decision[k]}" for k in ("rule", "list") if decision.get(k)) or str(decision.get("source"))
+    if probe.category == CONTENT and action != "allow" and decision.get("source") != CONTENT:
+        # Blocked by an address rule (a policy that blocks every unlisted site), not by what the page says.
+        return Outcome(probe, action, f"decided by {detail}, not by the page's content", False)
     if not probe.known_bad:
         passed = action in ("allow", "flag")
     elif probe.category == ILLEGAL or expect is Expect.BLOCK:
@@ -132,7 +155,7 @@ def _ask(http: httpx.Client, probe: Probe, token: str, mark: str, expect: Expect
 
 def _judge(group: str, expect: Expect, outcomes: Sequence[Outcome]) -> list[CategoryResult]:
     results = []
-    for category in [ILLEGAL, *(c.value for c in SelftestCategory)]:
+    for category in [ILLEGAL, *(c.value for c in SelftestCategory), CONTENT]:
         mine = tuple(o for o in outcomes if o.probe.category == category)
         if not any(o.probe.known_bad for o in mine):
             status = Status.UNCOVERED
@@ -140,6 +163,6 @@ def _judge(group: str, expect: Expect, outcomes: Sequence[Outcome]) -> list[Cate
             status = Status.PASS
         else:
             status = Status.FAIL
-        if mine or category != ILLEGAL:
+        if mine or category not in (ILLEGAL, CONTENT):
             results.append(CategoryResult(group, category, expect, mine, status))
     return results

@@ -11,7 +11,6 @@ from flask import Blueprint, Response, current_app, render_template
 from flask_login import current_user
 
 from gateway.policy.loader import PolicyError, load_policy
-from gateway.selftest.categories import SelftestCategory
 from gateway.selftest.plan import SelftestDataError, build_plan
 from gateway.selftest.runner import Status, run_selftest
 from gateway.web.audit_trail import audit
@@ -47,7 +46,7 @@ def run():  # type: ignore[no-untyped-def]
         "passed": report.passed, "groups": list(plan.groups), "illegal_slot_filled": plan.slot_filled,
         "failed": sorted(f"{r.group}/{r.category}" for r in report.results if r.status is Status.FAIL),
     })  # fmt: skip
-    return render_template("selftest/report.html", report=report, Status=Status, categories=SelftestCategory)
+    return render_template("selftest/report.html", report=report)
 
 
 @blueprint.get("/print.css")
