@@ -79,7 +79,7 @@ def test_without_the_adult_rule_pupils_fail_and_the_exit_status_says_so(tmp_path
     finally:
         proxy.stop()
     assert run.returncode == 1, run.stdout + run.stderr
-    assert "FAIL         Pornography: known-bad 0/3 as expected, known-good 2/2 open" in run.stdout
+    assert "FAIL         Pornography: known-bad 0/3 blocked, known-good 2/2 open" in run.stdout
     assert "known-bad http://pornhub.com/: allow (default)" in run.stdout
     assert "PASS         Gambling" in run.stdout
     assert "Illegal-content slot: EMPTY" in run.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gateway.selftest.plan import ILLEGAL, Expect
 from gateway.selftest.runner import Report, Status
 
 
@@ -23,7 +24,8 @@ def render_text(report: Report) -> str:
             bad_ok, bad = result.counts(known_bad=True)
             good_ok, good = result.counts(known_bad=False)
             status = result.status.value.upper()
-            lines.append(f"  {status:<12} {result.title}: known-bad {bad_ok}/{bad} as expected, "
+            filtered = "blocked" if result.expect is Expect.BLOCK or result.category == ILLEGAL else "filtered"
+            lines.append(f"  {status:<12} {result.title}: known-bad {bad_ok}/{bad} {filtered}, "
                          f"known-good {good_ok}/{good} open")  # fmt: skip
             for outcome in result.outcomes:
                 if not outcome.passed:
