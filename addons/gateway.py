@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from gateway.proxy.access_log import AccessLog  # noqa: E402
 from gateway.proxy.chain import AddonChain  # noqa: E402
 from gateway.proxy.clock import Clock  # noqa: E402
+from gateway.proxy.content_guard import ContentGuard  # noqa: E402
 from gateway.proxy.destination_guard import DestinationGuard  # noqa: E402
 from gateway.proxy.enforcer import Enforcer  # noqa: E402
 from gateway.proxy.fail_closed import FailClosed  # noqa: E402
@@ -26,6 +27,7 @@ from gateway.proxy.policy_source import PolicySource  # noqa: E402
 from gateway.proxy.portal import PortalAddon  # noqa: E402
 from gateway.proxy.proxy_auth import ProxyAuthAddon  # noqa: E402
 from gateway.proxy.radius_listener import RadiusListenerAddon  # noqa: E402
+from gateway.proxy.search_guard import SearchGuard  # noqa: E402
 from gateway.proxy.selftest_route import SelftestRoute  # noqa: E402
 from gateway.proxy.startup_gate import StartupGate  # noqa: E402
 from gateway.proxy.store_options import StoreOptions  # noqa: E402
@@ -59,9 +61,12 @@ addons = [
         ),
         destinations,
         Enforcer(policy, clock, destinations, connections, grants),
+        # After the enforcer: only what it allowed is scored; before the access log, which logs the finding.
+        SearchGuard(policy, destinations),
+        ContentGuard(policy, destinations),
         access_log,
         # Last: sends an allowed self-test request to its test origin once every part has decided.
         selftest.last,
-        on_failure=FailClosed(policy, clock, connections).handlers(),
+        on_failure=FailClosed(policy, clock, connections, access_log.response).handlers(),
     )
 ]

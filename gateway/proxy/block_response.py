@@ -36,9 +36,25 @@ def block(flow: http.HTTPFlow, policy: Policy, decision: Decision, identity: Ide
     """Answer with the block page. Its "Ask for access" link goes to the policy's `school.request_url`, else to
     `request_url` (the gateway's own request form), else the page names whom to ask. `earlier` is the person's
     latest request about the site, whose outcome the page tells them."""
+    notice = block_notice(flow, policy, decision, identity, instant, request_url, earlier)
+    if wants_page(flow.request):
+        body, content_type = render_block_page(notice), "text/html; charset=utf-8"
+    else:
+        body, content_type = render_block_text(notice), "text/plain; charset=utf-8"
+    flow.response = http.Response.make(403, body, {"Content-Type": content_type, **HEADERS})
+    log.info(
+        "blocked %s for %s (%s): rule=%s list=%s period=%s source=%s ref=%s",
+        decision.host, identity.client_ip, identity.group, decision.rule, decision.list, decision.period,
+        decision.source, notice.reference,
+    )  # fmt: skip
+
+
+def block_notice(flow: http.HTTPFlow, policy: Policy, decision: Decision, identity: Identity, instant: datetime,
+                 request_url: str | None = None, earlier: RequestOutcome | None = None) -> BlockNotice:  # fmt: skip
+    """What the block page says about this flow (see `block`)."""
     school = policy.school
     listed = policy.lists.get(decision.list) if decision.list else None
-    notice = BlockNotice(
+    return BlockNotice(
         decision=decision,
         identity=identity,
         url=flow.request.pretty_url,
@@ -52,16 +68,6 @@ def block(flow: http.HTTPFlow, policy: Policy, decision: Decision, identity: Ide
         # The gateway's own pages: its report form sits beside its request form.
         report_url=f"{request_url.removesuffix('/request')}/report" if request_url else None,
     )
-    if wants_page(flow.request):
-        body, content_type = render_block_page(notice), "text/html; charset=utf-8"
-    else:
-        body, content_type = render_block_text(notice), "text/plain; charset=utf-8"
-    flow.response = http.Response.make(403, body, {"Content-Type": content_type, **HEADERS})
-    log.info(
-        "blocked %s for %s (%s): rule=%s list=%s period=%s source=%s ref=%s",
-        decision.host, identity.client_ip, identity.group, decision.rule, decision.list, decision.period,
-        decision.source, notice.reference,
-    )  # fmt: skip
 
 
 def refuse(flow: http.HTTPFlow, status: int, text: str) -> None:

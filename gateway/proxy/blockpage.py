@@ -95,6 +95,9 @@ def _why(notice: BlockNotice) -> str:
         return "the gateway could not check this page, so it is blocked to keep you safe"
     if decision.source is Source.CONNECTION:
         return f"the gateway's connection rules ({decision.rule})"
+    if decision.source is Source.CONTENT:
+        # The matched phrase is left out: the block page must not repeat harmful words to a pupil.
+        return f"content analysis found {(decision.list or 'unsuitable').replace('_', ' ')} content"
     parts = []
     if decision.list:
         described = f"{notice.list_description} " if notice.list_description else ""

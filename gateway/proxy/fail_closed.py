@@ -2,8 +2,10 @@
 
 mitmproxy runs a script's addon inside one error guard that logs the exception and carries on, which would skip
 the enforcer and forward the request unfiltered and unlogged. The addon chain calls these instead, per hook: a
-request gets the block page ("the gateway could not check this page") and a log row; a CONNECT's tunnel is marked
-failed, so every request in it is blocked; a connection that cannot be decided is closed.
+request gets the block page ("the gateway could not check this page") and a log row; so does a response whose
+content could not be analysed (the access log, skipped with the parts after the one that raised, is called here);
+a CONNECT's tunnel is marked failed, so every request in it is blocked; a connection that cannot be decided is
+closed.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ log = logging.getLogger(__name__)
 
 
 class FailClosed:
-    def __init__(self, policy: PolicySource, clock: Clock, connections: Connections) -> None:
+    def __init__(self, policy: PolicySource, clock: Clock, connections: Connections,
+                 log_response: Callable[[http.HTTPFlow], None] | None = None) -> None:  # fmt: skip
         self.policy = policy
+        self.log_response = log_response
         self.clock = clock
         self.connections = connections
 
@@ -38,6 +42,7 @@ class FailClosed:
         return {
             "requestheaders": self.request,
             "request": self.request,
+            "response": self.response,
             "http_connect": self.connect,
             "next_layer": self.next_layer,
             "tls_clienthello": self.clienthello,
@@ -57,6 +62,11 @@ class FailClosed:
             log.exception("could not even make the failure page; refusing with a plain answer")
             flow_state(flow).decision = failed_decision(PeriodKind.LESSON, flow.request.host.lower())
             refuse(flow, 403, FAILED_REASON)
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        self.request(flow)
+        if self.log_response is not None:
+            self.log_response(flow)
 
     def connect(self, flow: http.HTTPFlow) -> None:
         tunnel = self.connections.get(flow.client_conn.id)
