@@ -276,6 +276,10 @@ SEARCHES = [
     ("https://duckduckgo.com/?q=porn+xxx&ia=web", "duckduckgo.com", "/"),
     ("https://www.youtube.com/results?search_query=how+to+kill+myself", "www.youtube.com", "/results"),
     ("https://en.wikipedia.org/w/index.php?search=porn+xxx&title=Special:Search", "en.wikipedia.org", "/w/index.php"),
+    # The term in the path, not the query.
+    ("https://en.wikipedia.org/wiki/Special:Search/porn_xxx", "en.wikipedia.org", "/wiki/Special:Search/porn_xxx"),
+    ("https://www.dailymotion.com/search/porn%20xxx/videos", "www.dailymotion.com", "/search/porn%20xxx/videos"),
+    ("https://www.bing.com/images/search?q=p0rn+xxx", "www.bing.com", "/images/search"),
 ]
 
 
