@@ -5,6 +5,7 @@ stream; searches are scored; an analyser that fails blocks."""
 from __future__ import annotations
 
 import gzip
+import json
 import sqlite3
 import threading
 import time
@@ -197,6 +198,14 @@ def test_a_flagged_page_passes_and_is_logged_as_a_content_flag(gateway):
     action, source, category, matched = logged(gateway, "www.bbc.co.uk", "/page/flagged")
     assert (action, source, category) == ("flag", "content", "drugs")
     assert matched
+    # The officer's queue has it, with the phrases and an excerpt from the page.
+    with sqlite3.connect(gateway.workdir / "gateway.db") as db:
+        report = db.execute("SELECT kind, queue, url, category, matches, excerpt FROM report WHERE host = ? "
+                            "AND category = 'drugs'", ("www.bbc.co.uk",)).fetchone()  # fmt: skip
+    assert report is not None
+    kind, queue, url, _, matches, excerpt = report
+    assert (kind, queue, url) == ("page", "officer", "https://www.bbc.co.uk/page/flagged")
+    assert matched in json.loads(matches) and excerpt
 
 
 @pytest.mark.parametrize("name", ["harmful-gzip", "harmful-br", "polish-latin2", "arabic-1256", "harmful-json",
