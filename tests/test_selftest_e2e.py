@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from gateway.selftest.token import HEADER, mint
+from gateway.selftest.token import HEADER, RESULT_HEADER, mint
 from tests.support.gateway import start_gateway
 from tests.support.mitmdump import Mitmdump
 from tests.support.origins import OriginServer
@@ -85,24 +85,39 @@ def test_without_the_adult_rule_pupils_fail_and_the_exit_status_says_so(tmp_path
     assert "Illegal-content slot: EMPTY" in run.stdout
 
 
-def test_a_forged_token_is_ignored_and_never_reaches_its_origin(tmp_path, secret):
+def test_a_forged_or_foreign_token_is_ignored_and_never_reaches_its_origin(tmp_path, secret):
+    """`internet` stands for the real sites (every upstream connection the proxy opens goes there); `token_origin`
+    is the self-test server a token names."""
     policy = demo_policy_with_devices(tmp_path, {})
-    proxy = start_gateway(tmp_path, policy, gateway_selftest_secret_file=secret)
-    try:
-        with OriginServer() as origin, httpx.Client(proxy=proxy.proxy_url, trust_env=False) as http:
-            forged = mint("another-secret", "staff", None, ("127.0.0.1", origin.port))
-            # Drugs sites are flagged for staff, blocked for pupils: decided as the pupil the client is.
-            got = http.get("http://erowid.org/", headers={HEADER: forged})
-            assert got.status_code == 403 and "X-Gateway-Selftest-Result" not in got.headers
-            got = http.get("http://www.samaritans.org/", headers={HEADER: forged})
-            assert "X-Gateway-Selftest-Result" not in got.headers
-            assert origin.requests == []
-            # A valid token: decided as staff, sent to the token's origin only, without the header.
-            valid = mint(secret.read_text().strip(), "staff", None, ("127.0.0.1", origin.port))
-            got = http.get("http://erowid.org/page", headers={HEADER: valid})
-            assert got.status_code == 200 and json.loads(got.headers["X-Gateway-Selftest-Result"])["action"] == "flag"
-            (seen,) = origin.requests
-            assert (seen.host, seen.path) == ("erowid.org", "/page") and "x-gateway-selftest" not in seen.headers
-        proxy.wait_for_output(r"ignored a self-test token from 127\.0\.0\.1: not signed with this gateway's secret")
-    finally:
-        proxy.stop()
+    with OriginServer() as internet, OriginServer() as token_origin:
+        proxy = start_gateway(tmp_path, policy, origin=internet, gateway_selftest_secret_file=secret)
+        try:
+            with httpx.Client(proxy=proxy.proxy_url, trust_env=False) as http:
+                forged = mint("another-secret", "staff", None, ("127.0.0.1", token_origin.port))
+                # Drugs sites are flagged for staff, blocked for pupils: decided as the pupil the client is.
+                got = http.get("http://erowid.org/", headers={HEADER: forged})
+                assert got.status_code == 403 and RESULT_HEADER not in got.headers
+                got = http.get("http://www.samaritans.org/help", headers={HEADER: forged})
+                assert got.status_code == 200 and RESULT_HEADER not in got.headers
+                # A valid token naming an origin that is not a local address is not honoured either.
+                far = mint(secret.read_text().strip(), "staff", None, ("93.184.216.34", 80))
+                got = http.get("http://www.samaritans.org/far", headers={HEADER: far})
+                assert got.status_code == 200 and RESULT_HEADER not in got.headers
+                assert token_origin.requests == []
+                # Ignored tokens are taken off the request all the same: the site never sees one.
+                assert [(r.host, r.path) for r in internet.requests] == [("www.samaritans.org", "/help"),
+                                                                         ("www.samaritans.org", "/far")]
+                assert all("x-gateway-selftest" not in r.headers for r in internet.requests)
+
+                # A valid token: decided as staff, answered by the token's origin only, without the header.
+                valid = mint(secret.read_text().strip(), "staff", None, ("127.0.0.1", token_origin.port))
+                got = http.get("http://erowid.org/page", headers={HEADER: valid})
+                assert got.status_code == 200 and json.loads(got.headers[RESULT_HEADER])["action"] == "flag"
+                (seen,) = token_origin.requests
+                assert (seen.host, seen.path) == ("erowid.org", "/page") and "x-gateway-selftest" not in seen.headers
+                assert len(internet.requests) == 2
+            ignored = r"ignored a self-test token from 127\.0\.0\.1: "
+            proxy.wait_for_output(ignored + r"not signed with this gateway's secret")
+            proxy.wait_for_output(ignored + r"origin 93\.184\.216\.34 is not a local address")
+        finally:
+            proxy.stop()

@@ -107,6 +107,7 @@ class SelftestDelivery:
         decision = flow_state(flow).decision
         result = decision.as_dict() if decision is not None else {"action": "none"}
         result.pop("reason", None)
+        result["token"] = flow.metadata[TOKEN].digest
         flow.response.headers[RESULT_HEADER] = json.dumps(result)
 
 

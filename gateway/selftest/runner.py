@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from gateway.selftest.categories import SelftestCategory
 from gateway.selftest.origin import MARK_HEADER, SelftestOrigin
 from gateway.selftest.plan import CONTENT, ILLEGAL, Expect, Plan, Probe
-from gateway.selftest.token import HEADER, RESULT_HEADER, mint
+from gateway.selftest.token import HEADER, RESULT_HEADER, digest, mint
 
 TIMEOUT_SECONDS = 10.0
 
@@ -136,7 +136,13 @@ def _ask(connection: HTTPConnection, probe: Probe, token: str, mark: str, expect
     if answer is None:
         return Outcome(probe, "error", "the proxy did not take the self-test token (is it this gateway, given the "
                                        "console's secret file?)", False)  # fmt: skip
-    decision = json.loads(answer)
+    try:
+        decision = json.loads(answer)
+    except ValueError:
+        decision = None
+    if not isinstance(decision, dict) or decision.get("token") != digest(token):
+        # Not the proxy's answer to this token: a site's own header, passed on by a proxy that ignored the token.
+        return Outcome(probe, "error", "the answer was not the gateway's answer to this self-test", False)
     action = str(decision.get("action"))
     if action != "block" and headers.get(MARK_HEADER) != mark:
         return Outcome(probe, "error", "the page did not come from the self-test's own server", False)

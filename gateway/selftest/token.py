@@ -8,6 +8,7 @@ request to the token's origin and nowhere else.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,8 @@ class SelftestToken:
     origin_host: str
     origin_port: int
     expires: float
+    # Echoed on the proxy's answer: only the proxy, which took the token off the request, can know it.
+    digest: str
 
     @property
     def origin(self) -> tuple[str, int]:
@@ -69,4 +72,8 @@ def read(secret: str, text: str, *, now: float | None = None) -> SelftestToken:
         raise BadToken("malformed claims")
     if expires < (time.time() if now is None else now):
         raise BadToken("expired")
-    return SelftestToken(group, year_group, host, port, expires)
+    return SelftestToken(group, year_group, host, port, expires, digest(text))
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
