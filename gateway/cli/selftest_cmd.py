@@ -27,8 +27,9 @@ def selftest(groups: tuple[str, ...], proxy_url: str, secret_file: Path, policy_
 
     Known-bad addresses (sampled from the policy's lists for each category, and the illegal-content slot's test
     entry) must be blocked for pupils (or reported, for groups the standards let see more); known-good educational
-    sites must stay open. The proxy sends every self-test request it allows to a local test server this command
-    starts, never to the internet.
+    sites must stay open. With content analysis on, a page of each analysed category's phrases, on an address no
+    list names, must be blocked by its words alone. The proxy answers every self-test request it allows from a
+    local test server this command starts, never from the internet.
     """
     from gateway.selftest.plan import SelftestDataError, build_plan
     from gateway.selftest.runner import run_selftest
