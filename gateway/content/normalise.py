@@ -19,26 +19,44 @@ import unicodedata
 
 _DROPPED_ELEMENTS = re.compile(r"<(script|style|noscript|template|svg)\b[^>]*>.*?</\1\s*>", re.I | re.S)
 _COMMENTS = re.compile(r"<!--.*?-->", re.S)
-# Inline tags inside a word must not split it ("p<b></b>orn"); every other tag separates words.
-_INLINE_TAGS = re.compile(r"</?(?:a|abbr|b|bdi|bdo|code|em|font|i|mark|q|s|small|span|strong|sub|sup|u|wbr)\b[^>]*>",
-                          re.I)  # fmt: skip
+# Inline tags inside a word must not split it ("p<b></b>orn"); every other tag separates words. Lower and upper
+# case are spelt out: a case-insensitive pattern is several times slower here.
+_INLINE_NAMES = "a abbr b bdi bdo code em font i mark q s small span strong sub sup u wbr".split()
+_INLINE_TAGS = re.compile(r"</?(?:%s)(?=[\s/>])[^>]*>" % "|".join(sorted({*_INLINE_NAMES, *map(str.upper, _INLINE_NAMES)},
+                                                                       key=len, reverse=True)))  # fmt: skip
 _TAGS = re.compile(r"</?[A-Za-z!][^>]*>")
 
 # Combining marks: Latin accents, Arabic vowel marks (harakat), the superscript alef, Quranic annotation signs.
 _MARKS = re.compile(r"[\u0300-\u036f\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed]+")
 # Letters NFKD does not decompose, and Arabic-script letter variants written interchangeably (Arabic and Urdu yeh,
 # kaf and heh; alef maksura; teh marbuta); tatweel (the stretching stroke) and zero-width joiners go.
-_FOLD = str.maketrans(
-    {
-        "ł": "l", "ß": "ss", "ø": "o", "đ": "d", "æ": "ae", "œ": "oe", "ı": "i",
-        "ي": "ی", "ى": "ی", "ك": "ک", "ة": "ه", "ہ": "ه", "ۀ": "ه",
-        "ـ": None, "\u200c": " ", "\u200d": None, "\u200b": None, "\u00ad": None,
-    }
-)  # fmt: skip
+_VARIANTS = {
+    "ł": "l", "ß": "ss", "ø": "o", "đ": "d", "æ": "ae", "œ": "oe", "ı": "i",
+    "ي": "ی", "ى": "ی", "ك": "ک", "ة": "ه", "ہ": "ه", "ۀ": "ه",
+    "ـ": "", "\u200c": " ", "\u200d": "", "\u200b": "", "\u00ad": "",
+}  # fmt: skip
+# Blocks folded: Latin-1, Latin Extended A and B, combining marks, Arabic, Latin Extended Additional, general
+# punctuation (curly quotes, dashes, odd spaces), full-width forms ("ｐｏｒｎ").
+_FOLDED_BLOCKS = ((0x80, 0x250), (0x300, 0x370), (0x600, 0x700), (0x1E00, 0x1F00), (0x2000, 0x2070), (0xFF01, 0xFF5F))
+
+
+def _fold_char(char: str) -> str:
+    folded = _MARKS.sub("", unicodedata.normalize("NFKD", char.casefold()))
+    folded = "".join(_VARIANTS.get(c, c) for c in folded).casefold()
+    # Symbols and punctuation outside ASCII separate words like ASCII ones do.
+    return "".join(c if c.isascii() or c.isalnum() else " " for c in folded)
+
+
+# Built once. Only the characters that change are replaced, so a page that is English apart from a few quotes
+# and dashes comes out as ASCII, which the later expressions run over several times faster.
+_FOLD = {char: _fold_char(char) for start, end in _FOLDED_BLOCKS for char in map(chr, range(start, end))} | _VARIANTS
+_FOLD = {char: folded for char, folded in _FOLD.items() if folded != char}
+_FOLDABLE = re.compile("[%s]" % "".join(re.escape(char) for char in sorted(_FOLD)))
 
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a", "$": "s"})
-# A word that mixes letters with leet characters ("p0rn", "s3x", "@ss"); plain numbers and prices are left alone.
-_LEET_WORD = re.compile(r"[a-z0-9@$]*(?:[a-z][0134578@$]|[0134578@$][a-z])[a-z0-9@$]*")
+# Where a letter meets a leet character ("p0rn", "s3x", "@ss"); plain numbers and prices are left alone.
+_LEET_HINT = re.compile(r"[a-z][0134578@$]|[0134578@$][a-z]")
+_LEET_WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789@$")
 
 _NON_WORD = re.compile(r"[\W_]+")
 # Three or more single letters in a row: a word spelt out to dodge a filter ("p o r n" once dots became spaces).
@@ -61,14 +79,34 @@ def fold(text: str) -> str:
     """Case, accents and letter variants folded; punctuation, digits and spacing untouched."""
     text = text.casefold()
     if not text.isascii():
-        text = _MARKS.sub("", unicodedata.normalize("NFKD", text)).translate(_FOLD)
+        text = _FOLDABLE.sub(lambda found: _FOLD[found.group()], text)
     return text
+
+
+def decode_leet(text: str) -> str:
+    """Leet characters read as letters in the words that mix them with letters; found by a cheap scan first,
+    since most pages have none."""
+    pieces: list[str] = []
+    done = 0
+    for hint in _LEET_HINT.finditer(text):
+        if hint.start() < done:
+            continue
+        start, end = hint.start(), hint.end()
+        while start > done and text[start - 1] in _LEET_WORD_CHARS:
+            start -= 1
+        while end < len(text) and text[end] in _LEET_WORD_CHARS:
+            end += 1
+        pieces += [text[done:start], text[start:end].translate(_LEET)]
+        done = end
+    if not pieces:
+        return text
+    pieces.append(text[done:])
+    return "".join(pieces)
 
 
 def normalise_words(text: str) -> str:
     """Folded text (no markup) in matching form: ' word word … '."""
-    text = fold(text)
-    text = _LEET_WORD.sub(lambda m: m.group().translate(_LEET), text)
+    text = decode_leet(fold(text))
     text = _NON_WORD.sub(" ", text)
     text = _SPELT_OUT.sub(lambda m: m.group().replace(" ", ""), text)
     text = _REPEATS.sub(r"\1", text)

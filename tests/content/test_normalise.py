@@ -19,6 +19,10 @@ from gateway.content.normalise import normalise_page, normalise_phrase, spelling
         ("SAMOBOJSTWO", "samobojstwo"),
         ("Price $100 in 2024, 10 km", "price 10 in 2024 10 km"),
         ("café naïve", "cafe naive"),
+        # Full-width letters, curly quotes and odd spaces read like their plain forms.
+        ("ｆｒｅｅ ｐｏｒｎ", "fre porn"),
+        ("don’t\u00a0tell\u2009your mum", "don t tel your mum"),
+        ("ﬁnd", "find"),
     ],
 )
 def test_page_text_normalises_to_plain_words(text, words):
