@@ -42,11 +42,11 @@ CATEGORY_WORDS = {
     "child_abuse": "child sexual abuse material",
 }
 KIND_WORDS = {
-    "page": "a page whose text matched",
-    "search": "a search",
-    "flagged_site": "a visit to a flagged site",
+    "page": "a page whose text matched phrases in this category",
+    "search": "a search for terms in this category",
+    "flagged_site": "a visit to a site on a list the policy flags",
     "illegal_attempt": "an attempt to reach a site on an illegal-content list",
-    "person": "a report made with \"Report this page\"",
+    "person": "a page someone reported with \"Report this page\"",
     "contact": "a contact attempt through personal social media",
 }
 
@@ -77,7 +77,7 @@ def alert_message(report: Report, console_url: str, zone: ZoneInfo) -> tuple[str
     who = person_of(report)
     subject = f"Safeguarding alert: {category} — {who}"
     lines = [
-        f"The school web gateway reported {KIND_WORDS.get(report.kind, report.kind)} in a high-risk category.",
+        f"A high-risk report from the school web gateway: {KIND_WORDS.get(report.kind, report.kind)}.",
         "",
         f"Who:       {who}",
         f"Class:     {report.school_class or '-'}   Year: {report.year_group if report.year_group is not None else '-'}"
