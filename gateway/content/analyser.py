@@ -26,7 +26,7 @@ _STRUCTURED_SUFFIXES = ("+json", "+xml")
 OVERLAP_CHARS = 256
 # A streamed piece is cut after its last whole tag and word; past this much held back, it is cut anyway.
 MAX_HELD_BACK = 256 * 1024
-_UNCLOSED_DROPPED = re.compile(r"<(script|style|noscript|template|svg)\b(?![^<]*</\1)", re.I)
+_DROPPED_OPEN = re.compile(r"<(script|style|noscript|template|svg)\b", re.I)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,9 +143,12 @@ def _safe_cut(text: str) -> int:
     if len(text) > MAX_HELD_BACK:
         return len(text) - 1024
     cut = len(text)
-    dropped = _UNCLOSED_DROPPED.search(text)
-    if dropped:
-        cut = dropped.start()
+    opened = None
+    for opened in _DROPPED_OPEN.finditer(text):
+        pass
+    if opened is not None and not re.search(rf"</{opened.group(1)}\s*>", text[opened.end() :], re.I):
+        # A script or style still open: its text must not be scored as page words when the rest arrives.
+        cut = opened.start()
     tag = text.rfind("<", 0, cut)
     if tag != -1 and text.find(">", tag, cut) == -1:
         cut = tag

@@ -3,6 +3,7 @@ streamed in pieces."""
 
 import pytest
 
+from gateway.content.analyser import MAX_HELD_BACK
 from gateway.content.findings import ContentFinding
 from gateway.decisions.types import Action
 from gateway.identity.types import Identity
@@ -162,6 +163,20 @@ def test_streamed_text_split_inside_a_tag_or_a_script(analyser):
     for piece in ("<p>I w", "ant", " to", " d", "ie</p>"):
         scanner.feed(piece)
     assert scanner.finish().action is Action.BLOCK
+
+
+def test_a_script_with_comparisons_is_not_held_back(analyser):
+    scanner = analyser.scanner(YEAR_2)
+    scanner.feed("<script>if (a < b) { go(); }</script><p>" + "words " * 100)
+    assert len(scanner.held) < 10
+
+
+def test_streamed_text_without_spaces_is_held_back_only_so_far(analyser):
+    scanner = analyser.scanner(PUPIL)
+    for _ in range(40):
+        scanner.feed("x" * 65536)
+        assert len(scanner.held) <= MAX_HELD_BACK + 65536
+    assert scanner.finish().action is Action.ALLOW
 
 
 def test_streamed_pieces_count_like_one_page(analyser):
