@@ -22,6 +22,7 @@ from gateway.notify.report_notifier import ReportNotifier
 from gateway.policy.alerts_model import Alerts
 from gateway.store.engine import make_engine, session_factory
 from gateway.store.migrate import upgrade
+from gateway.store.models.audit import AuditEvent
 from gateway.store.models.reports import Report
 from gateway.store.reports import create_report
 from tests.support.inbox import Inbox
@@ -109,6 +110,11 @@ def test_the_mail_says_who_when_what_and_links_to_the_report_without_the_page_te
     assert "Searched:  how to self harm" in body and "Matched:   self harm" in body
     assert f"Open the report: {CONSOLE}/reports/{number}" in body
     assert EXCERPT not in body
+    # A mail naming a pupil is a disclosure of personal data: it is in the audit trail.
+    with sessions() as store:
+        (event,) = store.scalars(select(AuditEvent).where(AuditEvent.action == "report_alert_sent")).all()
+    assert (event.actor, event.target) == ("gateway:notifier", f"report:{number}")
+    assert json.loads(event.detail)["to"] == ["dsl@school.example", "deputy@school.example"]
 
 
 def test_mail_server_down_then_back_the_alert_is_retried_and_sent_once(sessions, inbox) -> None:

@@ -128,6 +128,9 @@ def test_sent_once_per_week_and_again_after_the_mail_server_comes_back(sessions,
     with sessions() as store:
         (row,) = store.scalars(select(ReportDigest)).all()
     assert row.week_start == WEEK and row.recipients == "dsl@school.example"
+    with sessions() as store:
+        (event,) = store.scalars(select(AuditEvent).where(AuditEvent.action == "report_digest_sent")).all()
+    assert (event.actor, event.target) == ("gateway:notifier", "report-digest:2026-11-23")
     # Nothing to send to, or digests turned off: nothing sent.
     next_week = due + timedelta(days=7)
     assert send_digest_if_due(sessions, mailer, Alerts(), LONDON, CONSOLE, next_week) is None
@@ -151,6 +154,9 @@ def test_the_cli_prints_a_week_audited_and_sends_it_once(sessions, week, inbox, 
     assert sent.exit_code == 0 and "sent to dsl@school.example" in sent.output
     again = runner.invoke(cli, send)
     assert again.exit_code == 1 and "was sent already" in again.output
+    with sessions() as store:
+        assert store.scalar(select(AuditEvent.actor).where(AuditEvent.action == "report_digest_sent")).startswith(
+            "cli:")  # fmt: skip
     assert len(inbox.wait_for(1)) == 1
 
 

@@ -64,7 +64,8 @@ def alerts(db_url: str, policy_path: Path, smtp_host: str | None, smtp_port: int
         raise click.ClickException("the policy names no recipients (reports.alerts.recipients)")
     mailer = _mailer(smtp_host, smtp_port, mail_from)
     with open_store(db_url) as sessions:
-        done = send_due_alerts(sessions, mailer, settings.alerts, console_url, settings.zone, datetime.now(UTC))
+        done = send_due_alerts(sessions, mailer, settings.alerts, console_url, settings.zone, datetime.now(UTC),
+                               actor=cli_actor())  # fmt: skip
     click.echo(f"{done.sent} alerts sent, {done.skipped} within the dedup window (not mailed again)")
     if done.error:
         raise click.ClickException(f"the mail server refused ({done.error}); the alert is kept and tried again on "
@@ -99,7 +100,7 @@ def digest(db_url: str, policy_path: Path, smtp_host: str | None, smtp_port: int
         mailer = _mailer(smtp_host, smtp_port, mail_from)
         try:
             sent = send_digest(sessions, mailer, settings.alerts.recipients, first_day, settings.zone, console_url,
-                               now)  # fmt: skip
+                               now, actor=cli_actor())  # fmt: skip
         except (OSError, smtplib.SMTPException) as exc:
             raise click.ClickException(f"the mail server refused ({exc}); nothing recorded, run again") from None
     last_day = first_day + timedelta(days=6)

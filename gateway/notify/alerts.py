@@ -24,12 +24,15 @@ from sqlalchemy.orm import Session
 
 from gateway.notify.mail import Mailer
 from gateway.policy.alerts_model import Alerts
+from gateway.store.audit import record
 from gateway.store.models.reports import Report
 from gateway.store.reports import matches_of
 from gateway.store.versions import bump
 
 # The counter every claim raises first: its row lock (PostgreSQL) or the write lock (SQLite) puts claims in turn.
 CLAIMS = "report_alerts"
+# Who the audit trail says mailed an alert or digest, when the console's thread did (the CLI names its user).
+NOTIFIER = "gateway:notifier"
 # Reports claimed in one pass; the rest wait a few seconds for the next.
 BATCH = 50
 WAITING = ("due", "failed")
@@ -135,9 +138,9 @@ def _claim(store: Session, report_id: int, window: timedelta, now: datetime) -> 
 
 
 def send_due_alerts(sessions: Callable[[], Session], mailer: Mailer, alerts: Alerts, console_url: str,
-                    zone: ZoneInfo, now: datetime) -> AlertPass:  # fmt: skip
+                    zone: ZoneInfo, now: datetime, actor: str = NOTIFIER) -> AlertPass:  # fmt: skip
     """Claim and mail the reports waiting for an alert, oldest first. Stops at the first mail that fails (the
-    server is down: the rest wait for the next pass)."""
+    server is down: the rest wait for the next pass). Each mail sent, naming a person, is in the audit trail."""
     if not alerts.recipients:
         return AlertPass()
     window = timedelta(hours=alerts.dedup_hours)
@@ -160,5 +163,8 @@ def send_due_alerts(sessions: Callable[[], Session], mailer: Mailer, alerts: Ale
                               .where(Report.id == report_id, Report.alert_state == "sent")
                               .values(alert_state="failed", alert_sent_at=None))  # fmt: skip
             return AlertPass(sent, skipped, 1, f"{type(exc).__name__}: {exc}")
+        with sessions() as store, store.begin():
+            record(store, actor, "report_alert_sent", target=f"report:{report_id}",
+                   detail={"to": alerts.recipients, "subject": subject})  # fmt: skip
         sent += 1
     return AlertPass(sent, skipped)

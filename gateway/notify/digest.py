@@ -17,9 +17,10 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from gateway.notify.alerts import person_of, report_link
+from gateway.notify.alerts import NOTIFIER, person_of, report_link
 from gateway.notify.mail import Mailer
 from gateway.policy.alerts_model import Alerts
+from gateway.store.audit import record
 from gateway.store.models.reports import Report, ReportDigest
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -135,7 +136,7 @@ def digest_message(digest: Digest, zone: ZoneInfo) -> tuple[str, str]:
 
 
 def send_digest(sessions: Callable[[], Session], mailer: Mailer, recipients: list[str], week_start: date,
-                zone: ZoneInfo, console_url: str, now: datetime) -> bool:  # fmt: skip
+                zone: ZoneInfo, console_url: str, now: datetime, actor: str = NOTIFIER) -> bool:  # fmt: skip
     """Send the digest of the seven days from `week_start` unless it has been sent. True when this call sent it;
     OSError or SMTPException (and no record of it) when the mail could not go."""
     try:
@@ -151,6 +152,8 @@ def send_digest(sessions: Callable[[], Session], mailer: Mailer, recipients: lis
         with sessions() as store, store.begin():
             store.execute(delete(ReportDigest).where(ReportDigest.week_start == week_start))
         raise
+    with sessions() as store, store.begin():
+        record(store, actor, "report_digest_sent", target=f"report-digest:{week_start}", detail={"to": recipients})
     return True
 
 
