@@ -33,7 +33,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from gateway.store.access_rows import storable
 from gateway.store.engine import StallGuard, make_engine
 from gateway.store.models.access_log import AccessLogEntry
-from gateway.store.reports import record_findings, reportable
+from gateway.store.reports import record_findings, reportable_rows
 from gateway.store.retention import DailyPurge
 from gateway.store.rollups import add_rows
 from gateway.store.spool import Spool
@@ -306,7 +306,7 @@ class AccessLogWriter:
                 self._insert(connection, rows)
                 add_rows(connection, rows)
                 # Most batches hold no flag, finding or illegal attempt: one pass over the rows and nothing more.
-                reports = [row for row in rows if reportable(row)]
+                reports = reportable_rows(rows)
                 if reports:
                     record_findings(connection, reports)
         self.written += len(rows)
