@@ -49,6 +49,7 @@ def test_the_demo_policy_passes_for_every_group_and_rows_are_marked_selftest(tmp
     assert run.returncode == 0, run.stdout + run.stderr
     report = json.loads(run.stdout)
     assert report["passed"] and report["illegal_slot"] == {"filled": False, "lists": ["iwf", "ctiru"]}
+    assert report["periods"] == ["lesson"]  # the gateway's clock: a Monday lesson
     status = {(r["group"], r["category"]): r["status"] for r in report["results"]}
     assert status[("pupil", "pornography")] == status[("guest", "self_harm")] == "pass"
     assert status[("staff", "illegal")] == "pass" and status[("staff", "piracy")] == "not covered"

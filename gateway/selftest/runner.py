@@ -34,6 +34,8 @@ class Outcome:
     action: str
     detail: str
     passed: bool
+    # The kind of school time the gateway decided in (lesson, lunch …): results depend on it.
+    period: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +78,11 @@ class Report:
         """One result per category tested, in report order (the first group's), for row titles."""
         return self.for_group(self.plan.groups[0]) if self.plan.groups else []
 
+    @property
+    def periods(self) -> list[str]:
+        """The kinds of school time the gateway decided in during the run (one, unless the run spanned a change)."""
+        return list(dict.fromkeys(o.period for r in self.results for o in r.outcomes if o.period))
+
     def for_group(self, group: str) -> list[CategoryResult]:
         return [r for r in self.results if r.group == group]
 
@@ -86,6 +93,7 @@ class Report:
             "ran_by": self.ran_by,
             "proxy": self.proxy,
             "passed": self.passed,
+            "periods": self.periods,
             "illegal_slot": {"filled": self.plan.slot_filled, "lists": list(self.plan.slot_lists)},
             "uncovered": [c.value for c in self.plan.uncovered],
             "results": [
@@ -144,19 +152,20 @@ def _ask(connection: HTTPConnection, probe: Probe, token: str, mark: str, expect
         # Not the proxy's answer to this token: a site's own header, passed on by a proxy that ignored the token.
         return Outcome(probe, "error", "the answer was not the gateway's answer to this self-test", False)
     action = str(decision.get("action"))
+    period = decision.get("period") if isinstance(decision.get("period"), str) else None
     if action != "block" and headers.get(MARK_HEADER) != mark:
-        return Outcome(probe, "error", "the page did not come from the self-test's own server", False)
+        return Outcome(probe, "error", "the page did not come from the self-test's own server", False, period)
     detail = ", ".join(f"{k} {decision[k]}" for k in ("rule", "list") if decision.get(k)) or str(decision.get("source"))
     if probe.category == CONTENT and action != "allow" and decision.get("source") != CONTENT:
         # Blocked by an address rule (a policy that blocks every unlisted site), not by what the page says.
-        return Outcome(probe, action, f"decided by {detail}, not by the page's content", False)
+        return Outcome(probe, action, f"decided by {detail}, not by the page's content", False, period)
     if not probe.known_bad:
         passed = action in ("allow", "flag")
     elif probe.category == ILLEGAL or expect is Expect.BLOCK:
         passed = action == "block"
     else:
         passed = action in ("block", "flag")
-    return Outcome(probe, action, detail, passed)
+    return Outcome(probe, action, detail, passed, period)
 
 
 def _judge(group: str, expect: Expect, outcomes: Sequence[Outcome]) -> list[CategoryResult]:

@@ -10,6 +10,7 @@ def render_text(report: Report) -> str:
     lines = [
         f"Filter self-test: {report.school}",
         f"Run {report.ran_at:%Y-%m-%d %H:%M} by {report.ran_by} through the proxy at {report.proxy}",
+        f"The gateway decided as in: {', '.join(report.periods) or 'unknown'} (what is blocked may depend on it)",
         "",
     ]
     if report.plan.slot_filled:
