@@ -152,7 +152,8 @@ def _safe_cut(text: str) -> int:
     tag = text.rfind("<", 0, cut)
     if tag != -1 and text.find(">", tag, cut) == -1:
         cut = tag
-    space = max(text.rfind(" ", 0, cut), text.rfind("\n", 0, cut), text.rfind(">", 0, cut) + 1 if cut else -1)
+    # Only at white space: after a tag may be inside a word ("p<b></b>orn").
+    space = max(text.rfind(" ", 0, cut), text.rfind("\n", 0, cut), text.rfind("\t", 0, cut))
     return space if space > 0 else (cut if cut < len(text) else 0)
 
 
