@@ -20,6 +20,7 @@ from gateway.notify.alerts import send_due_alerts
 from gateway.notify.mail import Mailer
 from gateway.notify.report_notifier import ReportNotifier
 from gateway.policy.alerts_model import Alerts
+from gateway.policy.loader import PolicyError, load_policy
 from gateway.store.engine import make_engine, session_factory
 from gateway.store.migrate import upgrade
 from gateway.store.models.audit import AuditEvent
@@ -187,3 +188,12 @@ def test_the_console_thread_mails_within_seconds_and_follows_the_policy_file(ses
         assert mail["To"] == "dsl@school.example"
     finally:
         notifier.stop()
+
+
+def test_a_high_risk_category_nothing_reports_under_refuses_the_policy(tmp_path) -> None:
+    policy = write_policy(tmp_path, "reports: {alerts: {high_risk: [self_harm, self-harm], recipients: [dsl]}}\n")
+    with pytest.raises(PolicyError) as refused:
+        load_policy(policy)
+    message = str(refused.value)
+    assert "reports.alerts.high_risk.1: 'self-harm' is not a category anything reports under" in message
+    assert "reports.alerts.recipients.0" in message  # not an e-mail address

@@ -21,13 +21,35 @@ Email = Annotated[str, Field(max_length=254, pattern=r"^[^@\s,;<>]+@[^@\s,;<>]+\
 DigestDay = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
 HIGH_RISK_CATEGORIES = ("self_harm", "suicide", "extremism", "child_abuse", "terrorism")
+# Categories of an illegal-list attempt (which list it was on), as the store names them.
+ILLEGAL_CATEGORIES = ("child_abuse", "terrorism")
+# What a person may say was wrong with a page on "Report this page", in words a pupil can read. The keys are the
+# content analyser's categories where there is one, so reports and findings count together in the digest.
+PERSON_CATEGORIES = {
+    "self_harm": "Self-harm",
+    "suicide": "Suicide",
+    "extremism": "Extremism or terrorism",
+    "hate": "Hate or bullying because of who someone is",
+    "bullying": "Bullying or threats",
+    "adult": "Sexual or adult content",
+    "child_abuse": "Sexual content involving children",
+    "violence": "Violence or gore",
+    "weapons": "Weapons",
+    "drugs": "Drugs or alcohol",
+    "gambling": "Gambling",
+    "scam": "A scam, phishing or a virus",
+    "wrongly_blocked": "It is blocked but should not be",
+    "other": "Something else",
+}
 
 
 class Alerts(Strict):
     # The e-safety officer's (and deputies') addresses: the immediate alerts and the weekly digest go to them.
     # Empty: no e-mail is sent; reports still wait in the console's queue.
     recipients: list[Email] = Field(default=[], max_length=20)
-    # Categories mailed at once. A finding the content analyser marks high-risk, and an illegal-list hit, is one.
+    # Categories mailed at once when a person reports a page or a flag rule's list matches (a content finding
+    # follows content.high_risk; an illegal-list attempt always alerts). Each must be a content category, a list,
+    # or a category "Report this page" offers.
     high_risk: list[Name] = list(HIGH_RISK_CATEGORIES)
     # A later report of the same person and category within this many hours is not mailed again (it is in the
     # queue and counted in the digest).

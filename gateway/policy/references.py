@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from gateway.policy.alerts_model import ILLEGAL_CATEGORIES, PERSON_CATEGORIES
+
 Loc = tuple[str | int, ...]
 
 
@@ -69,6 +71,7 @@ def reference_problems(data: Any, base_dir: Path) -> Iterator[tuple[Loc, str]]:
     yield from expect_problems(data, group)
     yield from _content_problems(data, groups, base_dir)
     yield from _reports_problems(data, lists, illegal)
+    yield from _alerts_problems(data, lists)
     for name, source in lists.items():
         for field in ("files", "url_files"):
             for j, file in enumerate(_sequence(_mapping(source).get(field))):
@@ -115,3 +118,15 @@ def _reports_problems(data: dict, lists: dict, illegal: set[str]) -> Iterator[tu
     elif not any(name in _sequence(_mapping(rule).get("lists")) and _mapping(rule).get("action") == "block"
                  for rule in _sequence(data.get("rules"))):  # fmt: skip
         yield loc, f"no rule blocks the list {name!r}: a one-click block would block nothing"
+
+
+def _alerts_problems(data: dict, lists: dict) -> Iterator[tuple[Loc, str]]:
+    """A high-risk category nothing ever reports under (a typo: "self-harm") would silently never alert."""
+    known = {*_mapping(_mapping(data.get("content")).get("categories")), *lists, *ILLEGAL_CATEGORIES,
+             *PERSON_CATEGORIES}  # fmt: skip
+    alerts = _mapping(_mapping(data.get("reports")).get("alerts"))
+    for j, name in enumerate(_sequence(alerts.get("high_risk"))):
+        if isinstance(name, str) and name not in known:
+            yield ("reports", "alerts", "high_risk", j), (
+                f"{name!r} is not a category anything reports under (content categories, lists, "
+                f"{', '.join(ILLEGAL_CATEGORIES)}, or what \"Report this page\" offers)")

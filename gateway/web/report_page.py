@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from gateway.identity.portal_link import MAX_URL_LENGTH, plain_web_url
 from gateway.identity.types import Identity
-from gateway.policy.alerts_model import Alerts
+from gateway.policy.alerts_model import PERSON_CATEGORIES
 from gateway.store.reports import create_report
 from gateway.web.audit_trail import audit
 from gateway.web.client_address import client_ip
@@ -37,23 +37,7 @@ MAX_NAME = 200
 MAX_SERVICE = 100
 # Reports one device may send in an hour: a class's worth of honest reports, not enough to bury the queue.
 MAX_PER_HOUR = 10
-# Words a pupil can read; the keys are the content analyser's categories, so reports and findings count together.
-CATEGORIES = {
-    "self_harm": "Self-harm",
-    "suicide": "Suicide",
-    "extremism": "Extremism or terrorism",
-    "hate": "Hate or bullying because of who someone is",
-    "bullying": "Bullying or threats",
-    "adult": "Sexual or adult content",
-    "child_abuse": "Sexual content involving children",
-    "violence": "Violence or gore",
-    "weapons": "Weapons",
-    "drugs": "Drugs or alcohol",
-    "gambling": "Gambling",
-    "scam": "A scam, phishing or a virus",
-    "wrongly_blocked": "It is blocked but should not be",
-    "other": "Something else",
-}
+CATEGORIES = PERSON_CATEGORIES
 RELATIONS = {"pupil": "A pupil", "parent": "A parent or carer", "former_pupil": "A former pupil", "other": "Someone else"}
 SERVICES = ("Facebook", "Instagram", "Snapchat", "TikTok", "WhatsApp", "X (Twitter)", "YouTube", "Discord",
             "LinkedIn", "E-mail to a personal address", "Text or phone call")  # fmt: skip
@@ -76,10 +60,6 @@ def _page(template: str, status: int = 200, **values: object):  # type: ignore[n
 
 def _refused(message: str, status: int = 400):  # type: ignore[no-untyped-def]
     return _page("message.html", status, title="Report not sent", message=message)
-
-
-def _alerts() -> Alerts:
-    return running_policy().policy.reports.alerts
 
 
 def _person(identity: Identity) -> dict[str, Any]:
