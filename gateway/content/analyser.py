@@ -26,7 +26,7 @@ _STRUCTURED_SUFFIXES = ("+json", "+xml")
 OVERLAP_CHARS = 256
 # A streamed piece is cut after its last whole tag and word; past this much held back, it is cut anyway.
 MAX_HELD_BACK = 256 * 1024
-_DROPPED_OPEN = re.compile(r"<(script|style|noscript|template|svg)\b", re.I)
+_DROPPED_TAG = re.compile(r"<(/?)(script|style|noscript|template|svg)\b", re.I)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,22 +139,41 @@ class PageScanner:
 
 
 def _safe_cut(text: str) -> int:
-    """Where to cut streamed text so no tag, dropped element (script, style) or word is split."""
+    """Where to cut streamed text: at white space that is page text, not inside a tag or a dropped element
+    (script, style), so no word, tag or script is split. 0 holds it all back for now."""
     if len(text) > MAX_HELD_BACK:
         return len(text) - 1024
-    cut = len(text)
-    opened = None
-    for opened in _DROPPED_OPEN.finditer(text):
-        pass
-    if opened is not None and not re.search(rf"</{opened.group(1)}\s*>", text[opened.end() :], re.I):
-        # A script or style still open: its text must not be scored as page words when the rest arrives.
-        cut = opened.start()
-    tag = text.rfind("<", 0, cut)
-    if tag != -1 and text.find(">", tag, cut) == -1:
-        cut = tag
-    # Only at white space: after a tag may be inside a word ("p<b></b>orn").
-    space = max(text.rfind(" ", 0, cut), text.rfind("\n", 0, cut), text.rfind("\t", 0, cut))
-    return space if space > 0 else (cut if cut < len(text) else 0)
+    dropped = _dropped_spans(text)
+    pos = len(text)
+    while True:
+        # After a tag may be inside a word ("p<b></b>orn"): only white space separates words for certain.
+        space = max(text.rfind(" ", 0, pos), text.rfind("\n", 0, pos), text.rfind("\t", 0, pos))
+        if space <= 0:
+            return 0
+        tag = text.rfind("<", 0, space)
+        if tag > text.rfind(">", 0, space):
+            pos = tag
+            continue
+        inside = next((start for start, end in dropped if start < space < end), None)
+        if inside is None:
+            return space
+        pos = inside
+
+
+def _dropped_spans(text: str) -> list[tuple[int, int]]:
+    """Where each script, style … element runs, from its opening tag to the end of its closing one (or the end of
+    the text, while it is still open)."""
+    spans: list[tuple[int, int]] = []
+    opened: re.Match[str] | None = None
+    for tag in _DROPPED_TAG.finditer(text):
+        if opened is None and not tag.group(1):
+            opened = tag
+        elif opened is not None and tag.group(1) and tag.group(2).lower() == opened.group(2).lower():
+            spans.append((opened.start(), tag.end()))
+            opened = None
+    if opened is not None:
+        spans.append((opened.start(), len(text)))
+    return spans
 
 
 def readable_excerpt(visible: str, phrase: str) -> str | None:

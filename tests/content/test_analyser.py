@@ -146,7 +146,8 @@ def test_which_bodies_are_analysed_whole(analyser, content_type, length, wanted)
 def test_streamed_text_matches_a_phrase_split_between_pieces(analyser):
     scanner = analyser.scanner(YEAR_2)
     assert scanner.feed("<html><body><p>" + "filler words " * 200 + "I want t") is None
-    blocked = scanner.feed("o die</p>")
+    # The last word of a piece waits for white space (it may go on in the next piece).
+    blocked = scanner.feed("o die</p>\n")
     assert blocked is not None and blocked.action is Action.BLOCK and blocked.matches == ("want to die",)
     # Told once only; the final finding agrees.
     assert scanner.feed("more text") is None
@@ -155,7 +156,7 @@ def test_streamed_text_matches_a_phrase_split_between_pieces(analyser):
 
 def test_streamed_text_split_inside_a_tag_or_a_script(analyser):
     scanner = analyser.scanner(YEAR_2)
-    assert scanner.feed('<p class="x">want to </p><scr') is None
+    assert scanner.feed('<p class="x">hello </p><scr') is None
     assert scanner.feed('ipt>var s = "want to die";</script><p>di') is None
     assert scanner.feed("e</p>") is None
     assert scanner.finish().action is Action.ALLOW
