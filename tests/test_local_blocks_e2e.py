@@ -18,9 +18,11 @@ from sqlalchemy.orm import Session
 from gateway.store.accounts import create_user
 from gateway.store.engine import make_engine
 from gateway.store.local_blocks import add_block
+from gateway.store.migrate import upgrade
 from gateway.store.models.reports import Report
 from gateway.web.app import ConsoleConfig, create_app
 from tests.support.clients import curl, httpx_client
+from tests.store.databases import PG_HOST, PG_PORT, TcpRelay, pg_schema_url  # noqa: F401
 from tests.support.console import PASSWORD, post, signed_in
 from tests.support.gateway import start_gateway
 from tests.support.mitmdump import Mitmdump
@@ -111,24 +113,39 @@ def test_officer_blocks_a_flagged_site_and_every_spelling_is_blocked_within_seco
         engine.dispose()
 
 
-def test_blocks_read_last_stay_while_the_store_is_away(tmp_path: Path, origin) -> None:
-    """The database file disappears: the proxy keeps the local blocks it read last."""
+def test_blocks_stay_across_a_policy_reload_and_while_the_store_is_away(tmp_path: Path, origin,
+                                                                        pg_schema_url) -> None:  # fmt: skip
+    """The policy file changes: the new policy gets the blocks too. The network to PostgreSQL is cut: the proxy
+    keeps the local blocks it read last."""
+    _, url = pg_schema_url
+    upgrade(url)
+    relay = TcpRelay((PG_HOST, PG_PORT))
+    relay.up()
     policy = demo_policy_with_devices(tmp_path, {STAFF: "staff"})
-    proxy = start_gateway(tmp_path, policy, at="", origin=origin, gateway_grants_interval_ms=250)
-    db_file = tmp_path / "gateway.db"
-    engine = make_engine(f"sqlite:///{db_file}")
+    proxy = start_gateway(tmp_path, policy, at="", origin=origin, gateway_grants_interval_ms=250,
+                          gateway_reload_interval_ms=200,
+                          gateway_db=url.replace(f":{PG_PORT}/", f":{relay.port}/"))  # fmt: skip
+    engine = make_engine(url)
     try:
         with Session(engine) as s, s.begin():
             add_block(s, host="forum.example", path_prefix=None, reason="test", by="officer", now=datetime.now(UTC))
-        engine.dispose()
         started = time.monotonic()
         while fetch(proxy, "http://forum.example/")[0] != 403:
             assert time.monotonic() - started < LIVE_WITHIN
             time.sleep(0.1)
-        db_file.rename(tmp_path / "away.db")
-        # Several polls find no store (a fresh empty file has no tables).
-        time.sleep(1.0)
+        mark = proxy.mark()
+        policy.write_text(policy.read_text() + "\n# edited\n")
+        proxy.wait_for_output(r"policy .* loaded", after=mark)
+        # The follower lays the blocks over the new policy at its next decision or poll.
+        time.sleep(0.5)
+        assert fetch(proxy, "http://forum.example/")[0] == 403
+        assert fetch(proxy, "https://forum.example/")[0] == 403
+        mark = proxy.mark()
+        relay.down()
+        proxy.wait_for_output(r"the store does not answer", after=mark)
         assert fetch(proxy, "http://forum.example/")[0] == 403
         assert fetch(proxy, "https://www.forum.example/")[0] == 403
     finally:
         proxy.stop()
+        relay.down()
+        engine.dispose()

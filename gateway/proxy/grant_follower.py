@@ -135,6 +135,8 @@ class GrantFollower:
         if self._away:
             log.info("grants: the store answers again")
             self._away = False
+        # And one reloaded while the store was read: the blocks and grants below go over the policy now running.
+        self._sync()
         if read is None:
             self._drop_expired(datetime.now(UTC))
             return

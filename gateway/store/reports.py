@@ -10,6 +10,7 @@ does not fill the queue. Self-test traffic never makes a report.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, insert, select, update
 from sqlalchemy.orm import Session
 
+from gateway.store.access_rows import CUT_MARK, NUL_MARK
 from gateway.store.models.reports import Report
 
 KINDS = ("page", "search", "flagged_site", "illegal_attempt", "person", "contact")
@@ -29,7 +31,10 @@ SELFTEST = "selftest"
 # Illegal-list attempts are always high risk; the list says which kind of illegal content it was.
 TERRORISM_LISTS = ("ctiru", "terror")
 
+log = logging.getLogger(__name__)
 _REPORT = Report.__table__
+# (column, longest value it takes or None) for every text column of a report.
+_TEXT_COLUMNS = [(c.name, getattr(c.type, "length", None)) for c in _REPORT.columns if c.type.python_type is str]
 
 
 def person_key(person: Mapping[str, Any]) -> str | None:
@@ -104,7 +109,13 @@ def record_findings(
     for row in reportable_rows(rows):
         if row.get("identity_source") == SELFTEST:
             continue
-        values = _report_values(row, high_risk)
+        try:
+            values = _report_values(row, high_risk)
+        except (AttributeError, KeyError, TypeError, ValueError):
+            # A malformed finding must not roll back the batch and lose its access-log rows; the row keeps the
+            # decision for the officer's log search.
+            log.exception("no report made from access-log row %s", row.get("row_id"))
+            continue
         if values is None:
             continue
         key = (values["person_key"], values["host"], values["category"], values["kind"])
@@ -157,7 +168,7 @@ def _report_values(row: Mapping[str, Any], high_risk: Callable[[str], bool] | No
         # An analysed page under the thresholds: logged with its finding, but nothing to report.
         return None
     person = {field: row.get(field) for field in PERSON_FIELDS}
-    return {
+    return _storable({
         "kind": kind, "queue": "officer", "status": "open",
         "created_at": row["at"], "last_seen_at": row["at"], "hits": 1, "site": row.get("site"),
         **person, "person_key": person_key(person),
@@ -165,7 +176,25 @@ def _report_values(row: Mapping[str, Any], high_risk: Callable[[str], bool] | No
         "matches": json.dumps(matches[:20], ensure_ascii=False), "excerpt": excerpt,
         "search_terms": row.get("search_terms"), "source_row_id": row.get("row_id"),
         "alert_state": "due" if alert else "none", "alert_attempts": 0,
-    }  # fmt: skip
+    })  # fmt: skip
+
+
+def _storable(values: dict[str, Any]) -> dict[str, Any]:
+    """A report as both databases take it, as `access_rows.storable` does for the row: a finding's excerpt or
+    terms with a NUL or bytes that are not Unicode, or an over-long category, must not make the database refuse
+    the batch, and with it the access-log rows."""
+    for name, length in _TEXT_COLUMNS:
+        value = values.get(name)
+        if not isinstance(value, str):
+            continue
+        text = value.replace("\x00", NUL_MARK)
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+        if length is not None and len(text) > length:
+            text = text[: length - len(CUT_MARK)] + CUT_MARK
+        values[name] = text
+    if values["score"] is not None:
+        values["score"] = int(values["score"])
+    return values
 
 
 def _url(row: Mapping[str, Any]) -> str:

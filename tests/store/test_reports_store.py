@@ -145,3 +145,28 @@ def test_a_person_files_a_contact_attempt_for_the_headteacher(db_url):
         assert (stored.queue, stored.status, stored.hits, stored.alert_state) == ("headteacher", "open", 1, "none")
         assert (stored.service, stored.happened_at, stored.reporter) == ("Instagram", T0, "mr.jones")
     engine.dispose()
+
+
+def test_a_hostile_finding_never_costs_the_access_log_its_row(db_url, tmp_path):
+    """A NUL, bytes that are not Unicode and an over-long category in a finding: the report and the row both land."""
+    hostile = {"kind": "search", "action": "block", "category": "adult" * 30, "score": 9,
+               "matches": ["po\x00rn"], "excerpt": "hidden\x00porn \udcff", "high_risk": False}  # fmt: skip
+    made = row("www.google.co.uk", found=hostile)
+    write(db_url, tmp_path / "spool", [made])
+    [report] = reports(db_url)
+    assert report.excerpt == "hidden\\x00porn \\udcff" and len(report.category) == 64
+    assert matches_of(report) == ["po\x00rn"]
+    engine = make_engine(db_url)
+    with engine.connect() as c:
+        assert c.scalar(sa.text("select count(*) from access_log")) == 1
+    engine.dispose()
+
+
+def test_a_malformed_finding_makes_no_report_and_loses_no_row(db_url, tmp_path):
+    write(db_url, tmp_path / "spool", [row("a.example", found={"kind": "page", "action": "flag", "score": "lots"}),
+                                       row("b.example", found="not a finding"), row("forum.example", FLAG)])  # type: ignore[arg-type]
+    assert [r.host for r in reports(db_url)] == ["forum.example"]
+    engine = make_engine(db_url)
+    with engine.connect() as c:
+        assert c.scalar(sa.text("select count(*) from access_log")) == 3
+    engine.dispose()
