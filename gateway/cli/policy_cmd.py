@@ -36,11 +36,17 @@ def load_or_exit(path: Path) -> LoadedPolicy:
 def compile_or_exit(path: Path) -> CompiledPolicy:
     loaded = load_or_exit(path)
     try:
-        compiled = compile_policy(loaded)
+        return compile_policy(loaded)
+    except PolicyError as exc:
+        raise exit_with(exc) from None
+
+
+def expectations_or_exit(compiled: CompiledPolicy) -> None:
+    """Every expected decision the policy breaks on stderr, and exit status 1: running gateways would refuse it."""
+    try:
         check_expectations(compiled)
     except PolicyError as exc:
         raise exit_with(exc) from None
-    return compiled
 
 
 def echo_warnings(compiled: CompiledPolicy) -> None:
@@ -62,8 +68,9 @@ def policy() -> None:
 @policy.command()
 @click.argument("path", type=click.Path(path_type=Path), default=DEFAULT_POLICY)
 def validate(path: Path) -> None:
-    """Report every error in a policy file, with file, line and field."""
+    """Report every error in a policy file, with file, line and field, and every expected decision it breaks."""
     compiled = compile_or_exit(path)
+    expectations_or_exit(compiled)
     echo_warnings(compiled)
     click.echo(
         f"{path}: valid ({len(compiled.policy.rules)} rules, {len(compiled.policy.lists)} lists, "
@@ -88,6 +95,7 @@ def reload(db_url: str, confirm_shrink: bool, path: Path) -> None:
     also records what it loads, with the diff.
     """
     compiled = compile_or_exit(path)
+    expectations_or_exit(compiled)
     echo_warnings(compiled)
     if confirm_shrink:
         click.echo(f"lists confirmed as they are now: {confirm(compiled)}")
