@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.gateway import start_gateway
+from tests.support.mitmdump import MitmdumpError
 from tests.test_policy_expectations import SOCIAL_RULE
 from tests.test_policy_reload_e2e import REFUSED, demo_copy_with_pupil_device, facebook_status
 
@@ -26,3 +27,12 @@ def test_a_reload_that_breaks_an_expected_decision_is_refused_and_facebook_stays
         assert facebook_status(proxy) == 403
     finally:
         proxy.stop()
+
+
+def test_a_gateway_does_not_start_on_a_policy_that_breaks_an_expected_decision(tmp_path):
+    policy = demo_copy_with_pupil_device(tmp_path)
+    policy.write_text(policy.read_text().replace(SOCIAL_RULE, ""))
+    with pytest.raises(MitmdumpError) as failed:
+        start_gateway(tmp_path, policy)
+    assert "the policy is invalid" in str(failed.value)
+    assert "expect.0: expected block for pupil" in str(failed.value)
