@@ -90,6 +90,7 @@ def test_the_officer_sees_the_flagged_visit_with_who_where_and_what(app) -> None
     assert "www.tiktok.com/@someone" in detail and "evil.example" in detail
     assert "the list <strong>local_blocks</strong>" in detail and "Block the site google.co.uk" in detail
     assert [e.target for e in audited(app, "report_viewed")] == [f"report:{report.id}"]
+    assert 'href="/logs?person=amy"' in detail
     # Filters.
     assert "www.google.co.uk" not in officer.get("/reports/?kind=person").get_data(as_text=True)
     assert officer.get("/reports/?status=nonsense").status_code == 400
