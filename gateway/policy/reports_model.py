@@ -1,4 +1,4 @@
-"""The `reports:` section: where the e-safety officer's one-click blocks go."""
+"""The `reports:` section: where the e-safety officer's one-click blocks go, and who is alerted about reports."""
 
 from __future__ import annotations
 
