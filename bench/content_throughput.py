@@ -7,7 +7,10 @@ run, same origin, HTTP and HTTPS, on HTML pages and on images and downloads.
 - An origin (this script, `--serve-origin`, in its own process, asyncio on one thread) answers over plain HTTP/1.1
   and HTTPS/1.1 on one loopback port (bench/bench_origin.py's certificates, by SNI): `/page.html`, a ~50 KB page of
   ordinary educational English (the clean pages of tests/fixtures/content, which score nothing, so every page is
-  analysed in full and passes); `/photo.jpg`, 2 MB `image/jpeg`; `/pack.zip`, 4 MB `application/zip`.
+  analysed in full and passes), the same bytes every time, as when a class opens one lesson page (the gateway
+  analyses it once and remembers the finding); `/unique.html`, that page with a counter at its end, so every
+  response is new and analysed (the worst case); `/photo.jpg`, 2 MB `image/jpeg`; `/pack.zip`, 4 MB
+  `application/zip`.
 - Two mitmdumps run the gateway with the demo policy (its own lists, no UT1: the lists are not what is measured):
   `on` as shipped (content analysis enabled) and `off` with `content.enabled: false`; each has its own SQLite
   access log.
@@ -54,7 +57,9 @@ EVERYDAY = ("banana_bread", "book_review", "chess_club", "coding_tutorial", "foo
             "great_fire_london", "maths_fractions", "photosynthesis", "planets", "rainforest", "romans_britain",
             "volcanoes", "water_cycle", "weather")  # fmt: skip
 PAGE_SIZE = 50 * 1024
-GOALS = {"html": 0.9, "image": 0.98, "download": 0.98}
+GOALS = {"html": 0.9, "html-unique": 0.9, "image": 0.98, "download": 0.98}
+COUNTER = b"<!--%012d-->"
+COUNTER_SIZE = len(COUNTER % 0)
 
 
 def html_page() -> bytes:
@@ -79,12 +84,15 @@ class Payload:
     path: str
     content_type: str
     body: bytes
+    # Every response differs (a counter at its end): nothing is analysed twice, the worst case.
+    unique: bool = False
 
 
 def payloads() -> list[Payload]:
     pseudo_random = bytes((i * 2654435761 >> 13) & 0xFF for i in range(1 << 16))
     return [
         Payload("html", "/page.html", "text/html; charset=utf-8", html_page()),
+        Payload("html-unique", "/unique.html", "text/html; charset=utf-8", html_page(), unique=True),
         Payload("image", "/photo.jpg", "image/jpeg", b"\xff\xd8\xff\xe0" + pseudo_random * 32),
         Payload("download", "/pack.zip", "application/zip", b"PK\x03\x04" + pseudo_random * 64),
     ]
@@ -95,6 +103,8 @@ def payloads() -> list[Payload]:
 
 class _Origin(asyncio.Protocol):
     responses: dict[bytes, bytes] = {}
+    unique: set[bytes] = set()
+    served = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport: asyncio.Transport = transport  # type: ignore[assignment]
@@ -107,7 +117,11 @@ class _Origin(asyncio.Protocol):
             head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
             target = head.split(b" ", 2)[1]
             path = target.split(b"?", 1)[0]
-            self.transport.write(self.responses.get(path, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"))
+            response = self.responses.get(path, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+            if path in self.unique:
+                _Origin.served += 1
+                response += COUNTER % _Origin.served
+            self.transport.write(response)
 
 
 async def _serve_connection(conn: socket.socket, tls: ssl.SSLContext) -> None:
@@ -121,8 +135,11 @@ async def _serve_connection(conn: socket.socket, tls: ssl.SSLContext) -> None:
 
 async def serve(ca_dir: Path) -> None:
     for payload in payloads():
-        header = f"HTTP/1.1 200 OK\r\nContent-Type: {payload.content_type}\r\nContent-Length: {len(payload.body)}\r\n\r\n"
+        length = len(payload.body) + (COUNTER_SIZE if payload.unique else 0)
+        header = f"HTTP/1.1 200 OK\r\nContent-Type: {payload.content_type}\r\nContent-Length: {length}\r\n\r\n"
         _Origin.responses[payload.path.encode()] = header.encode() + payload.body
+        if payload.unique:
+            _Origin.unique.add(payload.path.encode())
     tls = tls_context(ca_dir, UNUSED_H2_HOST, HOST)
     listener = socket.create_server(("127.0.0.1", 0), backlog=1024)
     listener.setblocking(False)

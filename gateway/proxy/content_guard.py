@@ -13,14 +13,20 @@ header, a byte-order mark or the page's <meta>. A body whose Content-Encoding ca
 but blocked ("could not check this page"): a broken encoding must not be a way round the analysis. A declared image
 type is streamed unanalysed even when the body is HTML: browsers never render a declared image as a page.
 
+Many people open the same page (a class loading one lesson): a held body's finding is kept by the body's digest
+and what the thresholds depend on (group, year group), for the policy it was found under, so the same bytes are
+analysed once.
+
 With content analysis off, every body streams.
 """
 
 from __future__ import annotations
 
 import codecs
+import hashlib
 import logging
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -52,6 +58,8 @@ RULE = "content-analysis"
 PIECE = 256 * 1024
 # Decoded text beyond this many times max_bytes is scanned in pieces instead of analysed whole.
 WHOLE_FACTOR = 4
+# Findings remembered for bodies already analysed (a few hundred bytes each).
+CACHED_FINDINGS = 4096
 
 
 class Undecodable(ValueError):
@@ -109,9 +117,15 @@ class _Decompressor:
             if self.encoding in ("", "identity"):
                 yield data
             elif self._brotli is not None:
-                yield self._brotli.process(data)
+                out = self._brotli.process(data, output_buffer_limit=PIECE)
+                yield out
+                while out and not self._brotli.is_finished():
+                    out = self._brotli.process(b"", output_buffer_limit=PIECE)
+                    yield out
             elif self._zstd is not None:
-                yield self._zstd.decompress(data)
+                yield self._zstd.decompress(data, PIECE)
+                while not self._zstd.eof and not self._zstd.needs_input:
+                    yield self._zstd.decompress(b"", PIECE)
             else:
                 if self._zlib is None:
                     raw = not data or (data[0] & 0x0F) != 8
@@ -177,6 +191,34 @@ def analyse_body(analyser: ContentAnalyser, identity: Identity, headers: http.He
     if scanner is not None:
         return scanner.finish()
     return analyser.analyse_page("".join(pieces), identity)
+
+
+class FindingCache:
+    """The latest findings by (body digest, group, year group), for one analyser: a new policy starts afresh."""
+
+    def __init__(self, size: int = CACHED_FINDINGS) -> None:
+        self.size = size
+        self.analyser: ContentAnalyser | None = None
+        self._found: OrderedDict[tuple[bytes, str, int | None], ContentFinding] = OrderedDict()
+
+    def finding(self, analyser: ContentAnalyser, identity: Identity, headers: http.Headers,
+                raw: bytes) -> ContentFinding:  # fmt: skip
+        if analyser is not self.analyser:
+            self.analyser = analyser
+            self._found.clear()
+        digest = hashlib.blake2b(raw, digest_size=16)
+        # The same bytes read differently under another encoding or charset.
+        digest.update(f"\0{headers.get('content-encoding', '')}\0{headers.get('content-type', '')}".encode())
+        key = (digest.digest(), identity.group, identity.year_group)
+        found = self._found.get(key)
+        if found is not None:
+            self._found.move_to_end(key)
+            return found
+        found = analyse_body(analyser, identity, headers, raw)
+        self._found[key] = found
+        if len(self._found) > self.size:
+            self._found.popitem(last=False)
+        return found
 
 
 class PageStream:
@@ -255,6 +297,7 @@ class ContentGuard:
     def __init__(self, policy: PolicySource, guard: DestinationGuard) -> None:
         self.policy = policy
         self.guard = guard
+        self.cache = FindingCache()
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         response = flow.response
@@ -287,7 +330,7 @@ class ContentGuard:
             return
         identity = identity_of(flow, self.policy)
         try:
-            finding = analyse_body(analyser, identity, response.headers, response.raw_content)
+            finding = self.cache.finding(analyser, identity, response.headers, response.raw_content)
         except Undecodable as e:
             log.warning("could not decode %s (%s); blocked", flow.request.pretty_url, e)
             self._fail(flow, state)
