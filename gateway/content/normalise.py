@@ -2,13 +2,14 @@
 
 Both sides go through the same steps (a phrase is normalised exactly like a page), so whatever a step does to a
 word it does to the phrase too: "kill" and "kiiiill" both become "kil". Every step is a regular expression or a
-translation table over the whole text: no per-character Python loop on the proxy's hot path.
+translation over the whole text; Python code runs only on the few places a step finds.
 
-Steps: markup out (script and style contents dropped, tags removed, inline ones without a gap, entities decoded), case folded, accents
-stripped (Polish letters become their plain forms, so "samobójstwo" and "samobojstwo" agree; Arabic and Urdu
-letters stay, only their vowel marks and letter variants are folded), leetspeak decoded inside words, punctuation
-to spaces, runs of single letters joined ("p o r n", "p.o.r.n"), repeated letters collapsed. The result is words
-separated by single spaces with a space at each end, so a phrase " like this " matches whole words only.
+Steps: markup out (script and style contents dropped, tags removed, inline ones without a gap, entities and JSON
+string escapes decoded), case folded, accents stripped (Polish letters become their plain forms, so "samobójstwo"
+and "samobojstwo" agree; Arabic and Urdu letters stay, only their vowel marks and letter variants are folded),
+leetspeak decoded inside words, punctuation to spaces, runs of single letters joined ("p o r n", "p.o.r.n"),
+repeated letters collapsed. The result is words separated by single spaces with a space at each end, so a phrase
+" like this " matches whole words only.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ _INLINE_NAMES = "a abbr b bdi bdo code em font i mark q s small span strong sub 
 _INLINE_TAGS = re.compile(r"</?(?:%s)(?=[\s/>])[^>]*>" % "|".join(sorted({*_INLINE_NAMES, *map(str.upper, _INLINE_NAMES)},
                                                                        key=len, reverse=True)))  # fmt: skip
 _TAGS = re.compile(r"</?[A-Za-z!][^>]*>")
+# JSON string escapes: a JSON body must read like the page it fills ("\\u0142" is "ł", "\\n" a line break).
+_JSON_ESCAPES = re.compile(r"\\(?:u([0-9a-fA-F]{4})|[nrtbf/\\\"])")
 
 # Combining marks: Latin accents, Arabic vowel marks (harakat), the superscript alef, Quranic annotation signs.
 _MARKS = re.compile(r"[\u0300-\u036f\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed]+")
@@ -72,7 +75,18 @@ def strip_markup(text: str) -> str:
         text = _TAGS.sub(" ", text)
     if "&" in text:
         text = html.unescape(text)
+    if "\\" in text:
+        text = _JSON_ESCAPES.sub(_unescape_json, text)
     return text
+
+
+def _unescape_json(escape: re.Match[str]) -> str:
+    code = escape.group(1)
+    if code is None:
+        return " "
+    char = chr(int(code, 16))
+    # Half of a surrogate pair (an emoji) is not a letter of any phrase.
+    return " " if 0xD800 <= ord(char) <= 0xDFFF else char
 
 
 def fold(text: str) -> str:

@@ -23,6 +23,8 @@ from gateway.content.normalise import normalise_page, normalise_phrase, spelling
         ("ｆｒｅｅ ｐｏｒｎ", "fre porn"),
         ("don’t\u00a0tell\u2009your mum", "don t tel your mum"),
         ("ﬁnd", "find"),
+        # JSON bodies: escapes decoded, so "\\u0119" is "ę" and "\\n" separates words.
+        ('{"t":"Jak si\\u0119 zabi\\u0107","b":"one\\ntwo \\ud83d\\ude00"}', "t jak sie zabic b one two"),
     ],
 )
 def test_page_text_normalises_to_plain_words(text, words):
