@@ -141,8 +141,8 @@ def test_the_proxy_audits_each_policy_it_loads_or_refuses_with_a_diff(tmp_path):
         ready_line=r"policy .* loaded",
     ).start()
     try:
-        changed = good.replace("lists: [social_media_named]\n    action: block",
-                               "lists: [social_media_named]\n    action: allow")  # fmt: skip
+        changed = good.replace("lists: [social_media_other]\n    action: block",
+                               "lists: [social_media_other]\n    action: allow")  # fmt: skip
         assert changed != good
         policy.write_text(changed)
         loaded = wait_for_audit(url, "policy-loaded", 1)
