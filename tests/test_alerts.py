@@ -111,6 +111,7 @@ def test_the_mail_says_who_when_what_and_links_to_the_report_without_the_page_te
     assert "Searched:  how to self harm" in body and "Matched:   self harm" in body
     assert f"Open the report: {CONSOLE}/reports/{number}" in body
     assert EXCERPT not in body
+    assert "in the next 24 hours wait in the queue" in body
     # A mail naming a pupil is a disclosure of personal data: it is in the audit trail.
     with sessions() as store:
         (event,) = store.scalars(select(AuditEvent).where(AuditEvent.action == "report_alert_sent")).all()

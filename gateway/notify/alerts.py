@@ -74,7 +74,7 @@ def report_link(console_url: str, report: Report) -> str:
     return f"{console_url.rstrip('/')}/reports/{report.id}"
 
 
-def alert_message(report: Report, console_url: str, zone: ZoneInfo) -> tuple[str, str]:
+def alert_message(report: Report, console_url: str, zone: ZoneInfo, dedup_hours: int) -> tuple[str, str]:
     """Subject and body. Only the matched terms, never the page's text: the mail may be read on a phone."""
     category = CATEGORY_WORDS.get(report.category or "", (report.category or "unknown").replace("_", " "))
     who = person_of(report)
@@ -102,8 +102,8 @@ def alert_message(report: Report, console_url: str, zone: ZoneInfo) -> tuple[str
         "",
         f"Open the report: {report_link(console_url, report)}",
         "",
-        "Further reports of this person in this category today are in the queue and the weekly digest; they are "
-        "not mailed again.",
+        f"Further reports of this person in this category in the next {dedup_hours} hours wait in the queue and the "
+        "weekly digest; they are not mailed again.",
     ]
     return subject, "\n".join(lines)
 
@@ -154,7 +154,7 @@ def send_due_alerts(sessions: Callable[[], Session], mailer: Mailer, alerts: Ale
             if isinstance(claimed, str):
                 skipped += claimed == "skipped"
                 continue
-            subject, body = alert_message(claimed, console_url, zone)
+            subject, body = alert_message(claimed, console_url, zone, alerts.dedup_hours)
         try:
             mailer.send(", ".join(alerts.recipients), subject, body)
         except (OSError, smtplib.SMTPException) as exc:
