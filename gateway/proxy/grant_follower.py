@@ -4,10 +4,10 @@ their request stands; and the school's local blocks (one-click blocks from repor
 
 A background task polls three counter rows (`store_version`: grants, requests, local_blocks) in one query off the
 event loop every `gateway_grants_interval_ms`; only what moved is read again (the requests whichever moved: a
-request's outcome names its grant's end). The grants are compiled against the running policy, again whenever the policy is swapped
-(checked on every decision, so no decision ever pairs a grant with another policy's list bits). Expiry needs no
-change in the store: a grant stops applying at its end, checked at every decision. While the database is away, the
-grants, requests and local blocks last read stay in force (the grants until they expire).
+request's outcome names its grant's end). The grants are compiled against the running policy, again whenever the
+policy is swapped (checked on every decision, so no decision ever pairs a grant with another policy's list bits).
+Expiry needs no change in the store: a grant stops applying at its end, checked at every decision. While the
+database is away, the grants, requests and local blocks last read stay in force (the grants until they expire).
 
 The local blocks become entries of the policy's `reports.block_list` list: the follower installs the running
 policy with them laid over (`gateway.policy.local_blocks`) as `PolicySource.current`, so the request decision and

@@ -62,9 +62,9 @@ def add_block(session: Session, *, host: str, path_prefix: str | None, reason: s
     """A block in force for `host` (and `path_prefix`): an existing one, else a new one. The caller commits."""
     if not reason.strip():
         raise BlockRefused("give a reason: it is shown on the block page")
-    existing = session.scalar(select(LocalBlock).where(
-        LocalBlock.host == host, LocalBlock.removed_at.is_(None),
-        LocalBlock.path_prefix.is_(None) if path_prefix is None else LocalBlock.path_prefix == path_prefix))  # fmt: skip
+    same_place = LocalBlock.path_prefix.is_(None) if path_prefix is None else LocalBlock.path_prefix == path_prefix
+    existing = session.scalar(select(LocalBlock).where(LocalBlock.host == host, LocalBlock.removed_at.is_(None),
+                                                       same_place))  # fmt: skip
     if existing is not None:
         return existing
     block = LocalBlock(host=host, path_prefix=path_prefix, reason=reason.strip(), created_by=by, created_at=now,

@@ -106,7 +106,7 @@ PERMISSION_TITLES = {
     Permission.DECIDE_WINDOW: "Approve, reject or close a curriculum-activity window",
     Permission.RUN_SELFTEST: "Run the filter self-test against the running gateway and print its report",
     Permission.REPORT_CONTACT: "Report a contact attempt through personal social media to the headteacher",
-    Permission.VIEW_REPORTS: "Read the officer's queue of reports (flagged visits, content, searches, people's reports)",
+    Permission.VIEW_REPORTS: "Read the officer's queue of reports (flagged visits, pages, searches, people's reports)",
     Permission.DECIDE_REPORT: "Dismiss a report with a reason, or escalate it to the headteacher",
     Permission.VIEW_HEAD_REPORTS: "Read the headteacher's queue: escalated reports and contact attempts",
     Permission.CLOSE_REPORT: "Close a report in the headteacher's queue with a note",

@@ -163,8 +163,9 @@ def test_a_hostile_finding_never_costs_the_access_log_its_row(db_url, tmp_path):
 
 
 def test_a_malformed_finding_makes_no_report_and_loses_no_row(db_url, tmp_path):
-    write(db_url, tmp_path / "spool", [row("a.example", found={"kind": "page", "action": "flag", "score": "lots"}),
-                                       row("b.example", found="not a finding"), row("forum.example", FLAG)])  # type: ignore[arg-type]
+    malformed = [row("a.example", found={"kind": "page", "action": "flag", "score": "lots"}),
+                 row("b.example", found="not a finding"), row("forum.example", FLAG)]  # type: ignore[arg-type]
+    write(db_url, tmp_path / "spool", malformed)
     assert [r.host for r in reports(db_url)] == ["forum.example"]
     engine = make_engine(db_url)
     with engine.connect() as c:
