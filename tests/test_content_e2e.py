@@ -5,11 +5,11 @@ stream; searches are scored; an analyser that fails blocks."""
 from __future__ import annotations
 
 import gzip
-import zlib
 import json
 import sqlite3
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
