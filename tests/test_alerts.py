@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.notify.alerts import send_due_alerts
+from gateway.notify.alerts import AlertPass, send_due_alerts
 from gateway.notify.mail import Mailer
 from gateway.notify.report_notifier import ReportNotifier
 from gateway.policy.alerts_model import Alerts
@@ -74,7 +74,7 @@ def states(sessions: Callable[[], Session]) -> dict[int, tuple[str, int]]:
         return {r.id: (r.alert_state, r.alert_attempts) for r in store.scalars(select(Report).order_by(Report.id))}
 
 
-def run(sessions: Callable[[], Session], inbox: Inbox, now: datetime = NOW, alerts: Alerts = ALERTS):  # type: ignore[no-untyped-def]
+def run(sessions: Callable[[], Session], inbox: Inbox, now: datetime = NOW, alerts: Alerts = ALERTS) -> AlertPass:
     return send_due_alerts(sessions, Mailer("127.0.0.1", inbox.port, "gateway@school.example"), alerts, CONSOLE,
                            LONDON, now)  # fmt: skip
 

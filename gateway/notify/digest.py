@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from gateway.notify.alerts import NOTIFIER, person_of, report_link
 from gateway.notify.mail import Mailer
@@ -79,7 +80,8 @@ def due_week(alerts: Alerts, zone: ZoneInfo, now: datetime) -> date:
     return due_day - timedelta(days=7)
 
 
-def _counts(store: Session, column, start: datetime, end: datetime, unnamed: str) -> list[Count]:  # type: ignore[no-untyped-def]
+def _counts(store: Session, column: InstrumentedAttribute[Any], start: datetime, end: datetime,
+            unnamed: str) -> list[Count]:  # fmt: skip
     rows = store.execute(select(column, func.count(), func.coalesce(func.sum(Report.hits), 0))
                          .where(Report.created_at >= start, Report.created_at < end)
                          .group_by(column)).all()  # fmt: skip

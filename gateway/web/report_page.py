@@ -20,14 +20,14 @@ from sqlalchemy.orm import Session
 
 from gateway.identity.portal_link import MAX_URL_LENGTH, plain_web_url
 from gateway.identity.types import Identity
-from gateway.policy.alerts_model import PERSON_CATEGORIES
+from gateway.policy.alerts_model import PERSON_CATEGORIES, Alerts
 from gateway.store.reports import create_report
 from gateway.web.audit_trail import audit
 from gateway.web.client_address import client_ip
 from gateway.web.roles import Permission, can, require
 from gateway.web.throttle import AttemptLimiter
 from gateway.web.unblock_form import requester
-from gateway.web.unblock_scope import running_policy
+from gateway.web.unblock_scope import NoPolicy, running_policy
 
 blueprint = Blueprint("report", __name__, url_prefix="/report")
 
@@ -37,8 +37,8 @@ MAX_NAME = 200
 MAX_SERVICE = 100
 # Reports one device may send in an hour: a class's worth of honest reports, not enough to bury the queue.
 MAX_PER_HOUR = 10
-CATEGORIES = PERSON_CATEGORIES
-RELATIONS = {"pupil": "A pupil", "parent": "A parent or carer", "former_pupil": "A former pupil", "other": "Someone else"}
+RELATIONS = {"pupil": "A pupil", "parent": "A parent or carer", "former_pupil": "A former pupil",
+             "other": "Someone else"}  # fmt: skip
 SERVICES = ("Facebook", "Instagram", "Snapchat", "TikTok", "WhatsApp", "X (Twitter)", "YouTube", "Discord",
             "LinkedIn", "E-mail to a personal address", "Text or phone call")  # fmt: skip
 
@@ -54,8 +54,9 @@ def _limiter() -> AttemptLimiter:
 
 
 def _page(template: str, status: int = 200, **values: object):  # type: ignore[no-untyped-def]
-    return render_template(f"report/{template}", categories=CATEGORIES, relations=RELATIONS, services=SERVICES,
-                           may_report_contact=can(Permission.REPORT_CONTACT), **values), status  # fmt: skip
+    return render_template(f"report/{template}", categories=PERSON_CATEGORIES, relations=RELATIONS,
+                           services=SERVICES, may_report_contact=can(Permission.REPORT_CONTACT),
+                           **values), status  # fmt: skip
 
 
 def _refused(message: str, status: int = 400):  # type: ignore[no-untyped-def]
@@ -78,10 +79,20 @@ def _url_problem(url: str) -> str | None:
     return None
 
 
+def _reporter(ip: str, now: datetime) -> tuple[Identity, Alerts]:
+    """Who is on `ip`, and the policy's alert settings. A report is never refused because the policy does not load
+    (someone may be reporting self-harm): it is filed as from the address, alerting on the usual categories."""
+    try:
+        compiled = running_policy()
+    except NoPolicy:
+        return Identity(group="unknown", client_ip=ip), Alerts()
+    return requester(ip, compiled, now), compiled.policy.reports.alerts
+
+
 @blueprint.get("")
 def form():  # type: ignore[no-untyped-def]
     ip, now = client_ip(), datetime.now(UTC)
-    identity = requester(ip, running_policy(), now)
+    identity, _ = _reporter(ip, now)
     url = request.args.get("url", "")
     problems = []
     if len(url) > MAX_URL_LENGTH:
@@ -95,13 +106,13 @@ def form():  # type: ignore[no-untyped-def]
 @blueprint.post("")
 def submit():  # type: ignore[no-untyped-def]
     ip, now = client_ip(), datetime.now(UTC)
-    compiled = running_policy()
-    identity = requester(ip, compiled, now)
+    identity, alerts = _reporter(ip, now)
     url = request.form.get("url", "").strip()
     category = request.form.get("category", "")
     details = request.form.get("details", "").strip()
-    problems = [p for p in (_url_problem(url),) if p]
-    if category not in CATEGORIES:
+    url_problem = _url_problem(url)
+    problems = [url_problem] if url_problem else []
+    if category not in PERSON_CATEGORIES:
         problems.append("Choose what was wrong with the page.")
     if len(details) > MAX_DETAILS:
         problems.append(f"Keep what you write under {MAX_DETAILS} characters.")
@@ -118,12 +129,12 @@ def submit():  # type: ignore[no-untyped-def]
     store = _db()
     report = create_report(store, kind="person", queue="officer", url=url, host=urlsplit(url).hostname,
                            category=category, reporter=reporter, reporter_role=role, details=details or None,
-                           person=_person(identity), alert=compiled.policy.reports.alerts.is_high_risk(category),
+                           person=_person(identity), alert=alerts.is_high_risk(category),
                            now=now)  # fmt: skip
     store.commit()
     audit("report_filed", target=f"report:{report.id}", actor=reporter or f"anonymous at {ip}", role=role,
           detail={"url": url, "category": category, "details": details})  # fmt: skip
-    return _page("sent.html", report=report, category_words=CATEGORIES[category])
+    return _page("sent.html", report=report, category_words=PERSON_CATEGORIES[category])
 
 
 @blueprint.post("/contact")
@@ -146,7 +157,7 @@ def contact():  # type: ignore[no-untyped-def]
     if not typed["details"] or len(typed["details"]) > MAX_CONTACT_DETAILS:
         problems.append(f"Say what happened (under {MAX_CONTACT_DETAILS} characters).")
     if problems:
-        identity = requester(ip, running_policy(), now)
+        identity, _ = _reporter(ip, now)
         return _page("form.html", 400, identity=identity, typed={}, problems=[], contact_problems=problems,
                      contact=typed)  # fmt: skip
     store = _db()
