@@ -76,10 +76,11 @@ def test_without_the_adult_rule_pupils_fail_and_the_exit_status_says_so(tmp_path
     policy.write_text(policy.read_text().split("\nexpect:\n")[0].replace("\n# Decisions this policy", "\n# (none)"))
     proxy = start_gateway(tmp_path, policy, gateway_selftest_secret_file=secret)
     try:
-        run = selftest(proxy, secret, policy, "--group", "pupil")
+        run = selftest(proxy, secret, policy, "--group", "pupil", "--year-group", "5")
     finally:
         proxy.stop()
     assert run.returncode == 1, run.stdout + run.stderr
+    assert "Group pupil, year 5 (expected: block every known-bad category)" in run.stdout
     assert "FAIL         Pornography: known-bad 0/3 blocked, known-good 2/2 open" in run.stdout
     assert "known-bad http://pornhub.com/: allow (default)" in run.stdout
     assert "PASS         Gambling" in run.stdout

@@ -33,8 +33,8 @@ lists:
   fake_illegal: {domains: [illegal-content.test], test_entries: true}
 illegal: [fake_illegal]
 """, lists={"games.txt": "games.example\n"})
-    plan = build_plan(load_policy(policy), ["pupil"])
-    assert plan.groups == ("pupil",) and plan.uncovered == tuple(SelftestCategory)
+    plan = build_plan(load_policy(policy), ["pupil"], year_group=3)
+    assert plan.groups == ("pupil",) and plan.year_group == 3 and plan.uncovered == tuple(SelftestCategory)
     assert [p.category for p in plan.probes if p.known_bad] == [ILLEGAL]
     assert plan.pages == {}
     # No licensed list is named at all: the slot is empty.

@@ -15,6 +15,8 @@ from gateway.policy.loader import PolicyError
 
 @click.command("selftest")
 @click.option("--group", "groups", multiple=True, help="Test only this group (repeatable); default every group.")
+@click.option("--year-group", type=click.IntRange(0, 14),
+              help="Decide every request as this year group (rules and content thresholds may differ by year).")
 @click.option("--proxy", "proxy_url", default="http://127.0.0.1:8080", show_default=True,
               help="The running gateway's proxy address.")  # fmt: skip
 @click.option("--secret-file", default="var/console-secret", show_default=True, type=click.Path(path_type=Path),
@@ -22,7 +24,8 @@ from gateway.policy.loader import PolicyError
 @click.option("--policy", "policy_path", default=DEFAULT_POLICY, show_default=True, type=click.Path(path_type=Path),
               help="The policy the proxy runs: its groups and lists are what is tested.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def selftest(groups: tuple[str, ...], proxy_url: str, secret_file: Path, policy_path: Path, as_json: bool) -> None:
+def selftest(groups: tuple[str, ...], year_group: int | None, proxy_url: str, secret_file: Path, policy_path: Path,
+             as_json: bool) -> None:  # fmt: skip
     """Check the running filter the way the DfE asks: test URLs per user group and category.
 
     Known-bad addresses (sampled from the policy's lists for each category, and the illegal-content slot's test
@@ -39,7 +42,7 @@ def selftest(groups: tuple[str, ...], proxy_url: str, secret_file: Path, policy_
 
     loaded = load_or_exit(policy_path)
     try:
-        plan = build_plan(loaded, groups or None)
+        plan = build_plan(loaded, groups or None, year_group)
     except SelftestDataError as exc:
         raise click.BadParameter(str(exc), param_hint="--group" if "group" in str(exc) else None) from None
     except PolicyError as exc:

@@ -20,12 +20,12 @@ HOST = "content-check.selftest.test"
 MAX_PHRASES = 60
 
 
-def harmful_pages(loaded: LoadedPolicy, groups: Sequence[str]) -> Mapping[str, str]:
+def harmful_pages(loaded: LoadedPolicy, groups: Sequence[str], year_group: int | None = None) -> Mapping[str, str]:
     """Page HTML by category (the path it is served at is `/<category>`); empty when content analysis is off."""
     analyser = build_analyser(loaded)
     if analyser is None:
         return {}
-    people = [Identity(group=group, source=IdentitySource.SELFTEST) for group in groups]
+    people = [Identity(group=group, source=IdentitySource.SELFTEST, year_group=year_group) for group in groups]
     pages: dict[str, str] = {}
     for name, category in loaded.policy.content.categories.items():
         if not category.phrases:

@@ -45,6 +45,8 @@ class Probe:
 class Plan:
     school: str
     groups: tuple[str, ...]
+    # Every request is decided as this year group (rules and content thresholds may differ by year); None: no year.
+    year_group: int | None
     expect: Mapping[str, Expect]
     probes: tuple[Probe, ...]
     # Categories no list of the policy fills: nothing to test them with.
@@ -59,7 +61,8 @@ class SelftestDataError(ValueError):
     pass
 
 
-def build_plan(loaded: LoadedPolicy, groups: Sequence[str] | None = None, data_file: Path = DATA_FILE) -> Plan:
+def build_plan(loaded: LoadedPolicy, groups: Sequence[str] | None = None, year_group: int | None = None,
+               data_file: Path = DATA_FILE) -> Plan:  # fmt: skip
     policy = loaded.policy
     unknown = [g for g in groups or () if g not in policy.groups]
     if unknown:
@@ -81,12 +84,13 @@ def build_plan(loaded: LoadedPolicy, groups: Sequence[str] | None = None, data_f
         bad = _sample(loaded, by_category.get(category, []), BAD_PER_CATEGORY)
         probes += [Probe(category.value, f"http://{host}/", True) for host in bad]
         probes += [Probe(category.value, url, False) for url in data["known_good"].get(category.value, [])]
-    pages = harmful_pages(loaded, groups or tuple(policy.groups))
+    pages = harmful_pages(loaded, groups or tuple(policy.groups), year_group)
     probes += [Probe(CONTENT, f"http://{CONTENT_HOST}/{name}", True) for name in pages]
     covered = {p.category for p in probes if p.known_bad}
     return Plan(
         school=policy.school.name,
         groups=tuple(groups or policy.groups),
+        year_group=year_group,
         expect={g: Expect(data["expect"].get(g, Expect.BLOCK)) for g in policy.groups},
         probes=tuple(probes),
         uncovered=tuple(c for c in SelftestCategory if c.value not in covered),

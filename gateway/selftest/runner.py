@@ -93,6 +93,7 @@ class Report:
             "ran_by": self.ran_by,
             "proxy": self.proxy,
             "passed": self.passed,
+            "year_group": self.plan.year_group,
             "periods": self.periods,
             "illegal_slot": {"filled": self.plan.slot_filled, "lists": list(self.plan.slot_lists)},
             "uncovered": [c.value for c in self.plan.uncovered],
@@ -117,7 +118,7 @@ def run_selftest(plan: Plan, proxy_url: str, secret: str, *, ran_by: str, now: d
         raise ValueError(f"the proxy address must be http://host:port, not {proxy_url!r}")
     with SelftestOrigin(pages=plan.pages) as origin:
         for group in plan.groups:
-            token = mint(secret, group, None, origin.address)
+            token = mint(secret, group, plan.year_group, origin.address)
             # Straight to the proxy, asking in the absolute form a proxy takes: whatever the environment's proxy
             # settings say, nothing goes anywhere else.
             connection = HTTPConnection(proxy.hostname, proxy.port or 80, timeout=TIMEOUT_SECONDS)

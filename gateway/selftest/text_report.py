@@ -19,8 +19,9 @@ def render_text(report: Report) -> str:
         named = ", ".join(report.plan.slot_lists) or "none"
         lines.append(f"Illegal-content slot: EMPTY - the licensed lists ({named}) hold no entries; ask the school's "
                      "licensed filtering provider for them")  # fmt: skip
+    year = f", year {report.plan.year_group}" if report.plan.year_group is not None else ""
     for group in report.plan.groups:
-        lines += ["", f"Group {group} (expected: {report.plan.expect[group].value} every known-bad category)"]
+        lines += ["", f"Group {group}{year} (expected: {report.plan.expect[group].value} every known-bad category)"]
         for result in report.for_group(group):
             bad_ok, bad = result.counts(known_bad=True)
             good_ok, good = result.counts(known_bad=False)
