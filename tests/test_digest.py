@@ -4,6 +4,7 @@ with links, sent once per week on its day through a real SMTP server (aiosmtpd),
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -11,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from gateway.cli.main import cli
@@ -173,3 +174,37 @@ def test_the_cli_alert_pass(sessions, inbox, tmp_path) -> None:
     assert sent.exit_code == 0 and "1 alerts sent" in sent.output
     with sessions() as store:
         assert store.scalar(select(Report.alert_state)) == "sent"
+
+
+def digest_race(sessions: Callable[[], Session], inbox: Inbox, notifiers: int = 4) -> None:
+    mailer = Mailer("127.0.0.1", inbox.port, "gateway@school.example")
+    due = datetime(2026, 11, 30, 7, 30, tzinfo=LONDON)
+    start = threading.Barrier(notifiers)
+    sent: list[date | None] = []
+
+    def notifier() -> None:
+        start.wait()
+        sent.append(send_digest_if_due(sessions, mailer, ALERTS, LONDON, CONSOLE, due))
+
+    threads = [threading.Thread(target=notifier) for _ in range(notifiers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(sent, key=str) == [WEEK] + [None] * (notifiers - 1)
+    inbox.wait_for(1)
+    assert len(inbox.messages) == 1
+
+
+def test_notifiers_racing_send_the_digest_once(sessions, inbox) -> None:
+    digest_race(sessions, inbox)
+
+
+def test_notifiers_racing_send_the_digest_once_on_postgresql(postgres_url: str, inbox) -> None:
+    upgrade(postgres_url)
+    sessions = session_factory(make_engine(postgres_url))
+    try:
+        digest_race(sessions, inbox)
+    finally:
+        with sessions() as store, store.begin():
+            store.execute(delete(ReportDigest))
