@@ -138,8 +138,8 @@ def record_findings(
         changes: dict[str, Any] = {"hits": _REPORT.c.hits + len(found)}
         if open_report.last_seen_at < last["last_seen_at"]:
             changes["last_seen_at"] = last["last_seen_at"]
-        # A repeat of a report whose alert went (or was skipped) does not mail again: D's notifier dedups per
-        # person and category; only a report that never alerted becomes due.
+        # A repeat of a report whose alert went (or was skipped) does not mail again (`gateway.notify.alerts`
+        # dedups per person and category); only a report that never alerted becomes due.
         if alert and open_report.alert_state == "none":
             changes["alert_state"] = "due"
         connection.execute(update(_REPORT).where(_REPORT.c.id == open_report.id).values(**changes))
