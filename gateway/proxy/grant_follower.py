@@ -11,8 +11,9 @@ database is away, the grants, requests and local blocks last read stay in force 
 
 The local blocks become entries of the policy's `reports.block_list` list: the follower installs the running
 policy with them laid over (`gateway.policy.local_blocks`) as `PolicySource.current`, so the request decision and
-the CONNECT/TLS checks see them alike; a policy swapped in from the file is overlaid at its first decision or the
-next poll, whichever comes first (that first decision is made without them).
+the CONNECT/TLS checks see them alike. A policy swapped in from the file is overlaid before anything is decided
+with it: the follower comes before the tunnel guard and the enforcer in the addon chain, and checks for a swap at
+each CONNECT, each new layer (TLS) and each request's headers.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
-from mitmproxy import ctx
+from mitmproxy import ctx, http
+from mitmproxy.proxy import layer
 from sqlalchemy.orm import Session
 
 from gateway.identity.types import Identity
@@ -82,6 +84,17 @@ class GrantFollower:
         if compiled is not self._overlaid and compiled is not self._base:
             self._adopt(compiled)
         return self._set
+
+    # Hooks that run just before the tunnel guard's and the enforcer's in the chain: a policy swapped in since the
+    # last event gets the local blocks before either decides with it.
+    def http_connect(self, flow: http.HTTPFlow) -> None:
+        self._sync()
+
+    def next_layer(self, nextlayer: layer.NextLayer) -> None:
+        self._sync()
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        self._sync()
 
     def earlier_request(self, identity: Identity, host: str) -> RequestOutcome | None:
         """The newest request this person (or, for nobody signed in, this device) made about `host`."""
