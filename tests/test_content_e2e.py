@@ -410,6 +410,18 @@ def test_a_search_term_with_markup_is_never_echoed_unescaped(gateway):
     assert "<script>alert(1)" not in got.text
 
 
+def test_the_gateways_own_console_is_not_analysed(tmp_path):
+    """The officer's report queue quotes the harmful phrases it found: it must reach the officer."""
+    with ContentOrigin() as console:
+        console.pages["reports"] = ("text/html; charset=utf-8", None, HARMFUL)
+        proxy = start_gateway(tmp_path, DEMO_POLICY, gateway_portal_url=f"http://127.0.0.1:{console.port}")
+        try:
+            got = get(proxy, f"http://127.0.0.1:{console.port}/page/reports")
+            assert got.status_code == 200 and got.content == HARMFUL
+        finally:
+            proxy.stop()
+
+
 FAULTY_ANALYSER = '''
 from gateway.content.analyser import ContentAnalyser
 _analyse = ContentAnalyser.analyse_page

@@ -17,7 +17,8 @@ Many people open the same page (a class loading one lesson): a held body's findi
 and what the thresholds depend on (group, year group), for the policy it was found under, so the same bytes are
 analysed once.
 
-With content analysis off, every body streams.
+The gateway's own portal and console are not analysed: the officer's report pages quote what was found. With
+content analysis off, every body streams.
 """
 
 from __future__ import annotations
@@ -304,7 +305,7 @@ class ContentGuard:
         assert response is not None
         analyser = self.policy.current.content
         state = flow_state(flow)
-        if analyser is None or state.decision is None or state.decision.blocked:
+        if analyser is None or state.decision is None or state.decision.blocked or self._own(state):
             response.stream = True
             return
         if not analyser.wants(response.headers.get("content-type"), None):
@@ -326,7 +327,7 @@ class ContentGuard:
             self._streamed(flow, state, stream)
             return
         analyser = self.policy.current.content
-        if stream or analyser is None or response.raw_content is None:
+        if stream or analyser is None or response.raw_content is None or self._own(state):
             return
         identity = identity_of(flow, self.policy)
         try:
@@ -338,6 +339,10 @@ class ContentGuard:
         decision = settle(state, finding)
         if decision is not None and decision.blocked:
             self._block(flow, state, decision)
+
+    def _own(self, state: FlowState) -> bool:
+        """The gateway's own portal and console: the officer's report pages quote what was found, by design."""
+        return state.host is not None and state.port is not None and self.guard.is_portal(state.host, state.port)
 
     def _streamed(self, flow: http.HTTPFlow, state: FlowState, stream: PageStream) -> None:
         if stream.failed:
