@@ -402,6 +402,11 @@ def test_a_search_the_policy_only_reports_passes_and_is_flagged(gateway):
     got = get(gateway, "https://www.bing.com/search?q=buy+cocaine")
     assert got.status_code == 200
     assert logged(gateway, "www.bing.com", "/search", "buy cocaine")[:3] == ("flag", "content", "drugs")
+    # The officer's report names the search as typed.
+    with sqlite3.connect(gateway.workdir / "gateway.db") as db:
+        report = db.execute("SELECT kind, category, search_terms FROM report WHERE host = 'www.bing.com' "
+                            "AND kind = 'search' AND search_terms = 'buy cocaine'").fetchone()  # fmt: skip
+    assert report == ("search", "drugs", "buy cocaine")
 
 
 def test_a_search_term_with_markup_is_never_echoed_unescaped(gateway):

@@ -80,10 +80,14 @@ def content_decision(finding: ContentFinding, period: Any, host: str) -> Decisio
 
 
 def settle(state: FlowState, finding: ContentFinding) -> Decision | None:
-    """Keep a flagging or blocking finding on the flow; returns the decision that now stands when it changed."""
+    """Keep a flagging or blocking finding on the flow (the strongest, the first on a tie); returns the decision
+    that now stands when it changed."""
     if finding.action is Action.ALLOW or state.decision is None:
         return None
-    state.finding = finding
+    # A search's results page repeats its terms: the search finding, which names them, stays unless the page's
+    # is stronger.
+    if state.finding is None or SEVERITY[finding.action] < SEVERITY[state.finding.action]:
+        state.finding = finding
     decision = content_decision(finding, state.decision.period, state.decision.host)
     if SEVERITY[decision.action] < SEVERITY[state.decision.action]:
         state.decision = decision
