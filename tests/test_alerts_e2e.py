@@ -24,14 +24,14 @@ from tests.support.policies import demo_policy_with_devices
 
 pytestmark = pytest.mark.e2e
 
-PUPIL = "127.0.0.2"
+PUPIL, STAFF = "127.0.0.2", "127.0.0.3"
 CONSOLE = "https://gateway.school.example"
 
 
 @pytest.fixture
 def officer(tmp_path: Path, origin) -> Iterator[tuple[Mitmdump, Callable[[], Session], Inbox]]:
     """The demo policy mailing dsl@school.example (no digest), a gateway, its store, and the console's notifier."""
-    policy = demo_policy_with_devices(tmp_path, {PUPIL: "pupil"},
+    policy = demo_policy_with_devices(tmp_path, {PUPIL: "pupil", STAFF: "staff"},
                                       replace={"    recipients: []": "    recipients: [dsl@school.example]",
                                                "    dedup_hours: 24": "    dedup_hours: 24\n    digest: false"})
     proxy = start_gateway(tmp_path, policy, origin=origin)
@@ -44,8 +44,8 @@ def officer(tmp_path: Path, origin) -> Iterator[tuple[Mitmdump, Callable[[], Ses
     proxy.stop()
 
 
-def visit(proxy: Mitmdump, url: str) -> int:
-    return curl(url, proxy=proxy.proxy_url, ca=proxy.ca_cert_path, source_address=PUPIL).status
+def visit(proxy: Mitmdump, url: str, source: str = PUPIL) -> int:
+    return curl(url, proxy=proxy.proxy_url, ca=proxy.ca_cert_path, source_address=source).status
 
 
 def reports(sessions: Callable[[], Session], kind: str) -> list[Report]:
@@ -91,3 +91,17 @@ def test_an_illegal_list_attempt_reaches_the_officer_by_mail_once(officer, origi
     (report,) = reports(sessions, "illegal_attempt")
     # Each attempt logs its CONNECT and the request inside it: every row counts on the one report.
     assert (report.alert_state, report.category) == ("sent", "child_abuse") and report.hits >= 3
+
+
+def test_a_flagged_visit_in_a_high_risk_list_alerts_and_one_in_another_list_waits_in_the_queue(officer, origin):
+    # Staff are flagged, not blocked, on the self-harm and violence lists: the self-harm visit is mailed at once
+    # (reports.alerts.high_risk), the violence one is only in the queue.
+    proxy, sessions, inbox = officer
+    assert visit(proxy, "https://sanctioned-suicide.net/threads", STAFF) == 200
+    assert visit(proxy, "https://bestgore.com/", STAFF) == 200
+    (mail,) = inbox.wait_for(1, timeout=15)
+    assert mail["Subject"].startswith("Safeguarding alert: self") and STAFF in mail["Subject"]
+    assert "sanctioned-suicide.net" in mail.get_content()
+    states = {r.host: (r.category, r.alert_state) for r in reports(sessions, "flagged_site")}
+    assert states == {"sanctioned-suicide.net": ("self_harm", "sent"), "bestgore.com": ("violence", "none")}
+    assert len(inbox.messages) == 1

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from mitmproxy import ctx, exceptions, http
 
+from gateway.decisions.types import Action
 from gateway.proxy.flow_state import ConnectionState, flow_state
 from gateway.proxy.identity import identity_of
 from gateway.proxy.policy_source import PolicySource
@@ -122,10 +123,12 @@ class AccessLog:
         request = flow.request
         path, _, query = request.path.partition("?")
         response = flow.response
+        policy = self.policy.current.policy
+        decision = state.decision
         self.writer.submit(
             access_row(
                 identity=identity,
-                decision=state.decision,
+                decision=decision,
                 instant=instant,
                 method=request.method,
                 scheme=request.scheme,
@@ -135,11 +138,12 @@ class AccessLog:
                 status=response.status_code if response else None,
                 size=_size(response),
                 keep_query=self.keep_query,
-                site=self.site or self.policy.current.policy.school.site,
+                site=self.site or policy.school.site,
                 error=error,
                 port=state.port,
                 sni=flow.client_conn.sni,
                 finding=state.finding,
+                alert=decision.action is Action.FLAG and policy.reports.alerts.is_high_risk(decision.list),
             )
         )
 

@@ -75,6 +75,7 @@ def access_row(
     bytes_down: int | None = None,
     duration_ms: int | None = None,
     finding: ContentFinding | None = None,
+    alert: bool = False,
 ) -> AccessRow:
     host = host.lower().rstrip(".")
     return {
@@ -95,7 +96,7 @@ def access_row(
         "host_rev": reverse_host(host),
         "path": path or "/",
         "query": (query or None) if keep_query else None,
-        "search_terms": search_terms(host, query),
+        "search_terms": search_terms(host, query, path),
         "action": decision.action.value,
         "source": decision.source.value,
         "rule": decision.rule,
@@ -113,6 +114,8 @@ def access_row(
         "duration_ms": duration_ms,
         # Not a column: the writer takes it out and makes the officer's report from it.
         "finding": finding.as_dict() if finding is not None else None,
+        # Not a column either: a flagged site in a category the policy alerts on at once (the report's alert).
+        "alert": alert,
     }
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, insert, select, update
 from sqlalchemy.orm import Session
 
+from gateway.identity.types import IdentitySource
 from gateway.store.access_rows import CUT_MARK, NUL_MARK
 from gateway.store.models.reports import Report
 
@@ -27,7 +28,7 @@ STATUSES = ("open", "dismissed", "blocked", "escalated", "closed")
 # Reports still waiting for someone: the officer's open ones, and the headteacher's escalated or filed ones.
 WAITING = ("open", "escalated")
 PERSON_FIELDS = ("username", "display_name", "group_name", "school_class", "year_group", "device", "client_ip")
-SELFTEST = "selftest"
+SELFTEST = IdentitySource.SELFTEST.value
 # Illegal-list attempts are always high risk; the list says which kind of illegal content it was.
 TERRORISM_LISTS = ("ctiru", "terror")
 
@@ -98,19 +99,19 @@ def reportable_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]
 def record_findings(
     connection: Connection,
     rows: Sequence[Mapping[str, Any]],
-    high_risk: Callable[[str], bool] | None = None,
 ) -> None:
     """Make or update the reports for access-log rows just inserted in this transaction.
 
-    Only rows really inserted may be passed, so a batch replayed after an outage never counts twice. `high_risk`
-    says which categories alert at once for a flagged site (a finding carries its own answer).
+    Only rows really inserted may be passed, so a batch replayed after an outage never counts twice. Whether a
+    flagged site alerts at once was decided by the proxy against the running policy (the row's `alert`); a finding
+    carries its own answer.
     """
     grouped: dict[tuple[str | None, str, str | None, str], list[dict[str, Any]]] = {}
     for row in reportable_rows(rows):
         if row.get("identity_source") == SELFTEST:
             continue
         try:
-            values = _report_values(row, high_risk)
+            values = _report_values(row)
         except (AttributeError, KeyError, TypeError, ValueError):
             # A malformed finding must not roll back the batch and lose its access-log rows; the row keeps the
             # decision for the officer's log search.
@@ -149,7 +150,7 @@ def _column_is(column: ColumnElement[Any], value: object) -> ColumnElement[bool]
     return column.is_(None) if value is None else column == value
 
 
-def _report_values(row: Mapping[str, Any], high_risk: Callable[[str], bool] | None) -> dict[str, Any] | None:
+def _report_values(row: Mapping[str, Any]) -> dict[str, Any] | None:
     finding = row.get("finding")
     if finding and finding.get("action") in ("flag", "block"):
         kind = "search" if finding.get("kind") == "search" else "page"
@@ -163,7 +164,7 @@ def _report_values(row: Mapping[str, Any], high_risk: Callable[[str], bool] | No
     elif row["action"] == "flag":
         kind, category, score, excerpt = "flagged_site", row.get("list_name") or row.get("rule"), None, None
         matches = [row["matched"]] if row.get("matched") else []
-        alert = bool(category and high_risk and high_risk(category))
+        alert = bool(row.get("alert"))
     else:
         # An analysed page under the thresholds: logged with its finding, but nothing to report.
         return None
