@@ -61,7 +61,8 @@ def build_analyser(loaded: LoadedPolicy) -> ContentAnalyser | None:
         searches=PhraseMatcher(search, spellings),
         page_thresholds=content.page_thresholds,
         search_thresholds=content.search_thresholds,
-        high_risk=frozenset(content.high_risk),
+        # One list of what alerts at once, for findings, flagged lists and people's reports alike.
+        high_risk=frozenset(loaded.policy.reports.alerts.high_risk),
         search_actions={name: category.search for name, category in content.categories.items()},
     )
 

@@ -47,9 +47,9 @@ class Alerts(Strict):
     # The e-safety officer's (and deputies') addresses: the immediate alerts and the weekly digest go to them.
     # Empty: no e-mail is sent; reports still wait in the console's queue.
     recipients: list[Email] = Field(default=[], max_length=20)
-    # Categories mailed at once when a person reports a page or a flag rule's list matches (a content finding
-    # follows content.high_risk; an illegal-list attempt always alerts). Each must be a content category, a list,
-    # or a category "Report this page" offers.
+    # Categories mailed at once: a page or search content analysis flags or blocks, a flag rule's list, a page a
+    # person reports (an illegal-list attempt always alerts). Each must be a content category, a list, or a
+    # category "Report this page" offers.
     high_risk: list[Name] = list(HIGH_RISK_CATEGORIES)
     # A later report of the same person and category within this many hours is not mailed again (it is in the
     # queue and counted in the digest).

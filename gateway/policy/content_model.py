@@ -65,8 +65,6 @@ class ContentAnalysis(Strict):
     context: list[str] = []
     # Files of `misspelling correct-spelling` pairs; each phrase also matches its common misspellings.
     misspellings: list[str] = []
-    # Categories the e-safety officer is alerted about at once.
-    high_risk: list[Name] = ["self_harm", "suicide", "extremism", "child_abuse"]
     page_thresholds: ThresholdTable = ThresholdTable(default=Thresholds(flag=6, block=12))
     # Searches are a few words: one strong term is enough.
     search_thresholds: ThresholdTable = ThresholdTable(default=Thresholds(flag=3, block=5))
@@ -76,12 +74,3 @@ class ContentAnalysis(Strict):
         """Every phrase, term and misspelling file, relative to the policy file."""
         per_category = [f for c in self.categories.values() for f in (*c.phrases, *c.search_terms)]
         return (*self.context, *self.misspellings, *per_category)
-
-    @model_validator(mode="after")
-    def _known_high_risk(self) -> ContentAnalysis:
-        # The default list names the usual categories; a school that leaves some out need not repeat it.
-        if self.enabled and "high_risk" in self.model_fields_set:
-            unknown = [name for name in self.high_risk if name not in self.categories]
-            if unknown:
-                raise ValueError(f"high_risk names categories that are not defined: {', '.join(unknown)}")
-        return self

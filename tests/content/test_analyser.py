@@ -18,7 +18,6 @@ SMALL = """
 content:
   enabled: true
   max_bytes: 4096
-  high_risk: [suicide]
   context: [content/context.txt]
   misspellings: [content/misspellings.txt]
   page_thresholds:
@@ -30,6 +29,7 @@ content:
   categories:
     suicide: {phrases: [content/suicide.txt], search_terms: [content/suicide_search.txt]}
     drugs: {phrases: [content/drugs.txt], search_terms: [content/drugs_search.txt], search: flag}
+reports: {alerts: {high_risk: [suicide]}}
 """
 FILES = {
     "suicide.txt": "# suicide\n5 want to die\n3 end it all\n1 suicide\n-6 suicide prevention\n",
