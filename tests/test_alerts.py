@@ -198,3 +198,20 @@ def test_a_high_risk_category_nothing_reports_under_refuses_the_policy(tmp_path)
     message = str(refused.value)
     assert "reports.alerts.high_risk.1: 'self-harm' is not a category anything reports under" in message
     assert "reports.alerts.recipients.0" in message  # not an e-mail address
+
+
+def test_an_alert_left_sending_by_a_notifier_that_died_is_sent_by_the_next(sessions, inbox) -> None:
+    # The console stopped between claiming the report and the mail server taking the mail.
+    dying = report(sessions, AMY)
+    with sessions() as store, store.begin():
+        claimed = store.get(Report, dying)
+        claimed.alert_state, claimed.alert_sent_at, claimed.alert_attempts = "sending", NOW, 1
+    # Another notifier, a minute later: the claim may still be in flight, so nothing is sent twice.
+    assert run(sessions, inbox, NOW + timedelta(minutes=1)).sent == 0
+    assert states(sessions)[dying] == ("sending", 1)
+    # Long past any send's time-out: the alert is sent, not lost.
+    done = run(sessions, inbox, NOW + timedelta(minutes=10))
+    assert (done.sent, done.failed) == (1, 0)
+    assert states(sessions)[dying] == ("sent", 2)
+    (mail,) = inbox.wait_for(1)
+    assert mail["Subject"] == "Safeguarding alert: self-harm — Amy Jones (amy)"

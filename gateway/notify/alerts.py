@@ -6,8 +6,10 @@ every notifier must do too, so two console processes (or the console and `gatewa
 take turns: a report is mailed once, and a second report of the same person and category within the window is
 marked "skipped" (it stays in the queue and the digest) rather than mailed again.
 
-A mail that cannot be sent marks its report "failed", counted in `alert_attempts`; failed reports are claimed
-again on the next pass, before newer ones, so nothing is lost while the mail server is down. Nothing here runs in
+A claimed report is "sending" until the mail server has taken the mail, then "sent". A mail that cannot be sent
+marks its report "failed", counted in `alert_attempts`; failed reports, and any left "sending" by a process that
+died mid-send, are claimed again on a later pass, before newer ones, so nothing is lost while the mail server is
+down or the console restarts (at worst an alert goes twice). Nothing here runs in
 the proxy or blocks a page: it runs in a thread of the console, or from cron.
 """
 
@@ -36,6 +38,8 @@ NOTIFIER = "gateway:notifier"
 # Reports claimed in one pass; the rest wait a few seconds for the next.
 BATCH = 50
 WAITING = ("due", "failed")
+# A claim older than this that never became "sent" or "failed" belongs to a notifier that died mid-send.
+STALE_CLAIM = timedelta(minutes=5)
 
 CATEGORY_WORDS = {
     "self_harm": "self-harm",
@@ -115,23 +119,28 @@ def _same_person(report: Report):  # type: ignore[no-untyped-def]
     return Report.person_key == report.person_key
 
 
+def _waiting(now: datetime):  # type: ignore[no-untyped-def]
+    return or_(Report.alert_state.in_(WAITING),
+               and_(Report.alert_state == "sending", Report.alert_sent_at < now - STALE_CLAIM))  # fmt: skip
+
+
 def _claim(store: Session, report_id: int, window: timedelta, now: datetime) -> Report | str:
-    """This report, now ours to mail (state "sent"); or "skipped" (an alert about the same thing went out), or
+    """This report, now ours to mail (state "sending"); or "skipped" (an alert about the same thing went out), or
     "taken" (another notifier had it first)."""
     bump(store, CLAIMS)
     report = store.get(Report, report_id, populate_existing=True)
-    if report is None or report.alert_state not in WAITING:
+    if report is None or store.scalar(select(Report.id).where(Report.id == report_id, _waiting(now))) is None:
         return "taken"
     # Another alert for this person and category already went out in the window, or is waiting to be retried.
     earlier = store.scalar(select(Report.id).where(
         Report.id != report.id, _same_person(report), Report.category == report.category,
-        or_(and_(Report.alert_state == "sent", Report.alert_sent_at >= now - window),
+        or_(and_(Report.alert_state.in_(("sent", "sending")), Report.alert_sent_at >= now - window),
             and_(Report.alert_state == "failed", Report.id < report.id)),
     ).limit(1))  # fmt: skip
     if earlier is not None:
         report.alert_state = "skipped"
         return "skipped"
-    report.alert_state = "sent"
+    report.alert_state = "sending"
     report.alert_sent_at = now
     report.alert_attempts += 1
     return report
@@ -145,8 +154,7 @@ def send_due_alerts(sessions: Callable[[], Session], mailer: Mailer, alerts: Ale
         return AlertPass()
     window = timedelta(hours=alerts.dedup_hours)
     with sessions() as store:
-        waiting = list(store.scalars(select(Report.id).where(Report.alert_state.in_(WAITING))
-                                     .order_by(Report.id).limit(BATCH)))  # fmt: skip
+        waiting = list(store.scalars(select(Report.id).where(_waiting(now)).order_by(Report.id).limit(BATCH)))
     sent = skipped = 0
     for report_id in waiting:
         with sessions() as store, store.begin():
@@ -160,10 +168,12 @@ def send_due_alerts(sessions: Callable[[], Session], mailer: Mailer, alerts: Ale
         except (OSError, smtplib.SMTPException) as exc:
             with sessions() as store, store.begin():
                 store.execute(Report.__table__.update()
-                              .where(Report.id == report_id, Report.alert_state == "sent")
+                              .where(Report.id == report_id, Report.alert_state == "sending")
                               .values(alert_state="failed", alert_sent_at=None))  # fmt: skip
             return AlertPass(sent, skipped, 1, f"{type(exc).__name__}: {exc}")
         with sessions() as store, store.begin():
+            store.execute(Report.__table__.update().where(Report.id == report_id, Report.alert_state == "sending")
+                          .values(alert_state="sent"))  # fmt: skip
             record(store, actor, "report_alert_sent", target=f"report:{report_id}",
                    detail={"to": alerts.recipients, "subject": subject})  # fmt: skip
         sent += 1
