@@ -57,14 +57,19 @@ _FOLD = {char: folded for char, folded in _FOLD.items() if folded != char}
 _FOLDABLE = re.compile("[%s]" % "".join(re.escape(char) for char in sorted(_FOLD)))
 
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a", "$": "s"})
-# Where a letter meets a leet character ("p0rn", "s3x", "@ss"); plain numbers and prices are left alone.
-_LEET_HINT = re.compile(r"[a-z][0134578@$]|[0134578@$][a-z]")
+# Runs of leet characters; only those touching a letter ("p0rn", "s3x", "@ss") are read as letters, so plain
+# numbers and prices are left alone. A single character class scans about twice as fast as the pairs themselves.
+_LEET_RUNS = re.compile(r"[0134578@$]+")
+_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyz")
 _LEET_WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789@$")
 
 _NON_WORD = re.compile(r"[\W_]+")
+# The same for ASCII text, as one translation and a split: several times faster than the expression.
+_ASCII_NON_WORD = str.maketrans({chr(c): " " for c in range(128) if not chr(c).isalnum()})
 # Three or more single letters in a row: a word spelt out to dodge a filter ("p o r n" once dots became spaces).
 _SPELT_OUT = re.compile(r"(?<!\S)\w(?: \w(?!\S)){2,}")
-_REPEATS = re.compile(r"(\w)\1+")
+# The lookahead finds a doubled letter before anything is captured: most positions fail at once.
+_REPEATS = re.compile(r"(?=(\w)\1)(\w)\2+")
 
 
 def strip_markup(text: str) -> str:
@@ -102,10 +107,13 @@ def decode_leet(text: str) -> str:
     since most pages have none."""
     pieces: list[str] = []
     done = 0
-    for hint in _LEET_HINT.finditer(text):
-        if hint.start() < done:
+    size = len(text)
+    for run in _LEET_RUNS.finditer(text):
+        start, end = run.start(), run.end()
+        if start < done:
             continue
-        start, end = hint.start(), hint.end()
+        if not ((start and text[start - 1] in _LETTERS) or (end < size and text[end] in _LETTERS)):
+            continue
         while start > done and text[start - 1] in _LEET_WORD_CHARS:
             start -= 1
         while end < len(text) and text[end] in _LEET_WORD_CHARS:
@@ -121,10 +129,13 @@ def decode_leet(text: str) -> str:
 def normalise_words(text: str) -> str:
     """Folded text (no markup) in matching form: ' word word … '."""
     text = decode_leet(fold(text))
-    text = _NON_WORD.sub(" ", text)
+    if text.isascii():
+        text = " ".join(text.translate(_ASCII_NON_WORD).split())
+    else:
+        text = _NON_WORD.sub(" ", text).strip()
     text = _SPELT_OUT.sub(lambda m: m.group().replace(" ", ""), text)
-    text = _REPEATS.sub(r"\1", text)
-    return f" {text.strip()} "
+    text = _REPEATS.sub(r"\2", text)
+    return f" {text} "
 
 
 def normalise_page(text: str) -> str:
