@@ -19,6 +19,7 @@ from gateway.store.models.access_log import AccessLogEntry
 from tests.support.clients import curl
 from tests.support.gateway import start_gateway
 from tests.support.mitmdump import Mitmdump
+from tests.support.policies import school_days_policy
 
 pytestmark = pytest.mark.e2e
 
@@ -28,30 +29,20 @@ FOLLOWS_WITHIN = 2.0
 LIVE_WITHIN = 5.0
 MONDAY_LESSON, MONDAY_LUNCH = "2026-09-07T10:00", "2026-09-07T12:30"
 
-POLICY = """\
+POLICY = school_days_policy("""\
 school: {name: Test School, contact: the e-safety officer}
 groups: {pupil: {}, guest: {}}
 default_group: guest
 networks:
   - {name: pupils, subnets: [127.0.0.2/32], group: pupil}
-timetable:
-  weekly:
-    monday: &day
-      - {start: "08:50", end: "12:00", kind: lesson}
-      - {start: "12:00", end: "13:00", kind: lunch}
-      - {start: "13:00", end: "15:15", kind: lesson}
-    tuesday: *day
-    wednesday: *day
-    thursday: *day
-    friday: *day
-  terms: [{name: Always, start: 2000-01-01, end: 2099-12-31}]
+""", """\
 lists:
   games: {domains: [games.example]}
   chat: {domains: [chat.example]}
 rules:
   - {id: no-games-in-lessons, periods: [lesson], lists: [games], action: block, reason: No games in lessons}
   - {id: no-chat, lists: [chat], action: block, reason: No chat}
-"""
+""")
 
 
 def status(proxy: Mitmdump, url: str) -> int:

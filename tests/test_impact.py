@@ -431,7 +431,7 @@ def test_the_officer_previews_in_chromium(sqlite_log, policy_file, tmp_path):
     from waitress.server import create_server
 
     from gateway.web.app import ConsoleConfig, create_app
-    from tests.console.test_console_browser import CHROMIUM, CHROMIUM_ARGS
+    from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"{CHROMIUM} is missing")

@@ -12,12 +12,10 @@ from waitress.server import create_server
 
 from gateway.web.app import ConsoleConfig, create_app
 from tests.console.seed import HOSTILE_PATH, PASSWORD, seed
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +66,7 @@ def test_officer_filters_by_pupil_opens_timeline_exports_and_sees_charts(page, c
     page.click("text=Access log")
     page.fill("input[name=person]", "amy")
     page.select_option("select[name=action]", "block")
-    page.click("text=Filter")
+    page.get_by_role("button", name="Filter", exact=True).click()
     rows = page.locator("table.log tbody tr")
     assert rows.count() == 2
     assert "www.tiktok.com" in page.inner_text("table.log") and "roblox" not in page.inner_text("table.log")

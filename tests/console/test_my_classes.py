@@ -29,7 +29,7 @@ from gateway.store.models.audit import AuditEvent
 from gateway.store.unblock_requests import Asked, add_request
 from gateway.store.writer import AccessLogWriter
 from gateway.web.app import ConsoleConfig, create_app
-from tests.console.test_console_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.store.databases import db_url, pg_schema_url  # noqa: F401
 from tests.support.console import PASSWORD, signed_in
 

@@ -10,8 +10,6 @@ knows 127.0.0.1 as Mrs Smith from a portal session in the store.
 
 from __future__ import annotations
 
-import os
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -20,7 +18,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy.orm import Session
-from waitress.server import create_server
 
 from gateway.identity.directory import import_people
 from gateway.identity.people import Person
@@ -31,40 +28,29 @@ from gateway.store.engine import make_engine
 from gateway.store.migrate import upgrade
 from gateway.web.app import ConsoleConfig, create_app
 from tests.store.databases import pg_schema_url  # noqa: F401
+from tests.support.browser import chromium, served, staff_page
+from tests.support.console import PASSWORD
+from tests.support.policies import school_days_policy
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]  # fmt: skip
-PASSWORD = "correct horse battery"
 LIVE_WITHIN = 5.0
 LONDON = ZoneInfo("Europe/London")
 # Not names on Chromium's HSTS preload list (facebook.com is), which Chromium would only ever ask for over HTTPS.
 SOCIAL = "http://www.friendbook.example/"
 
-POLICY = """\
+POLICY = school_days_policy("""\
 school: {name: Test School, contact: the e-safety officer}
 groups: {pupil: {}, staff: {}, guest: {}}
 default_group: guest
 networks:
   - {name: staff-wifi, subnets: [127.0.0.1/32], group: guest, identity: [portal, subnet]}
-timetable:
-  weekly:
-    monday: &day
-      - {start: "08:50", end: "12:00", kind: lesson}
-      - {start: "12:00", end: "13:00", kind: lunch}
-      - {start: "13:00", end: "15:15", kind: lesson}
-    tuesday: *day
-    wednesday: *day
-    thursday: *day
-    friday: *day
-  terms: [{name: Always, start: 2000-01-01, end: 2099-12-31}]
+""", """\
 lists:
   social: {domains: [friendbook.example, photogram.example]}
 rules:
   - {id: no-social, lists: [social], action: block, reason: Social media is not allowed}
-"""
+""")
 
 
 def next_weekday(hour: int, minute: int = 0) -> str:
@@ -100,11 +86,8 @@ def console(db_url: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
     app = create_app(ConsoleConfig(db_url=db_url, secret_key_file=str(tmp_path / "secret"), policy_path=str(policy)))
-    server = create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}", policy
-    server.close()
+    with served(app) as url:
+        yield url, policy
 
 
 @pytest.fixture
@@ -125,25 +108,8 @@ def gateway(mitmdump_proxy, origin_http, console, db_url: str, clock: Path, tmp_
 
 @pytest.fixture
 def browser(gateway):  # type: ignore[no-untyped-def]
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium (scripts/bootstrap installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                    proxy={"server": gateway.proxy_url, "bypass": "127.0.0.1"})  # fmt: skip
+    with chromium(gateway.proxy_url) as browser:
         yield browser
-        browser.close()
-
-
-def signed_in(browser, console_url: str, username: str):  # type: ignore[no-untyped-def]
-    page = browser.new_context().new_page()
-    page.set_default_timeout(10_000)
-    page.goto(f"{console_url}/sign-in")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    return page
 
 
 def status_within(page, url: str, wanted: int, within: float = LIVE_WITHIN) -> None:  # type: ignore[no-untyped-def]
@@ -164,7 +130,7 @@ def test_headteacher_grants_officer_confirms_staff_get_through_at_lunch_not_in_l
     assert "Social media is not allowed" in staff.inner_text("body")
 
     # The first key. "Not in lesson time" is unticked: for staff it is excluded all the same.
-    head = signed_in(browser, console_url, "head")
+    head = staff_page(browser, console_url, "head")
     head.get_by_role("link", name="Permissions").click()
     head.get_by_label("Person (roster username)").fill("mrs_smith")
     head.get_by_label("Sites (domains, separated by spaces or commas)").fill("friendbook.example")
@@ -180,7 +146,7 @@ def test_headteacher_grants_officer_confirms_staff_get_through_at_lunch_not_in_l
     assert staff.goto(SOCIAL).status == 403
 
     # The second key: live within 5 s, at lunch.
-    officer = signed_in(browser, console_url, "officer")
+    officer = staff_page(browser, console_url, "officer")
     officer.get_by_role("link", name="Permissions").click()
     officer.get_by_label("Security controls in place").fill("Staff SSID, client isolation on")
     officer.get_by_role("button", name="Confirm permission 1 (second key)").click()
@@ -208,7 +174,7 @@ def test_headteacher_grants_officer_confirms_staff_get_through_at_lunch_not_in_l
 
 def test_a_teacher_can_neither_see_nor_forge_a_permission(browser, console) -> None:
     console_url, _ = console
-    teacher = signed_in(browser, console_url, "teacher")
+    teacher = staff_page(browser, console_url, "teacher")
     assert teacher.get_by_role("link", name="Permissions").count() == 0
     assert teacher.goto(f"{console_url}/permissions/").status == 403
     # A hand-made form with the teacher's own valid CSRF token: refused, and nothing is let through.

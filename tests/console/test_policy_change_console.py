@@ -199,7 +199,7 @@ def test_the_officer_proposes_a_change_in_chromium(sqlite_url, tmp_path):
 
     from waitress.server import create_server
 
-    from tests.console.test_console_browser import CHROMIUM, CHROMIUM_ARGS
+    from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"{CHROMIUM} is missing")

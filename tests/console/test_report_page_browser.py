@@ -8,15 +8,12 @@ console sees the pupil's own address, 127.0.0.1, which the store has signed in a
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session
-from waitress.server import create_server
 
 from gateway.identity.directory import import_people
 from gateway.identity.people import Person
@@ -26,14 +23,12 @@ from gateway.store.accounts import create_user
 from gateway.store.engine import make_engine
 from gateway.store.migrate import upgrade
 from gateway.web.app import ConsoleConfig, create_app
+from tests.support.browser import chromium, served, staff_page
 from tests.support.console import PASSWORD
 from tests.support.policies import always_lesson_policy
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]  # fmt: skip
 POLICY = always_lesson_policy(
     """\
 school: {name: Test Primary School, contact: the e-safety officer}
@@ -65,38 +60,19 @@ def console(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
     app = create_app(ConsoleConfig(db_url=db_url, secret_key_file=str(tmp_path / "secret"), policy_path=str(policy)))
-    server = create_server(app, host="127.0.0.1", port=0, threads=4)
-    threading.Thread(target=server.run, daemon=True).start()
-    yield f"http://127.0.0.1:{server.effective_port}", db_url, policy
-    server.close()
+    with served(app) as url:
+        yield url, db_url, policy
 
 
 @pytest.fixture
 def browser(mitmdump_proxy, origin_http, console, tmp_path: Path):  # type: ignore[no-untyped-def]
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium (scripts/bootstrap installs it)")
     console_url, db_url, policy = console
     gateway = mitmdump_proxy(["addons/gateway.py"], {
         "gateway_policy": str(policy), "gateway_db": db_url, "gateway_spool": str(tmp_path / "spool"),
         "gateway_portal_url": console_url, "gateway_identity_interval_ms": 200,
     }, origin=origin_http, ready_line="identity sources running")  # fmt: skip
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                    proxy={"server": gateway.proxy_url, "bypass": "127.0.0.1"})
+    with chromium(gateway.proxy_url) as browser:
         yield browser
-        browser.close()
-
-
-def staff_page(browser, console_url: str, username: str):  # type: ignore[no-untyped-def]
-    page = browser.new_context().new_page()
-    page.set_default_timeout(10_000)
-    page.goto(f"{console_url}/sign-in")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    return page
 
 
 def test_a_pupil_reports_a_page_from_the_block_page_and_the_officer_sees_it(browser, console) -> None:

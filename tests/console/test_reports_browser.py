@@ -7,9 +7,7 @@ Chromium reaches the console (waitress on 127.0.0.1) directly, as in the unblock
 
 from __future__ import annotations
 
-import os
 import re
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,21 +15,18 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from waitress.server import create_server
 
 from gateway.store.accounts import create_user
 from gateway.store.engine import make_engine
 from gateway.store.migrate import upgrade
 from gateway.store.models.reports import Report
 from gateway.web.app import ConsoleConfig, create_app
+from tests.support.browser import chromium, served, staff_page
 from tests.support.console import PASSWORD
 from tests.support.policies import always_lesson_policy
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]  # fmt: skip
 LIVE_WITHIN = 5.0
 POLICY = always_lesson_policy("""\
 school: {name: Test Primary School, contact: the e-safety officer}
@@ -61,28 +56,18 @@ def setup(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
     app = create_app(ConsoleConfig(db_url=db, secret_key_file=str(tmp_path / "secret"), policy_path=str(policy)))
-    server = create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield db, f"http://127.0.0.1:{server.effective_port}", policy
-    server.close()
+    with served(app) as url:
+        yield db, url, policy
 
 
 @pytest.fixture
 def browser(mitmdump_proxy, origin_http, setup, tmp_path: Path):  # type: ignore[no-untyped-def]
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium (scripts/bootstrap installs it)")
-    from playwright.sync_api import sync_playwright
-
     db, _, policy = setup
     gateway = mitmdump_proxy(["addons/gateway.py"], {
         "gateway_policy": str(policy), "gateway_db": db, "gateway_spool": str(tmp_path / "spool"),
     }, origin=origin_http, ready_line="identity sources running")  # fmt: skip
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                    proxy={"server": gateway.proxy_url, "bypass": "127.0.0.1"})
+    with chromium(gateway.proxy_url) as browser:
         yield browser
-        browser.close()
 
 
 def status_within(page, url: str, wanted: int) -> float:  # type: ignore[no-untyped-def]
@@ -106,12 +91,7 @@ def test_the_officer_blocks_a_reported_forum_in_one_click_and_lifts_it(browser, 
             time.sleep(0.1)
     engine.dispose()
 
-    officer = browser.new_context().new_page()
-    officer.set_default_timeout(10_000)
-    officer.goto(f"{console_url}/sign-in")
-    officer.get_by_label("Username").fill("officer")
-    officer.get_by_label("Password").fill(PASSWORD)
-    officer.get_by_role("button", name="Sign in").click()
+    officer = staff_page(browser, console_url, "officer")
     officer.get_by_role("link", name="Reports", exact=True).click()
     assert "forum.example/thread/7" in officer.inner_text("#reports")
     officer.get_by_role("link", name=re.compile(r"^Report \d+$")).click()

@@ -31,14 +31,12 @@ from gateway.store.engine import make_engine
 from gateway.store.grants import grants_in_force
 from gateway.store.migrate import upgrade
 from gateway.web.app import ConsoleConfig, create_app
+from tests.support.browser import chromium, staff_page
+from tests.support.console import PASSWORD
 from tests.support.policies import always_lesson_policy
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]  # fmt: skip
-PASSWORD = "correct horse battery"
 LIVE_WITHIN = 5.0
 
 
@@ -103,24 +101,12 @@ def gateway(mitmdump_proxy, origin_http, console, db_url: str, tmp_path: Path): 
 
 @pytest.fixture
 def browser(gateway):  # type: ignore[no-untyped-def]
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium (scripts/bootstrap installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                    proxy={"server": gateway.proxy_url, "bypass": "127.0.0.1"})
+    with chromium(gateway.proxy_url) as browser:
         yield browser
-        browser.close()
 
 
 def signed_in(browser, console_url: str, username: str):  # type: ignore[no-untyped-def]
-    page = browser.new_context().new_page()
-    page.set_default_timeout(10_000)
-    page.goto(f"{console_url}/sign-in")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page = staff_page(browser, console_url, username)
     page.get_by_role("link", name="Unblock requests").click()
     return page
 

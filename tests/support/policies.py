@@ -63,6 +63,27 @@ timetable:
 """
 
 
+# Lessons, lunch and lessons on weekdays, in a term that never ends: tests about lesson time and lunch.
+SCHOOL_DAYS = """\
+timetable:
+  weekly:
+    monday: &day
+      - {start: "08:50", end: "12:00", kind: lesson}
+      - {start: "12:00", end: "13:00", kind: lunch}
+      - {start: "13:00", end: "15:15", kind: lesson}
+    tuesday: *day
+    wednesday: *day
+    thursday: *day
+    friday: *day
+  terms: [{name: Always, start: 2000-01-01, end: 2099-12-31}]
+"""
+
+
+def school_days_policy(head: str, tail: str = "") -> str:
+    """Policy YAML: `head`, the weekday timetable of SCHOOL_DAYS, then `tail`."""
+    return head + SCHOOL_DAYS + tail
+
+
 def always_lesson_policy(head: str, tail: str = "") -> str:
     """Policy YAML: `head` (school, groups, networks…), the always-lesson timetable, then `tail` (lists, rules…)."""
     return head + ALWAYS_LESSON + tail
