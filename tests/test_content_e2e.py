@@ -453,3 +453,21 @@ def test_an_analyser_that_raises_blocks_the_page(tmp_path, content_origin):
         assert get(proxy, "https://www.bbc.co.uk/page/benign").content == BENIGN
     finally:
         proxy.stop()
+
+
+@pytest.mark.parametrize("url", ["https://html.duckduckgo.com/html/", "https://lite.duckduckgo.com/lite/"])
+def test_a_search_posted_from_a_form_is_scored_too(gateway, content_origin, url):
+    # DuckDuckGo's HTML and lite pages post the search box: the terms are in the body, not the address.
+    content_origin.clear()
+    with httpx_client(proxy=gateway.proxy_url, ca=gateway.ca_cert_path, source_address=PUPIL, timeout=30) as client:
+        harmful = client.post(url, data={"q": "how to kill myself", "b": ""}, headers=PAGE)
+        padded = client.post(url, content=f"q=porn+xxx&pad={'x' * 100_000}".encode(), headers={
+            **PAGE, "Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+        harmless = client.post(url, data={"q": "photosynthesis for kids"}, headers=PAGE)
+    assert harmful.status_code == 403 and "content analysis found" in harmful.text
+    assert padded.status_code == 403
+    assert harmless.status_code == 200
+    host, path = url.split("/")[2], "/" + url.split("/", 3)[3]
+    assert logged(gateway, host, path)[:2] == ("allow", "default")
+    reached = [(r.method, r.body) for r in content_origin.seen(host=host, path=path)]
+    assert reached == [("POST", b"q=photosynthesis+for+kids")], "only the harmless search reached the site"
