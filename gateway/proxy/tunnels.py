@@ -179,6 +179,11 @@ class TunnelGuard:
         nextlayer.layer = RelayedConnection(nextlayer.context)
 
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
+        sni = data.client_hello.sni
+        if sni and sni.endswith(".") and data.context.server.sni is None:
+            # "www.example.org." is the same site, but mitmproxy's upstream TLS cannot verify a name that keeps the
+            # root's dot: the browser would wait on a handshake that never completes.
+            data.context.server.sni = sni.rstrip(".")
         tunnel = self.connections.get(data.context.client.id)
         if tunnel is not None and tunnel.blocked:
             # Scripts run before mitmproxy's TlsConfig, which would ask for the server's TLS first: let it, then
