@@ -31,10 +31,10 @@ BLOCK = Decision(Action.BLOCK, Source.RULE, "social media in lessons", PeriodKin
 
 
 def row(n: int = 0, *, who: Identity = AMY, at: datetime | None = None, host: str = "www.tiktok.com",
-        query: str = "", keep_query: bool = False) -> dict:  # fmt: skip
+        query: str = "", keep_query: bool = False, path: str | None = None) -> dict:  # fmt: skip
     return access_row(
         identity=who, decision=BLOCK, instant=at or datetime.now(UTC), method="GET", scheme="https", host=host,
-        path=f"/video/{n}", query=query, status=403, size=512, keep_query=keep_query, site="St Mary's",
+        path=path or f"/video/{n}", query=query, status=403, size=512, keep_query=keep_query, site="St Mary's",
     )  # fmt: skip
 
 
@@ -56,7 +56,7 @@ def test_gateway_refuses_an_unmigrated_database(tmp_path):
 def test_every_row_arrives_with_the_dfe_fields(db_url, tmp_path):
     writer = AccessLogWriter(db_url, tmp_path / "spool", batch_size=500, interval=0.05).start()
     submitted = [row(n) for n in range(2000)]
-    submitted.append(row(9999, host="www.google.co.uk", query="q=how+to+get+round+the+filter&hl=en"))
+    submitted.append(row(9999, host="www.google.co.uk", path="/search", query="q=how+to+get+round+the+filter&hl=en"))
     for r in submitted:
         writer.submit(r)
     writer.close()

@@ -33,7 +33,7 @@ def stored(url: str, *where: sa.ColumnElement[bool]) -> list[AccessLogEntry]:
 def test_a_nul_or_an_over_long_field_cannot_keep_a_row_out_of_the_log(db_url, tmp_path):  # noqa: F811
     """A pupil searches for `%00`-laden terms, sends a 20-letter method and a 300-letter host name: every attempt
     is stored, readable, and found by the officer's search."""
-    hiding = row(1, host="www.google.co.uk", query="q=how+to+hide%00from+the+filter")
+    hiding = row(1, host="www.google.co.uk", path="/search", query="q=how+to+hide%00from+the+filter")
     assert "\x00" in hiding["search_terms"]
     long_method = row(2) | {"method": "PROPFINDPROPFINDPROP"}
     long_host = row(3, host="a" * 250 + ".example.com")
