@@ -11,6 +11,24 @@ from gateway.policy.compiled import CompiledPolicy, load_compiled
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_POLICY = ROOT / "policies" / "default.yaml"
 
+
+def weekday_timetable(term: str) -> str:
+    """Lessons, lunch and lessons on weekdays in the one `term` (YAML flow mapping)."""
+    return f"""\
+timetable:
+  weekly:
+    monday: &day
+      - {{start: "08:50", end: "12:00", kind: lesson}}
+      - {{start: "12:00", end: "13:00", kind: lunch}}
+      - {{start: "13:00", end: "15:15", kind: lesson}}
+    tuesday: *day
+    wednesday: *day
+    thursday: *day
+    friday: *day
+  terms: [{term}]
+"""
+
+
 # The smallest valid policy; tests add sections to it.
 MINIMAL = """\
 school: {name: Test School, contact: the e-safety officer}
@@ -19,18 +37,7 @@ default_group: guest
 networks:
   - {name: pupils, subnets: [10.10.0.0/16], group: pupil}
   - {name: staff, subnets: [10.20.0.0/16], group: staff}
-timetable:
-  weekly:
-    monday: &day
-      - {start: "08:50", end: "12:00", kind: lesson}
-      - {start: "12:00", end: "13:00", kind: lunch}
-      - {start: "13:00", end: "15:15", kind: lesson}
-    tuesday: *day
-    wednesday: *day
-    thursday: *day
-    friday: *day
-  terms: [{name: Autumn, start: 2026-09-03, end: 2026-12-18}]
-"""
+""" + weekday_timetable("{name: Autumn, start: 2026-09-03, end: 2026-12-18}")
 
 
 def write_policy(folder: Path, extra: str = "", lists: dict[str, str] | None = None) -> Path:
@@ -64,19 +71,7 @@ timetable:
 
 
 # Lessons, lunch and lessons on weekdays, in a term that never ends: tests about lesson time and lunch.
-SCHOOL_DAYS = """\
-timetable:
-  weekly:
-    monday: &day
-      - {start: "08:50", end: "12:00", kind: lesson}
-      - {start: "12:00", end: "13:00", kind: lunch}
-      - {start: "13:00", end: "15:15", kind: lesson}
-    tuesday: *day
-    wednesday: *day
-    thursday: *day
-    friday: *day
-  terms: [{name: Always, start: 2000-01-01, end: 2099-12-31}]
-"""
+SCHOOL_DAYS = weekday_timetable("{name: Always, start: 2000-01-01, end: 2099-12-31}")
 
 
 def school_days_policy(head: str, tail: str = "") -> str:
