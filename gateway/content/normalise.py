@@ -38,6 +38,9 @@ _VARIANTS = {
     "ي": "ی", "ى": "ی", "ك": "ک", "ة": "ه", "ہ": "ه", "ۀ": "ه",
     "ـ": "", "\u200c": " ", "\u200d": "", "\u200b": "", "\u00ad": "",
 }  # fmt: skip
+# Cyrillic and Greek letters that look like Latin ones, as typed to slip a word past a filter ("pоrn" with a
+# Cyrillic о). None of the analysed languages is written in these scripts, so folding them costs no real word.
+_LOOKALIKES = dict(zip("аеорсухіјѕкмнтвԁɡοαει\u03baνρτυχ", "aeopcyxijskmhtbdgoaeikvptux", strict=True))
 # Blocks folded: Latin-1, Latin Extended A and B, combining marks, Arabic, Latin Extended Additional, general
 # punctuation (curly quotes, dashes, odd spaces), full-width forms ("ｐｏｒｎ").
 _FOLDED_BLOCKS = ((0x80, 0x250), (0x300, 0x370), (0x600, 0x700), (0x1E00, 0x1F00), (0x2000, 0x2070), (0xFF01, 0xFF5F))
@@ -53,6 +56,7 @@ def _fold_char(char: str) -> str:
 # Built once. Only the characters that change are replaced, so a page that is English apart from a few quotes
 # and dashes comes out as ASCII, which the later expressions run over several times faster.
 _FOLD = {char: _fold_char(char) for start, end in _FOLDED_BLOCKS for char in map(chr, range(start, end))} | _VARIANTS
+_FOLD |= _LOOKALIKES
 _FOLD = {char: folded for char, folded in _FOLD.items() if folded != char}
 _FOLDABLE = re.compile("[%s]" % "".join(re.escape(char) for char in sorted(_FOLD)))
 

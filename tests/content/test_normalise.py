@@ -23,6 +23,8 @@ from gateway.content.normalise import normalise_page, normalise_phrase, spelling
         ("ｆｒｅｅ ｐｏｒｎ", "fre porn"),
         ("don’t\u00a0tell\u2009your mum", "don t tel your mum"),
         ("ﬁnd", "find"),
+        # Cyrillic and Greek look-alikes: "pоrn" with a Cyrillic о, "ѕех" all Cyrillic, "ρorn" with a Greek rho.
+        ("p\u043ern, \u0455\u0435\u0445 and \u03c1orn", "porn sex and porn"),
         # JSON bodies: escapes decoded, so "\\u0119" is "ę" and "\\n" separates words.
         ('{"t":"Jak si\\u0119 zabi\\u0107","b":"one\\ntwo \\ud83d\\ude00"}', "t jak sie zabic b one two"),
     ],
