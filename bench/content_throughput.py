@@ -21,20 +21,21 @@ run, same origin, HTTP and HTTPS, on HTML pages and on images and downloads.
 Figures on a shared 2-core machine are noisy; compare the ratios of one run. The proxy's CPU per request is the
 steadier figure while the proxy is what limits the rate.
 
-One run (2 rounds of 5 s, 8 in flight, 2 cores shared with other test runs), mean req/s off -> on (on/off) and
-proxy CPU µs per request off -> on:
+One run (3 rounds of 4 s, 8 in flight, 2 cores), mean req/s off -> on (on/off) and proxy CPU µs per request
+off -> on:
 
-    html http          366 -> 383   (1.05x)   1988 -> 1819      same page each time: analysed once, then remembered
-    html https         238 -> 318   (1.34x)   2927 -> 2207
-    html-unique http   341 -> 49    (0.14x)   2221 -> 11935     every page new: ~9.7 ms of analysis per 50 KB page
-    html-unique https  287 -> 60    (0.21x)   2568 -> 11954
-    image http         125 -> 108   (0.86x)   6162 -> 6123      images and downloads take the same streamed path on
-    image https         48 -> 55    (1.13x)  14048 -> 12180     and off; the spread is the machine's noise (CPU per
-    download http       60 -> 60    (1.00x)  11056 -> 11155     request agrees within it)
-    download https      32 -> 29    (0.91x)  19535 -> 22951
+    html http          406 -> 515   (1.27x)   2586 -> 2079      same page each time: analysed once, then remembered
+    html https         429 -> 444   (1.03x)   2437 -> 2276
+    html-unique http   450 -> 117   (0.26x)   2304 -> 8873      every page new: ~6.4 ms of analysis per 50 KB page
+    html-unique https  422 -> 115   (0.27x)   2390 -> 8678
+    image http         164 -> 161   (0.98x)   6182 -> 6237      images and downloads take the same streamed path on
+    image https         79 -> 84    (1.06x)  12520 -> 11971     and off; the spread is the machine's noise
+    download http       96 -> 93    (0.97x)  10760 -> 11267
+    download https      47 -> 44    (0.94x)  21711 -> 23571
 
 Nearly all of a new page's cost is the analyser's normalisation (regular-expression passes over the whole text:
-repeated letters, non-word characters, leetspeak, spelt-out words, markup); the Aho-Corasick matching is ~0.5 ms.
+markup, folding, leetspeak, spelt-out words, repeated letters); the Aho-Corasick matching is ~0.5 ms. Reaching
+0.9x on never-seen pages needs a native normaliser and matcher.
 """
 
 from __future__ import annotations
