@@ -33,6 +33,7 @@ from typing import Any
 
 import brotli
 from mitmproxy import http
+from mitmproxy.net import encoding as net_encoding
 from mitmproxy.net.http.headers import infer_content_encoding
 
 from gateway.content.analyser import ContentAnalyser, PageScanner
@@ -385,13 +386,6 @@ class ContentGuard:
 
 def _encode(body: bytes, content_encoding: str) -> bytes:
     encoding = content_encoding.strip().lower()
-    if encoding in ("gzip", "x-gzip"):
-        compressor = zlib.compressobj(wbits=16 + zlib.MAX_WBITS)
-        return compressor.compress(body) + compressor.flush()
-    if encoding == "deflate":
-        return zlib.compress(body)
-    if encoding == "br":
-        return brotli.compress(body)
-    if encoding == "zstd":
-        return zstd.compress(body)
-    return body
+    if encoding in ("", "identity"):
+        return body
+    return net_encoding.encode(body, "gzip" if encoding == "x-gzip" else encoding)
