@@ -5,15 +5,14 @@ their request stands; and the school's local blocks (one-click blocks from repor
 A background task polls three counter rows (`store_version`: grants, requests, local_blocks) in one query off the
 event loop every `gateway_grants_interval_ms`; only what moved is read again (the requests whichever moved: a
 request's outcome names its grant's end). The grants are compiled against the running policy, again whenever the
-policy is swapped (checked on every decision, so no decision ever pairs a grant with another policy's list bits).
+policy source installs a policy (it hands each one over before anything is decided with it, so no decision ever
+pairs a grant with another policy's list bits).
 Expiry needs no change in the store: a grant stops applying at its end, checked at every decision. While the
 database is away, the grants, requests and local blocks last read stay in force (the grants until they expire).
 
 The local blocks become entries of the policy's `reports.block_list` list: the follower installs the running
 policy with them laid over (`gateway.policy.local_blocks`) as `PolicySource.current`, so the request decision and
-the CONNECT/TLS checks see them alike. A policy swapped in from the file is overlaid before anything is decided
-with it: the follower comes before the tunnel guard and the enforcer in the addon chain, and checks for a swap at
-each CONNECT, each new layer (TLS) and each request's headers.
+the CONNECT/TLS checks see them alike; a policy swapped in from the file is overlaid as it is installed.
 """
 
 from __future__ import annotations
@@ -22,8 +21,7 @@ import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
-from mitmproxy import ctx, http
-from mitmproxy.proxy import layer
+from mitmproxy import ctx
 from sqlalchemy.orm import Session
 
 from gateway.identity.types import Identity
@@ -65,6 +63,7 @@ class GrantFollower:
         self._requests = EarlierRequests()
         self._task: asyncio.Task[None] | None = None
         self._away = False
+        policy.on_install(self._adopt)
 
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
         loader.add_option("gateway_grants_interval_ms", int, 1000,
@@ -80,21 +79,9 @@ class GrantFollower:
             self._task = None
 
     def exceptions_for(self, compiled: CompiledPolicy) -> ExceptionSet:
-        """The grants in force, compiled against `compiled` (the policy the caller is deciding with)."""
-        if compiled is not self._overlaid and compiled is not self._base:
-            self._adopt(compiled)
+        """The grants in force, compiled against the running policy (the one the caller is deciding with: the
+        policy source hands every policy it installs to `_adopt` before anyone decides with it)."""
         return self._set
-
-    # Hooks that run just before the tunnel guard's and the enforcer's in the chain: a policy swapped in since the
-    # last event gets the local blocks before either decides with it.
-    def http_connect(self, flow: http.HTTPFlow) -> None:
-        self._sync()
-
-    def next_layer(self, nextlayer: layer.NextLayer) -> None:
-        self._sync()
-
-    def requestheaders(self, flow: http.HTTPFlow) -> None:
-        self._sync()
 
     def earlier_request(self, identity: Identity, host: str) -> RequestOutcome | None:
         """The newest request this person (or, for nobody signed in, this device) made about `host`."""
@@ -105,11 +92,6 @@ class GrantFollower:
         self._base = compiled
         self._compile()
         self._overlay()
-
-    def _sync(self) -> None:
-        current = self.policy.current
-        if current is not self._overlaid and current is not self._base:
-            self._adopt(current)
 
     def _compile(self) -> None:
         assert self._base is not None
@@ -135,8 +117,6 @@ class GrantFollower:
             engine.dispose()
 
     async def _poll(self, engine, guard: StallGuard) -> None:  # type: ignore[no-untyped-def]
-        # A policy reloaded since the last decision gets the local blocks now, store or no store.
-        self._sync()
         try:
             read = await asyncio.to_thread(self._read, engine, guard, self._versions)
         except Exception as exc:  # the database is away: keep what was read last
@@ -148,8 +128,6 @@ class GrantFollower:
         if self._away:
             log.info("grants: the store answers again")
             self._away = False
-        # And one reloaded while the store was read: the blocks and grants below go over the policy now running.
-        self._sync()
         if read is None:
             self._drop_expired(datetime.now(UTC))
             return

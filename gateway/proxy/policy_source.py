@@ -13,7 +13,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,7 @@ class PolicySource:
         self._audit_retry_at = 0.0
         self._flushing: asyncio.Task | None = None
         self._frozen = False
+        self._listeners: list[Callable[[CompiledPolicy], None]] = []
 
     def load(self, loader) -> None:
         loader.add_option("gateway_policy", str, "policies/default.yaml", "The school's policy file (YAML).")
@@ -89,9 +90,16 @@ class PolicySource:
         if self._watcher is not None:
             self._watcher.cancel()
 
+    def on_install(self, listener: Callable[[CompiledPolicy], None]) -> None:
+        """Call `listener` with every policy installed from the file, before any decision is made with it (the
+        grant follower compiles the grants against it and lays the local blocks over it)."""
+        self._listeners.append(listener)
+
     def _install(self, compiled: CompiledPolicy) -> None:
         # One reference assignment: a request in flight keeps the policy it started with.
         self.current = compiled
+        for listener in self._listeners:
+            listener(compiled)
         if not self._frozen:
             # The libraries and the first policy live as long as the process: keep the collector from rescanning
             # them each time request objects that lived a little (queued log rows) trigger a full pass. Once only:
