@@ -1,0 +1,1 @@
+"""Circumvention: detectors of attempts to get around the filter, and what an incident records (pure, no proxy)."""
