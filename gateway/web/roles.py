@@ -46,6 +46,15 @@ class Permission(enum.StrEnum):
     CLOSE_REPORT = "close_report"
     BLOCK_FROM_REPORT = "block_from_report"
     MANAGE_LOCAL_BLOCKS = "manage_local_blocks"
+    VIEW_INCIDENTS = "view_incidents"
+    DECIDE_INCIDENT = "decide_incident"
+    MANAGE_BANS = "manage_bans"
+    SUPERVISE = "supervise"
+    VIEW_CONSENT = "view_consent"
+    MANAGE_CONSENT = "manage_consent"
+    EXPORT_CONSENT = "export_consent"
+    APPROVE_DEVICE = "approve_device"
+    VIEW_UPLOADS = "view_uploads"
 
 
 GRANTS: dict[Permission, frozenset[Role]] = {
@@ -75,6 +84,15 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.CLOSE_REPORT: frozenset({Role.HEADTEACHER}),
     Permission.BLOCK_FROM_REPORT: frozenset({Role.OFFICER, Role.HEADTEACHER}),
     Permission.MANAGE_LOCAL_BLOCKS: frozenset({Role.OFFICER, Role.HEADTEACHER}),
+    Permission.VIEW_INCIDENTS: frozenset({Role.OFFICER, Role.HEADTEACHER}),
+    Permission.DECIDE_INCIDENT: frozenset({Role.HEADTEACHER}),
+    Permission.MANAGE_BANS: frozenset({Role.HEADTEACHER}),
+    Permission.SUPERVISE: frozenset({Role.TEACHER, Role.OFFICER, Role.HEADTEACHER}),
+    Permission.VIEW_CONSENT: frozenset({Role.DPO, Role.HEADTEACHER, Role.OFFICER}),
+    Permission.MANAGE_CONSENT: frozenset({Role.DPO}),
+    Permission.EXPORT_CONSENT: frozenset({Role.DPO, Role.HEADTEACHER}),
+    Permission.APPROVE_DEVICE: frozenset({Role.HEADTEACHER}),
+    Permission.VIEW_UPLOADS: frozenset({Role.DPO, Role.HEADTEACHER}),
 }
 
 ROLE_TITLES = {
@@ -112,6 +130,15 @@ PERMISSION_TITLES = {
     Permission.CLOSE_REPORT: "Close a report in the headteacher's queue with a note",
     Permission.BLOCK_FROM_REPORT: "Block a reported site or page for the whole school in one click",
     Permission.MANAGE_LOCAL_BLOCKS: "See the school's local blocks and lift one, with a reason",
+    Permission.VIEW_INCIDENTS: "See circumvention incidents, their evidence and the person's recent activity",
+    Permission.DECIDE_INCIDENT: "Confirm a circumvention incident (which bans) or dismiss it as a false positive",
+    Permission.MANAGE_BANS: "Set a supervised-only ban's end date, or lift it",
+    Permission.SUPERVISE: "Start a supervised session for a banned pupil (one lesson or a set time)",
+    Permission.VIEW_CONSENT: "Read the image-consent register",
+    Permission.MANAGE_CONSENT: "Record image consent, withdrawals and amendments",
+    Permission.EXPORT_CONSENT: "Export the image-consent register for the staff who run the school's accounts",
+    Permission.APPROVE_DEVICE: "Approve a school-owned device for taking pupils' pictures",
+    Permission.VIEW_UPLOADS: "See the images and videos posted to social media under the school-accounts permission",
 }
 
 
