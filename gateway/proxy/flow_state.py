@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from gateway.circumvention.incident import Detection
 from gateway.content.findings import ContentFinding
 from gateway.decisions.types import Decision
 from gateway.identity.types import Identity
@@ -30,6 +31,8 @@ class FlowState:
     port: int | None = None
     # What content analysis flagged or blocked on the page or in the search (None when it found nothing to act on).
     finding: ContentFinding | None = None
+    # A circumvention attempt a detector saw on this request: it is blocked and the access log row carries it.
+    detection: Detection | None = None
     logged: bool = False
 
 
@@ -52,6 +55,8 @@ class ConnectionState:
     port: int | None = None
     decision: Decision | None = None
     sni: str | None = None
+    # A circumvention attempt a detector saw on this connection (bare address, no SNI, bytes that are not TLS).
+    detection: Detection | None = None
     # Something failed while deciding: every request on this connection is blocked.
     failed: bool = False
     # Relayed without interception (a never-intercept host, or a raw tunnel the policy names).
