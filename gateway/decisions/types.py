@@ -38,6 +38,14 @@ class Source(enum.StrEnum):
     FAILURE = "failure"
     # Content analysis of the page or the search terms (list names the category, matched the strongest phrase).
     CONTENT = "content"
+    # A circumvention detector (DoH, bare addresses, no SNI, tunnels, fronting, VPN clients, bursts).
+    CIRCUMVENTION = "circumvention"
+    # The person is on supervised-only access (a ban) and no supervised session is running.
+    BAN = "ban"
+    # The person is below the site's minimum age for signing up (or, as the policy chooses, for the site).
+    AGE = "age"
+    # An image or video upload to social media without the standing permission to run the school's accounts.
+    UPLOAD = "upload"
 
 
 @dataclass(frozen=True, slots=True)
