@@ -14,9 +14,10 @@ from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.store.base import Base
+from gateway.store.models.reported_person import ReportedPerson
 
 
-class Incident(Base):
+class Incident(ReportedPerson, Base):
     __tablename__ = "incident"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -24,16 +25,6 @@ class Incident(Base):
     last_seen_at: Mapped[datetime]
     hits: Mapped[int]
     site: Mapped[str | None] = mapped_column(String(64))
-
-    username: Mapped[str | None] = mapped_column(String(128))
-    display_name: Mapped[str | None] = mapped_column(String(200))
-    group_name: Mapped[str | None] = mapped_column(String(64))
-    school_class: Mapped[str | None] = mapped_column(String(64))
-    year_group: Mapped[int | None]
-    device: Mapped[str | None] = mapped_column(String(128))
-    client_ip: Mapped[str | None] = mapped_column(String(45))
-    # Who the incident is about, for dedup and bans: the username, else the device, else the client address.
-    person_key: Mapped[str | None] = mapped_column(String(160))
 
     # `gateway.circumvention.incident.Technique` values, and the detector that fired.
     technique: Mapped[str] = mapped_column(String(32))
