@@ -32,6 +32,44 @@ def _local(host: str) -> str:
     return {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}.get(host) or _reachable(host)
 
 
+def prepare(var: Path, db_url: str) -> None:
+    """What proxy and console need before either starts: the folders, the migrated database, and the two keys they
+    share, made here once rather than raced for by both (`gateway deploy prepare` runs this for systemd)."""
+    from gateway.identity.portal_link import load_key
+    from gateway.store.migrate import upgrade
+    from gateway.web.app import ConsoleConfig, _secret_key
+
+    for sub in ("ca", "spool"):
+        (var / sub).mkdir(parents=True, exist_ok=True)
+    upgrade(db_url)
+    load_key(var / "portal-link-key")
+    # The proxy honours the self-test tokens the console signs with its secret.
+    _secret_key(ConsoleConfig(secret_key_file=str(var / "console-secret")))
+
+
+def proxy_command(var: Path, db_url: str, policy: str, public_url: str, listen: list[str]) -> list[str]:
+    """mitmdump with the gateway's addons and options; `listen` says where (`--listen-port`, `--mode`...)."""
+    mitmdump = shutil.which("mitmdump") or str(Path(sys.executable).with_name("mitmdump"))
+    return [
+        mitmdump, "-s", str(ROOT / "addons" / "gateway.py"), *listen,
+        "--set", f"gateway_policy={policy}", "--set", f"confdir={var / 'ca'}",
+        "--set", f"gateway_db={db_url}", "--set", f"gateway_spool={var / 'spool'}",
+        "--set", f"gateway_portal_url={public_url}", "--set", f"gateway_portal_link_key={var / 'portal-link-key'}",
+        "--set", f"gateway_selftest_secret_file={var / 'console-secret'}",
+    ]  # fmt: skip
+
+
+def console_command(var: Path, db_url: str, policy: str, public_url: str, host: str, port: int,
+                    proxy_url: str) -> list[str]:  # fmt: skip
+    """`gateway console` serving the console and portal, with the keys the proxy shares."""
+    return [
+        sys.executable, "-c", "from gateway.cli.main import cli; cli()", "console", "--db", db_url,
+        "--host", host, "--port", str(port), "--secret-file", str(var / "console-secret"),
+        "--policy", policy, "--public-url", public_url, "--portal-link-key-file", str(var / "portal-link-key"),
+        "--proxy-url", proxy_url,
+    ]  # fmt: skip
+
+
 @click.command("run")
 @click.option("--db", "db_url", envvar="GATEWAY_DB", default=DEFAULT_DB_URL, show_default=True)
 @click.option("--policy", default="policies/default.yaml", show_default=True)
@@ -50,9 +88,6 @@ def run(db_url: str, policy: str, listen_host: str, listen_port: int, console_ho
     from gateway.cli.policy_cmd import load_or_exit
     from gateway.cli.roster_cmd import import_demo_roster
     from gateway.cli.users_cmd import add_account, has_accounts
-    from gateway.store.migrate import upgrade
-    from gateway.identity.portal_link import load_key
-    from gateway.web.app import ConsoleConfig, _secret_key
 
     load_or_exit(Path(policy))  # a policy that does not load stops here, with its errors, before anything starts
     public_url = (public_url or f"http://{_reachable(console_host)}:{console_port}").rstrip("/")
@@ -60,38 +95,19 @@ def run(db_url: str, policy: str, listen_host: str, listen_port: int, console_ho
         raise click.BadParameter(f"{public_url!r} is not an http:// or https:// address", param_hint="--public-url")
 
     var = Path(var_dir)
-    for sub in ("ca", "spool"):
-        (var / sub).mkdir(parents=True, exist_ok=True)
     if db_url == DEFAULT_DB_URL and var_dir != "var":
         db_url = f"sqlite:///{var / 'gateway.db'}"
-    upgrade(db_url)
+    prepare(var, db_url)
     if not has_accounts(db_url):
         password = secrets.token_urlsafe(12)
         add_account(db_url, "officer", "E-safety officer (demo)", "officer", password)
         click.secho(f"First console account: officer / {password}  (change it: it is shown only once)", bold=True)
     if demo_data:
         import_demo_roster(db_url, Path(policy), DEMO_ROSTER)
-    link_key = var / "portal-link-key"
-    load_key(link_key)  # made here, once, before proxy and console both read it
-    console_secret = var / "console-secret"
-    # Likewise the console's secret: the proxy honours the self-test tokens the console signs with it.
-    _secret_key(ConsoleConfig(secret_key_file=str(console_secret)))
-
-    mitmdump = shutil.which("mitmdump") or str(Path(sys.executable).with_name("mitmdump"))
-    proxy_cmd = [
-        mitmdump, "-s", str(ROOT / "addons" / "gateway.py"),
-        "--listen-host", listen_host, "--listen-port", str(listen_port),
-        "--set", f"gateway_policy={policy}", "--set", f"confdir={var / 'ca'}",
-        "--set", f"gateway_db={db_url}", "--set", f"gateway_spool={var / 'spool'}",
-        "--set", f"gateway_portal_url={public_url}", "--set", f"gateway_portal_link_key={link_key}",
-        "--set", f"gateway_selftest_secret_file={console_secret}",
-    ]  # fmt: skip
-    console_cmd = [
-        sys.executable, "-c", "from gateway.cli.main import cli; cli()", "console", "--db", db_url,
-        "--host", console_host, "--port", str(console_port), "--secret-file", str(console_secret),
-        "--policy", policy, "--public-url", public_url, "--portal-link-key-file", str(link_key),
-        "--proxy-url", f"http://{_local(listen_host)}:{listen_port}",
-    ]  # fmt: skip
+    proxy_cmd = proxy_command(var, db_url, policy, public_url, ["--listen-host", listen_host,
+                                                               "--listen-port", str(listen_port)])  # fmt: skip
+    console_cmd = console_command(var, db_url, policy, public_url, console_host, console_port,
+                                  f"http://{_local(listen_host)}:{listen_port}")  # fmt: skip
     # Children import the gateway from this checkout whether or not it is installed.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     children = [subprocess.Popen(proxy_cmd, env=env), subprocess.Popen(console_cmd, env=env)]
