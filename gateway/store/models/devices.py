@@ -25,5 +25,9 @@ class DeviceRecord(Base):
     trolley: Mapped[str | None] = mapped_column(String(64))
     group_name: Mapped[str | None] = mapped_column(String(64))
     active: Mapped[bool] = mapped_column(default=True)
+    # "Only school-owned devices, pre-approved by the headteacher" take pupils' pictures: set in the console, cleared
+    # when an import makes the device personal or gives it another MAC address.
+    approved_at: Mapped[datetime | None]
+    approved_by: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime] = mapped_column(index=True)
