@@ -10,9 +10,10 @@ cuts a connection the server has stopped answering. While the writer thread does
 spilled to the spool by a second thread rather than held in memory. The daily purge runs in a thread of its own.
 Each row is made storable (`access_rows.storable`) on the way in, so no text in it can make the database refuse it.
 
-The dashboard's hourly counts (`gateway.store.rollups`) and the officer's reports (`gateway.store.reports`: a row's
-`finding`, which is no column, is spooled with it and read there) are added in the transaction that inserts the
-rows. A replayed batch is first checked for rows already there, so those are counted once.
+The dashboard's hourly counts (`gateway.store.rollups`), the officer's reports (`gateway.store.reports`: a row's
+`finding`, which is no column, is spooled with it and read there) and circumvention incidents with the bans the
+policy applies at once (`gateway.store.incidents`: the row's `incident`) are added in the transaction that inserts
+the rows. A replayed batch is first checked for rows already there, so those are counted once.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from gateway.store.access_rows import storable
 from gateway.store.engine import StallGuard, make_engine
+from gateway.store.incidents import incident_rows, record_incidents
 from gateway.store.models.access_log import AccessLogEntry
 from gateway.store.reports import record_findings, reportable_rows
 from gateway.store.retention import DailyPurge
@@ -309,6 +311,9 @@ class AccessLogWriter:
                 reports = reportable_rows(rows)
                 if reports:
                     record_findings(connection, reports)
+                detections = incident_rows(rows)
+                if detections:
+                    record_incidents(connection, detections)
         self.written += len(rows)
         self._database_back()
 
