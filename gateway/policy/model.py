@@ -20,6 +20,7 @@ from gateway.policy.content_model import ContentAnalysis
 from gateway.policy.expectations_model import ExpectedDecision
 from gateway.policy.model_base import Domain, Name, Strict
 from gateway.policy.reports_model import Reports
+from gateway.policy.uploads_model import Uploads
 from gateway.selftest.categories import SelftestCategory
 
 # Kinds a weekly timetable may use; the rest are decided by the calendar.
@@ -296,3 +297,5 @@ class Policy(Strict):
     reports: Reports = Reports()
     # Decisions the policy must keep giving: checked by `gateway policy validate` and before every reload.
     expect: list[ExpectedDecision] = []
+    # Image and video uploads to social media: refused but for the school's accounts, from approved devices.
+    uploads: Uploads = Uploads()
