@@ -95,6 +95,8 @@ def _why(notice: BlockNotice) -> str:
         return "the gateway could not check this page, so it is blocked to keep you safe"
     if decision.source is Source.CONNECTION:
         return f"the gateway's connection rules ({decision.rule})"
+    if decision.source is Source.UPLOAD:
+        return "photos and videos are only posted on the school's own accounts, by the staff who run them"
     if decision.source is Source.CONTENT:
         # The matched phrase is left out: the block page must not repeat harmful words to a pupil.
         return f"content analysis found {(decision.list or 'unsuitable').replace('_', ' ')} content"
@@ -112,6 +114,10 @@ def _why(notice: BlockNotice) -> str:
 def _ask(notice: BlockNotice) -> str:
     if notice.decision.source is Source.ILLEGAL:
         return ""
+    if notice.decision.source is Source.UPLOAD:
+        # Not a site to unblock: the school's consent rules decide who posts pictures, so no request form.
+        return ("<div class=\"ask\">If this picture or video is for the school's accounts, give it to the staff who "
+                f"run them, or ask {escape(notice.contact)}.</div>")
     if notice.request_url:
         query = urlencode({"url": notice.url, "rule": notice.decision.rule or "", "ref": notice.reference})
         link = escape(f"{notice.request_url}?{query}")
