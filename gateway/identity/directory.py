@@ -83,6 +83,7 @@ def device_from_record(r: DeviceRecord) -> Device:
         trolley=r.trolley,
         group=r.group_name,
         active=r.active,
+        approved=r.approved_at is not None and not r.personal,
     )
 
 
@@ -175,6 +176,9 @@ def import_devices(session: Session, devices: Iterable[Device], now: datetime | 
         else:
             unchanged += 1
         if changed:
+            # The headteacher approved this school device, with this address: not a personal one, nor another.
+            if r.approved_at is not None and (d.personal or r.mac != d.mac):
+                r.approved_at, r.approved_by = None, None
             for k, v in values.items():
                 setattr(r, k, v)
             r.updated_at = now

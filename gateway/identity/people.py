@@ -45,3 +45,5 @@ class Device:
     # Overrides the group the assignment would give (a staff laptop on a trolley, say).
     group: str | None = None
     active: bool = True
+    # School-owned and approved by the headteacher for taking and posting pupils' pictures.
+    approved: bool = False
