@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from gateway.decisions.types import Action, PeriodKind
 from gateway.identity.types import IdentitySource
+from gateway.policy.circumvention_model import Circumvention
 from gateway.policy.content_model import ContentAnalysis
 from gateway.policy.expectations_model import ExpectedDecision
 from gateway.policy.model_base import Domain, Name, Strict
@@ -297,5 +298,7 @@ class Policy(Strict):
     reports: Reports = Reports()
     # Decisions the policy must keep giving: checked by `gateway policy validate` and before every reload.
     expect: list[ExpectedDecision] = []
+    # Attempts to get round the filter: detectors, bare addresses, bursts, immediate bans and notices.
+    circumvention: Circumvention = Circumvention()
     # Image and video uploads to social media: refused but for the school's accounts, from approved devices.
     uploads: Uploads = Uploads()
