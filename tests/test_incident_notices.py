@@ -100,8 +100,7 @@ def test_thirty_attempts_in_a_window_make_one_notice_then_one_summary(sessions, 
     end = run(sessions, inbox, NOW + timedelta(minutes=60, seconds=6))
     assert (end.sent, end.summarised, end.failed) == (0, 1, 0)
     notice, summary = inbox.wait_for(2)
-    assert notice["Subject"] == ("Circumvention attempt: DNS over HTTPS (looking sites up privately, around the "
-                                 "filter) — Amy Jones (amy)")  # fmt: skip
+    assert notice["Subject"] == "Circumvention attempt: DNS over HTTPS — Amy Jones (amy)"
     assert summary["Subject"] == "Circumvention summary: 1 person and technique, 30 attempts"
     body = summary.get_content()
     assert "Amy Jones (amy), class 5B: DNS over HTTPS" in body and "30 attempts in all on 11 incidents" in body
@@ -126,7 +125,7 @@ def test_two_people_make_two_notices_and_two_techniques_two(sessions, inbox) -> 
     assert (done.sent, done.summarised) == (3, 0)
     subjects = sorted(m["Subject"] for m in inbox.wait_for(3))
     assert sorted(s.split(" — ")[1] for s in subjects) == ["Amy Jones (amy)", "Amy Jones (amy)", "Ben Smith (ben)"]
-    assert any("numeric address" in s for s in subjects)
+    assert any("a site by its bare address" in s for s in subjects)
     # Quiet windows end without a summary.
     assert run(sessions, inbox, NOW + timedelta(hours=2)) == NoticePass()
 

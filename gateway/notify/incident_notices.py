@@ -30,8 +30,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
+from gateway.circumvention.incident import Technique
 from gateway.notify.mail import Mailer
 from gateway.store.audit import record
+from gateway.store.incidents import TECHNIQUE_NAMES
 from gateway.store.models.circumvention import Incident
 from gateway.store.versions import bump
 
@@ -45,16 +47,6 @@ STALE_CLAIM = timedelta(minutes=5)
 # A user agent longer than this is cut in a mail (the console shows it whole).
 MAX_AGENT = 160
 
-TECHNIQUE_WORDS = {
-    "workaround_site": "a VPN, proxy or other workaround site on the school's lists",
-    "doh": "DNS over HTTPS (looking sites up privately, around the filter)",
-    "ip_literal": "a site reached by its numeric address instead of its name",
-    "no_sni": "an encrypted connection that hid which site it was for",
-    "non_tls_tunnel": "a tunnel that is not web traffic, through the secure-web port",
-    "domain_fronting": "domain fronting (one site's name outside, another's inside)",
-    "vpn_client": "a VPN or anonymiser app",
-    "burst": "many blocked attempts in a few minutes across proxy or mirror sites",
-}
 CONFIDENCE_WORDS = {"high": "high", "medium": "medium", "low": "low (may be a false positive)"}
 
 
@@ -92,7 +84,10 @@ class _Claim:
 
 
 def technique_words(technique: str) -> str:
-    return TECHNIQUE_WORDS.get(technique, technique.replace("_", " "))
+    try:
+        return TECHNIQUE_NAMES[Technique(technique)]
+    except ValueError:
+        return technique.replace("_", " ")
 
 
 def person_of(incident: Incident) -> str:
