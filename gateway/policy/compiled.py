@@ -12,6 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from gateway.circumvention.rules import CircumventionRules, compile_circumvention, user_agent_files
 from gateway.content.analyser import ContentAnalyser
 from gateway.content.build import build_analyser
 from gateway.decisions.types import Action, PeriodKind
@@ -58,6 +59,8 @@ class CompiledPolicy:
     warnings: tuple[str, ...] = ()
     # Page-text and search-term analysis; None when the policy turns it off.
     content: ContentAnalyser | None = None
+    # The circumvention detectors' settings, compiled (None only for a policy built by hand in a test).
+    circumvention: CircumventionRules | None = None
     _rule_tables: dict[tuple[str, PeriodKind], tuple[CompiledRule, ...]] = field(default_factory=dict)
 
     @property
@@ -92,6 +95,7 @@ class CompiledPolicy:
                 files += [folder / "domains", folder / "urls"]
         if self.policy.content.enabled:
             files += [self.loaded.resolve(f) for f in self.policy.content.data_files]
+        files += user_agent_files(self.loaded)
         return tuple(files)
 
 
@@ -157,6 +161,7 @@ def compile_policy(loaded: LoadedPolicy) -> CompiledPolicy:
         list_sizes=entries.sizes,
         warnings=tuple(warnings),
         content=build_analyser(loaded),
+        circumvention=compile_circumvention(loaded),
     )
 
 

@@ -72,6 +72,7 @@ def reference_problems(data: Any, base_dir: Path) -> Iterator[tuple[Loc, str]]:
     yield from _content_problems(data, groups, base_dir)
     yield from _reports_problems(data, lists, illegal)
     yield from _alerts_problems(data, lists)
+    yield from _circumvention_problems(data, group, listed, base_dir)
     for name, source in lists.items():
         for field in ("files", "url_files"):
             for j, file in enumerate(_sequence(_mapping(source).get(field))):
@@ -130,3 +131,17 @@ def _alerts_problems(data: dict, lists: dict) -> Iterator[tuple[Loc, str]]:
             yield ("reports", "alerts", "high_risk", j), (
                 f"{name!r} is not a category anything reports under (content categories, lists, "
                 f"{', '.join(ILLEGAL_CATEGORIES)}, or what \"Report this page\" offers)")
+
+
+def _circumvention_problems(data: dict, group: Callable[[Loc, Any], Iterator[tuple[Loc, str]]],
+                            listed: Callable[[Loc, Any], Iterator[tuple[Loc, str]]],
+                            base_dir: Path) -> Iterator[tuple[Loc, str]]:  # fmt: skip
+    """The groups kept from bare addresses and the workaround lists must exist; so must the User-Agent files."""
+    section = _mapping(data.get("circumvention"))
+    for j, name in enumerate(_sequence(_mapping(section.get("ip_literal")).get("groups"))):
+        yield from group(("circumvention", "ip_literal", "groups", j), name)
+    for j, name in enumerate(_sequence(section.get("workaround_lists"))):
+        yield from listed(("circumvention", "workaround_lists", j), name)
+    for j, file in enumerate(_sequence(section.get("user_agent_files"))):
+        if isinstance(file, str) and not (base_dir / file).is_file():
+            yield ("circumvention", "user_agent_files", j), f"user-agent file not found: {base_dir / file}"
