@@ -12,8 +12,8 @@ Each row is made storable (`access_rows.storable`) on the way in, so no text in 
 
 The dashboard's hourly counts (`gateway.store.rollups`), the officer's reports (`gateway.store.reports`: a row's
 `finding`, which is no column, is spooled with it and read there) and circumvention incidents with the bans the
-policy applies at once (`gateway.store.incidents`: the row's `incident`) are added in the transaction that inserts
-the rows. A replayed batch is first checked for rows already there, so those are counted once.
+policy applies at once (`gateway.store.incidents`: the row's `incident`) and the uploads the DPO reviews
+(`gateway.store.uploads`: the row's `upload`) are added in the transaction that inserts the rows. A replayed batch is first checked for rows already there, so those are counted once.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from gateway.store.reports import record_findings, reportable_rows
 from gateway.store.retention import DailyPurge
 from gateway.store.rollups import add_rows
 from gateway.store.spool import Spool
+from gateway.store.uploads import record_uploads, upload_rows
 
 log = logging.getLogger(__name__)
 
@@ -314,6 +315,9 @@ class AccessLogWriter:
                 detections = incident_rows(rows)
                 if detections:
                     record_incidents(connection, detections)
+                uploads = upload_rows(rows)
+                if uploads:
+                    record_uploads(connection, uploads)
         self.written += len(rows)
         self._database_back()
 
