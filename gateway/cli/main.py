@@ -7,6 +7,7 @@ import click
 from gateway.cli.check_cmd import check
 from gateway.cli.console_cmd import console
 from gateway.cli.db_cmd import db
+from gateway.cli.deploy_cmd import deploy
 from gateway.cli.lists_cmd import lists
 from gateway.cli.policy_cmd import policy
 from gateway.cli.reports_cmd import reports
@@ -43,3 +44,4 @@ cli.add_command(grants)
 cli.add_command(impact)
 cli.add_command(selftest)
 cli.add_command(reports)
+cli.add_command(deploy)
