@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,11 +18,13 @@ from sqlalchemy.orm import Session
 
 from gateway.notify.incident_notices import NoticePass, NoticeSettings, send_incident_notices
 from gateway.notify.mail import Mailer
+from gateway.notify.report_notifier import ReportNotifier
 from gateway.store.engine import make_engine, session_factory
 from gateway.store.migrate import upgrade
 from gateway.store.models.audit import AuditEvent
 from gateway.store.models.circumvention import Incident
 from tests.support.inbox import Inbox
+from tests.support.policies import write_policy
 
 LONDON = ZoneInfo("Europe/London")
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
@@ -227,3 +230,23 @@ def test_notifiers_racing_send_each_notice_once_on_postgresql(postgres_url: str,
     finally:
         with sessions() as store, store.begin():
             store.query(Incident).delete()
+
+
+def test_the_console_thread_tells_the_head_within_seconds_falling_back_to_the_alert_recipients(sessions, inbox,
+                                                                                               tmp_path) -> None:
+    policy = write_policy(tmp_path, "reports: {alerts: {recipients: [dsl@school.example], digest: false}}\n")
+    notifier = ReportNotifier(sessions, Mailer("127.0.0.1", inbox.port), policy, CONSOLE, poll_seconds=0.1).start()
+    try:
+        incident(sessions, AMY, at=datetime.now(UTC))
+        (mail,) = inbox.wait_for(1, timeout=30)
+        # No circumvention.notices.recipients: the officer's alert addresses are told.
+        assert mail["To"] == "dsl@school.example" and mail["Subject"].startswith("Circumvention attempt:")
+        write_policy(tmp_path, "reports: {alerts: {recipients: [dsl@school.example], digest: false}}\n"
+                     "circumvention: {notices: {recipients: [head@school.example], window_minutes: 5}}\n")
+        deadline = time.monotonic() + 30
+        while notifier.settings().notices.recipients != ("head@school.example",) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        incident(sessions, BEN, at=datetime.now(UTC))
+        assert inbox.wait_for(2, timeout=30)[1]["To"] == "head@school.example"
+    finally:
+        notifier.stop()

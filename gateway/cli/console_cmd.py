@@ -31,8 +31,9 @@ from gateway.store.engine import NotMigrated
 @click.option("--proxy-url", help="The running proxy, e.g. http://127.0.0.1:8080: the filter self-test sends its "
               "requests through it (the proxy must be given this console's --secret-file).")  # fmt: skip
 @click.option("--smtp-host", envvar="GATEWAY_SMTP_HOST",
-              help="SMTP server that tells unblock requesters the outcome and mails the e-safety officer the "
-                   "safeguarding alerts and weekly digest (no e-mail without one).")
+              help="SMTP server that tells unblock requesters the outcome, mails the e-safety officer the "
+                   "safeguarding alerts and weekly digest, and the headteacher and officer the circumvention "
+                   "notices (no e-mail without one).")
 @click.option("--smtp-port", envvar="GATEWAY_SMTP_PORT", default=25, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--mail-from", envvar="GATEWAY_MAIL_FROM", default="gateway@localhost", show_default=True,
               help="The From address of those e-mails.")

@@ -1,8 +1,9 @@
-"""The thread in the console process that mails high-risk report alerts within seconds and the weekly digest on its
-day. `gateway reports alerts|digest` run the same passes once, for a school that prefers cron.
+"""The thread in the console process that mails high-risk report alerts and circumvention notices within seconds,
+and the weekly digest on its day. `gateway reports alerts|digest` run the same passes once, for a school that
+prefers cron.
 
-The recipients, categories and times come from the policy file's `reports.alerts`, read again when the file
-changes; a policy that stops loading leaves the last good settings in force.
+The recipients, categories and times come from the policy file's `reports.alerts` and `circumvention.notices`,
+read again when the file changes; a policy that stops loading leaves the last good settings in force.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from gateway.notify.alerts import AlertPass, send_due_alerts
 from gateway.notify.digest import send_digest_if_due
+from gateway.notify.incident_notices import NoticeSettings, notice_settings, send_incident_notices
 from gateway.notify.mail import Mailer
 from gateway.policy.alerts_model import Alerts
 from gateway.policy.loader import PolicyError, load_policy
@@ -33,12 +35,13 @@ POLL_SECONDS = 5.0
 class AlertSettings:
     alerts: Alerts
     zone: ZoneInfo
+    notices: NoticeSettings
 
 
 def alert_settings(policy_path: Path | str) -> AlertSettings:
     """OSError or PolicyError when the policy does not load."""
     policy = load_policy(policy_path).policy
-    return AlertSettings(policy.reports.alerts, ZoneInfo(policy.school.timezone))
+    return AlertSettings(policy.reports.alerts, ZoneInfo(policy.school.timezone), notice_settings(policy))
 
 
 class ReportNotifier:
@@ -76,6 +79,7 @@ class ReportNotifier:
         settings = self.settings()
         if settings is None:
             return AlertPass()
+        self._notify_incidents(settings, now)
         done = send_due_alerts(self.sessions, self.mailer, settings.alerts, self.console_url, settings.zone, now)
         if done.error:
             log.warning("report alerts: %d sent, then the mail server refused: %s (retried shortly)", done.sent,
@@ -91,6 +95,19 @@ class ReportNotifier:
         if week is not None:
             log.info("report digest for the week from %s sent", week)
         return done
+
+    def _notify_incidents(self, settings: AlertSettings, now: datetime) -> None:
+        try:
+            done = send_incident_notices(self.sessions, self.mailer, settings.notices, self.console_url,
+                                         settings.zone, now)  # fmt: skip
+        except Exception:  # the report alerts go on whatever happens here
+            log.exception("circumvention notices: pass failed")
+            return
+        if done.error:
+            log.warning("circumvention notices: %d sent, then the mail server refused: %s (retried shortly)",
+                        done.sent, done.error)  # fmt: skip
+        elif done.sent or done.summarised:
+            log.info("circumvention notices: %d sent, %d in a summary", done.sent, done.summarised)
 
     def _run(self) -> None:
         while not self._stop.is_set():
