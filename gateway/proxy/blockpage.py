@@ -97,6 +97,9 @@ def _why(notice: BlockNotice) -> str:
         return f"the gateway's connection rules ({decision.rule})"
     if decision.source is Source.UPLOAD:
         return "photos and videos are only posted on the school's own accounts, by the staff who run them"
+    if decision.source is Source.CIRCUMVENTION:
+        # Which detector fired is left out: the page must not tell a pupil which trick the filter saw.
+        return "the school's rule against getting round the web filter"
     if decision.source is Source.CONTENT:
         # The matched phrase is left out: the block page must not repeat harmful words to a pupil.
         return f"content analysis found {(decision.list or 'unsuitable').replace('_', ' ')} content"
@@ -114,6 +117,13 @@ def _why(notice: BlockNotice) -> str:
 def _ask(notice: BlockNotice) -> str:
     if notice.decision.source is Source.ILLEGAL:
         return ""
+    if notice.decision.source is Source.CIRCUMVENTION:
+        # Not a site anyone unblocks; a mistake is for a person to look into.
+        return (
+            f'<div class="ask">The Acceptable Use Policy says that trying to get round the school\'s filter leads to '
+            f"school computers being used only under close supervision. If you were not trying to, or need this for a "
+            f"lesson, tell your teacher or {escape(notice.contact)}.</div>"
+        )
     if notice.decision.source is Source.UPLOAD:
         # Not a site to unblock: the school's consent rules decide who posts pictures, so no request form.
         return ("<div class=\"ask\">If this picture or video is for the school's accounts, give it to the staff who "
