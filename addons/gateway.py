@@ -12,7 +12,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gateway.proxy.access_log import AccessLog  # noqa: E402
+from gateway.proxy.bans import BanKeeper  # noqa: E402
 from gateway.proxy.chain import AddonChain  # noqa: E402
+from gateway.proxy.circumvention_guard import BrowserSwitches, CircumventionGuard  # noqa: E402
 from gateway.proxy.clock import Clock  # noqa: E402
 from gateway.proxy.content_guard import ContentGuard  # noqa: E402
 from gateway.proxy.destination_guard import DestinationGuard  # noqa: E402
@@ -32,6 +34,7 @@ from gateway.proxy.selftest_route import SelftestRoute  # noqa: E402
 from gateway.proxy.startup_gate import StartupGate  # noqa: E402
 from gateway.proxy.store_options import StoreOptions  # noqa: E402
 from gateway.proxy.tunnels import TunnelGuard  # noqa: E402
+from gateway.proxy.upload_guard import UploadGuard  # noqa: E402
 
 clock = Clock()
 policy = PolicySource()
@@ -39,8 +42,10 @@ identity_sources = IdentitySources(policy)
 connections = Connections()
 destinations = DestinationGuard(policy)
 access_log = AccessLog(policy)
-grants = GrantFollower(policy)
+bans = BanKeeper(identity_sources)
+grants = GrantFollower(policy, bans)
 selftest = SelftestRoute(policy)
+circumvention = CircumventionGuard(policy, destinations, connections)
 
 addons = [
     StartupGate(),
@@ -50,6 +55,7 @@ addons = [
         clock,
         policy,
         identity_sources,
+        bans,
         grants,
         RadiusListenerAddon(identity_sources),
         ProxyAuthAddon(identity_sources),
@@ -57,10 +63,18 @@ addons = [
         IdentityAddon(policy, identity_sources),
         PortalAddon(policy),
         TunnelGuard(
-            policy, clock, destinations, connections, access_log.connection, identity_sources.identify, grants
+            policy, clock, destinations, connections, access_log.connection, identity_sources.identify, grants,
+            circumvention,
         ),
         destinations,
         Enforcer(policy, clock, destinations, connections, grants),
+        # After the enforcer: blocks DoH, bare addresses, fronting, VPN clients (and marks workaround-list blocks)
+        # as attempts to get round the filter; the access log records them.
+        circumvention,
+        BrowserSwitches(),
+        # After the enforcer: images and video to social media from anyone but the school's accounts' staff on
+        # approved devices (decided once the body has arrived, before anything goes upstream).
+        UploadGuard(policy, destinations, identity_sources),
         # After the enforcer: only what it allowed is scored; before the access log, which logs the finding.
         SearchGuard(policy, destinations),
         ContentGuard(policy, destinations),

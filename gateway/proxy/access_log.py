@@ -13,13 +13,16 @@ import logging
 import threading
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from mitmproxy import ctx, exceptions, http
 
+from gateway.circumvention.incident import Detection
 from gateway.decisions.types import Action
 from gateway.proxy.flow_state import ConnectionState, flow_state
 from gateway.proxy.identity import identity_of
 from gateway.proxy.policy_source import PolicySource
+from gateway.proxy.upload_guard import upload_seen
 from gateway.store.access_rows import access_row
 from gateway.store.engine import NotMigrated, make_engine, require_migrated
 from gateway.store.retention import DEFAULT_RETENTION_DAYS
@@ -90,28 +93,29 @@ class AccessLog:
         if self.writer is None or tunnel.decision is None:
             return
         relayed = tunnel.started > 0
-        self.writer.submit(
-            access_row(
-                identity=tunnel.identity,
-                decision=tunnel.decision,
-                instant=tunnel.instant,
-                method="CONNECT",
-                scheme="tls" if tunnel.sni else "tcp",
-                host=tunnel.target or tunnel.decision.host,
-                path="",
-                query="",
-                status=None,
-                size=None,
-                keep_query=False,
-                site=self.site or self.policy.current.policy.school.site,
-                error=error,
-                port=tunnel.port,
-                sni=tunnel.sni,
-                bytes_up=tunnel.bytes_up if relayed else None,
-                bytes_down=tunnel.bytes_down if relayed else None,
-                duration_ms=round((time.monotonic() - tunnel.started) * 1000) if relayed else None,
-            )
+        row = access_row(
+            identity=tunnel.identity,
+            decision=tunnel.decision,
+            instant=tunnel.instant,
+            method="CONNECT",
+            scheme="tls" if tunnel.sni else "tcp",
+            host=tunnel.target or tunnel.decision.host,
+            path="",
+            query="",
+            status=None,
+            size=None,
+            keep_query=False,
+            site=self.site or self.policy.current.policy.school.site,
+            error=error,
+            port=tunnel.port,
+            sni=tunnel.sni,
+            bytes_up=tunnel.bytes_up if relayed else None,
+            bytes_down=tunnel.bytes_down if relayed else None,
+            duration_ms=round((time.monotonic() - tunnel.started) * 1000) if relayed else None,
         )
+        if tunnel.detection is not None:
+            row["incident"] = self._incident(tunnel.detection)
+        self.writer.submit(row)
 
     def _log(self, flow: http.HTTPFlow, *, error: str | None) -> None:
         state = flow_state(flow)
@@ -125,27 +129,37 @@ class AccessLog:
         response = flow.response
         policy = self.policy.current.policy
         decision = state.decision
-        self.writer.submit(
-            access_row(
-                identity=identity,
-                decision=decision,
-                instant=instant,
-                method=request.method,
-                scheme=request.scheme,
-                host=state.host or request.host,
-                path=path,
-                query=query,
-                status=response.status_code if response else None,
-                size=_size(response),
-                keep_query=self.keep_query,
-                site=self.site or policy.school.site,
-                error=error,
-                port=state.port,
-                sni=flow.client_conn.sni,
-                finding=state.finding,
-                alert=decision.action is Action.FLAG and policy.reports.alerts.is_high_risk(decision.list),
-            )
+        row = access_row(
+            identity=identity,
+            decision=decision,
+            instant=instant,
+            method=request.method,
+            scheme=request.scheme,
+            host=state.host or request.host,
+            path=path,
+            query=query,
+            status=response.status_code if response else None,
+            size=_size(response),
+            keep_query=self.keep_query,
+            site=self.site or policy.school.site,
+            error=error,
+            port=state.port,
+            sni=flow.client_conn.sni,
+            finding=state.finding,
+            alert=decision.action is Action.FLAG and policy.reports.alerts.is_high_risk(decision.list),
         )
+        if state.detection is not None:
+            row["incident"] = self._incident(state.detection)
+        upload = upload_seen(flow)
+        if upload is not None:
+            # Not a column: the writer adds the DPO's upload event from it.
+            row["upload"] = upload.as_row_value()
+        self.writer.submit(row)
+
+    def _incident(self, detection: Detection) -> dict[str, Any]:
+        """Not a column: the writer records the incident from it, and bans at once where the policy says."""
+        rules = self.policy.current.circumvention
+        return rules.row_value(detection) if rules is not None else detection.as_row_value()
 
 
 def _check_schema(db_url: str) -> None:
