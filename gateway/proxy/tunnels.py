@@ -35,6 +35,7 @@ from gateway.decisions.types import Action, Decision, PeriodKind, Source
 from gateway.identity.types import Identity
 from gateway.lists.hosts import is_ip_literal, normalise_host
 from gateway.proxy.block_response import refuse
+from gateway.proxy.circumvention_guard import CircumventionGuard
 from gateway.proxy.clock import Clock
 from gateway.proxy.destination_guard import DestinationGuard
 from gateway.proxy.flow_state import Connections, ConnectionState, flow_state
@@ -65,8 +66,11 @@ class RelayedConnection(layers.TCPLayer):
 
 class TunnelGuard:
     def __init__(self, policy: PolicySource, clock: Clock, guard: DestinationGuard, connections: Connections,
-                 record: Record, identify: Callable[[str], Identity], grants: GrantFollower) -> None:  # fmt: skip
+                 record: Record, identify: Callable[[str], Identity], grants: GrantFollower,
+                 circumvention: CircumventionGuard) -> None:  # fmt: skip
         self.identify = identify
+        # Told of each connection decided here, to block and record attempts to get round the filter.
+        self.circumvention = circumvention
         self.grants = grants
         self.policy = policy
         self.clock = clock
@@ -95,6 +99,8 @@ class TunnelGuard:
             tunnel.decision = _refusal(period, target, "internal-address", "Internal addresses cannot be reached.")
         else:
             tunnel.decision = decide(compiled, identity, target, "", instant, self.grants.exceptions_for(compiled))
+        if target is not None:
+            self.circumvention.on_connect(tunnel, flow.request.host)
         state.decision = tunnel.decision
         if tunnel.decision.source is Source.CONNECTION:
             refuse(flow, 403, f"The school web gateway refused this connection: {tunnel.decision.reason}")
@@ -137,6 +143,8 @@ class TunnelGuard:
             by_sni = decide(compiled, tunnel.identity, sni, "", tunnel.instant, self.grants.exceptions_for(compiled))
             if by_sni.blocked:
                 tunnel.decision = by_sni
+        if self.circumvention.on_hello(tunnel, sni):
+            self.record(tunnel, None)
         if sni is None or tunnel.blocked or tunnel.decision is None or tunnel.decision.action is not Action.ALLOW:
             return
         bits = 0
@@ -171,6 +179,7 @@ class TunnelGuard:
         tunnel.decision = _refusal(period, tunnel.target or "unknown", "raw-tunnel",
                                    "Only web traffic may cross the school's filter.")  # fmt: skip
         nextlayer.layer = RefusedConnection(nextlayer.context)
+        self.circumvention.on_raw(tunnel, nextlayer.data_client())
         self.record(tunnel, None)
         log.warning("closed a tunnel to %s from %s: neither TLS nor HTTP", tunnel.target, _peer(nextlayer.context))
 
@@ -240,6 +249,7 @@ class TunnelGuard:
             tunnel.decision = _refusal(period, target, "internal-address", "Internal addresses cannot be reached.")
         else:
             tunnel.decision = decide(compiled, identity, target, "", instant, self.grants.exceptions_for(compiled))
+            self.circumvention.on_connect(tunnel, raw, by_name=False)
         self.connections.put(client.id, tunnel)
         return tunnel
 
