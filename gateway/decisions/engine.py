@@ -1,7 +1,8 @@
 """The decision engine: (compiled policy, identity, host and path, instant) -> Decision. Pure; the proxy's hot path.
 
-Fixed precedence: illegal-content lists always block; then exceptions, except for a host on an unliftable list;
-then rules, first match wins (only blocking rules for a host on an unliftable list); then the policy default.
+Fixed precedence: illegal-content lists always block; then a supervised-only ban of the person; then exceptions,
+except for a host on an unliftable list; then rules, first match wins (only blocking rules for a host on an
+unliftable list); then the policy default.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from urllib.parse import urlsplit
 from gateway.decisions.types import Action, Decision, PeriodKind, Source
 from gateway.identity.types import Identity
 from gateway.lists.hosts import normalise_host, suffixes
+from gateway.policy.bans import BAN_REASON
 from gateway.policy.compiled import CompiledPolicy
 from gateway.policy.exceptions import EMPTY, ExceptionSet
 
@@ -73,6 +75,10 @@ def decide(
 
     if mask & policy.illegal_mask:
         return _listed(policy, Action.BLOCK, Source.ILLEGAL, ILLEGAL_REASON, period, host, None, hits, policy.illegal_mask)
+
+    # A ban stops everything but the illegal lists' own block (which keeps its reason for the officer's reports).
+    if exceptions.bans is not None and exceptions.bans.blocking(identity, host, path) is not None:
+        return Decision(Action.BLOCK, Source.BAN, BAN_REASON, period, host, rule="supervised-only")
 
     grants = policy.exceptions + exceptions if exceptions else policy.exceptions
     # The loader refuses policy exceptions that would lift an unliftable list; this also holds for exceptions

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from gateway.decisions.types import Action, PeriodKind
 from gateway.identity.types import Identity
+from gateway.policy.bans import BanSet
 from gateway.policy.model import ExceptionGrant
 
 
@@ -79,12 +80,15 @@ def compile_grant(grant: ExceptionGrant, bits: Mapping[str, int], zone) -> Compi
 @dataclass(frozen=True, slots=True)
 class ExceptionSet:
     grants: tuple[CompiledGrant, ...] = ()
+    # The supervised-only bans in force (None when there are none), handed to the engine with the grants so every
+    # decision, of a request or a connection, sees them.
+    bans: BanSet | None = None
 
     def __bool__(self) -> bool:
         return bool(self.grants)
 
     def __add__(self, other: ExceptionSet) -> ExceptionSet:
-        return ExceptionSet(self.grants + other.grants)
+        return ExceptionSet(self.grants + other.grants, other.bans or self.bans)
 
 
 EMPTY = ExceptionSet()

@@ -52,7 +52,7 @@ dt{font-weight:600;color:#5b6477}dd{margin:0;overflow-wrap:anywhere}
 <body>
 <main>
 <div class="school">$school</div>
-<h1>This page is blocked</h1>
+<h1>$heading</h1>
 <p>$reason</p>
 <dl>
 <dt>Address</dt><dd>$url</dd>
@@ -95,6 +95,8 @@ def _why(notice: BlockNotice) -> str:
         return "the gateway could not check this page, so it is blocked to keep you safe"
     if decision.source is Source.CONNECTION:
         return f"the gateway's connection rules ({decision.rule})"
+    if decision.source is Source.BAN:
+        return "you are on supervised-only access, so every website is blocked unless a teacher is with you"
     if decision.source is Source.UPLOAD:
         return "photos and videos are only posted on the school's own accounts, by the staff who run them"
     if decision.source is Source.CIRCUMVENTION:
@@ -124,6 +126,10 @@ def _ask(notice: BlockNotice) -> str:
             f"school computers being used only under close supervision. If you were not trying to, or need this for a "
             f"lesson, tell your teacher or {escape(notice.contact)}.</div>"
         )
+    if notice.decision.source is Source.BAN:
+        # Not a site to unblock: a teacher starts a supervised session from the console.
+        return ('<div class="ask">Ask your teacher. When a teacher is with you, they can start a supervised session '
+                "and you can use the internet again while it lasts.</div>")
     if notice.decision.source is Source.UPLOAD:
         # Not a site to unblock: the school's consent rules decide who posts pictures, so no request form.
         return ("<div class=\"ask\">If this picture or video is for the school's accounts, give it to the staff who "
@@ -195,6 +201,7 @@ def render_block_page(notice: BlockNotice) -> str:
     decision = notice.decision
     url = notice.url if len(notice.url) <= MAX_URL_SHOWN else notice.url[:MAX_URL_SHOWN] + "…"
     return PAGE.substitute(
+        heading="You are on supervised-only access" if decision.source is Source.BAN else "This page is blocked",
         host=escape(decision.host),
         school=escape(notice.school),
         reason=escape(decision.reason),

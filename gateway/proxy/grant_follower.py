@@ -2,13 +2,16 @@
 seconds, and ends with no restart; and the recent unblock requests, so the block page tells a requester where
 their request stands; and the school's local blocks (one-click blocks from reports), laid over the running policy.
 
-A background task polls three counter rows (`store_version`: grants, requests, local_blocks) in one query off the
-event loop every `gateway_grants_interval_ms`; only what moved is read again (the requests whichever moved: a
+A background task polls four counter rows (`store_version`: grants, requests, local_blocks, bans) in one query off
+the event loop every `gateway_grants_interval_ms`; only what moved is read again (the requests whichever moved: a
 request's outcome names its grant's end). The grants are compiled against the running policy, again whenever the
 policy source installs a policy (it hands each one over before anything is decided with it, so no decision ever
 pairs a grant with another policy's list bits).
 Expiry needs no change in the store: a grant stops applying at its end, checked at every decision. While the
 database is away, the grants, requests and local blocks last read stay in force (the grants until they expire).
+
+The supervised-only bans go to the `BanKeeper` (`gateway.proxy.bans`), and ride to the engine on the grants'
+`ExceptionSet`, so every decision that sees the grants sees them; the ones read last stay while the store is away.
 
 The local blocks become entries of the policy's `reports.block_list` list: the follower installs the running
 policy with them laid over (`gateway.policy.local_blocks`) as `PolicySource.current`, so the request decision and
@@ -30,8 +33,10 @@ from gateway.policy.exceptions import EMPTY, ExceptionSet
 from gateway.policy.local_blocks import LocalEntry, with_local_blocks
 from gateway.policy.model import ExceptionGrant
 from gateway.policy.store_grants import compile_store_grants
+from gateway.proxy.bans import BanKeeper
 from gateway.proxy.earlier_requests import EarlierRequests
 from gateway.proxy.policy_source import PolicySource
+from gateway.store.bans import BANS, bans_in_force
 from gateway.store.engine import StallGuard, make_engine
 from gateway.store.grants import grants_in_force
 from gateway.store.local_blocks import LOCAL_BLOCKS, entries_in_force
@@ -46,12 +51,13 @@ STALL_SECONDS = 10.0
 # drop off the block page, and memory stays bounded.
 REQUESTS_KEPT_FOR = timedelta(days=30)
 MAX_REQUESTS_KEPT = 20_000
-COUNTERS = (GRANTS, REQUESTS, LOCAL_BLOCKS)
+COUNTERS = (GRANTS, REQUESTS, LOCAL_BLOCKS, BANS)
 
 
 class GrantFollower:
-    def __init__(self, policy: PolicySource) -> None:
+    def __init__(self, policy: PolicySource, bans: BanKeeper | None = None) -> None:
         self.policy = policy
+        self.bans = bans
         self._grants: tuple[ExceptionGrant, ...] = ()
         self._set: ExceptionSet = EMPTY
         self._blocks: tuple[LocalEntry, ...] = ()
@@ -64,6 +70,8 @@ class GrantFollower:
         self._task: asyncio.Task[None] | None = None
         self._away = False
         policy.on_install(self._adopt)
+        if bans is not None:
+            bans.on_change(self._attach_bans)
 
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
         loader.add_option("gateway_grants_interval_ms", int, 1000,
@@ -96,8 +104,13 @@ class GrantFollower:
     def _compile(self) -> None:
         assert self._base is not None
         self._set, problems = compile_store_grants(self._base, self._grants)
+        self._attach_bans()
         for problem in problems:
             log.warning("grant left out: %s", problem)
+
+    def _attach_bans(self) -> None:
+        if self.bans is not None:
+            self._set = ExceptionSet(self._set.grants, self.bans.current)
 
     def _overlay(self) -> None:
         assert self._base is not None
@@ -131,7 +144,7 @@ class GrantFollower:
         if read is None:
             self._drop_expired(datetime.now(UTC))
             return
-        self._versions, grants, outcomes, blocks = read
+        self._versions, grants, outcomes, blocks, bans = read
         self._requests = EarlierRequests(outcomes)
         log.info("requests: %d recent (store version %d)", len(self._requests), self._versions[REQUESTS])
         if grants is not None:
@@ -141,6 +154,10 @@ class GrantFollower:
             self._grants = tuple(grant.grant for grant in stored)
             self._compile()
             log.info("grants: %d in force (store version %d)", len(self._set.grants), self._versions[GRANTS])
+        if bans is not None and self.bans is not None:
+            self.bans.update(bans)
+            log.info("bans: %d in force, %d of them supervised now (store version %d)", len(bans),
+                     sum(1 for ban in bans if ban.supervised_until is not None), self._versions[BANS])  # fmt: skip
         if blocks is not None:
             self._blocks = blocks
             self._overlay()
@@ -160,8 +177,8 @@ class GrantFollower:
     @staticmethod
     def _read(engine, guard: StallGuard, seen: dict[str, int]):  # type: ignore[no-untyped-def]
         """In a thread: None when no counter moved, else (counters, grants or None when they did not move, recent
-        requests, local blocks or None when they did not move). The requests are read whichever moved: each names
-        its grant's end, and whether it was ended."""
+        requests, local blocks or None when they did not move, bans or None when they did not move). The requests
+        are read whichever moved: each names its grant's end, and whether it was ended."""
         with guard, Session(engine) as session:
             current = versions(session, COUNTERS)
             if current == seen:
@@ -170,4 +187,5 @@ class GrantFollower:
             outcomes = recent_outcomes(session, now - REQUESTS_KEPT_FOR, MAX_REQUESTS_KEPT)
             grants = grants_in_force(session, now) if current[GRANTS] != seen.get(GRANTS) else None
             blocks = entries_in_force(session) if current[LOCAL_BLOCKS] != seen.get(LOCAL_BLOCKS) else None
-            return current, grants, outcomes, blocks
+            bans = bans_in_force(session, now) if current[BANS] != seen.get(BANS) else None
+            return current, grants, outcomes, blocks, bans

@@ -7,8 +7,9 @@ counts once and an outage loses no incident. One open incident stands for one pe
 client address) and technique: a repeat raises its hits and last-seen time. A new incident's notice is due.
 Self-test rows never make incidents.
 
-An auto-ban incident with a username bans the person at once (`gateway.store.bans`), from the attempt's time (the
-gateway's clock, which every proxy decides by), unless a ban is already in force.
+An auto-ban incident with a username bans the person at once (`gateway.store.bans`), from the real time it is
+written (bans run on the real time, not the gateway's clock, which a rehearsal may pin or move), unless a ban is
+already in force then.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
@@ -57,12 +58,13 @@ def incident_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return [row for row in rows if row.get("incident") is not None]
 
 
-def record_incidents(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
+def record_incidents(connection: Connection, rows: Sequence[Mapping[str, Any]], *, now: datetime | None = None) -> int:
     """Make or update the incidents for access-log rows just inserted in this transaction, and apply the bans the
-    policy makes at once; returns how many incidents were new.
+    policy makes at once, from `now` (the real time by default); returns how many incidents were new.
 
     Only rows really inserted may be passed, so a batch replayed after an outage never counts twice.
     """
+    banned_from = now or datetime.now(UTC)
     grouped: dict[tuple[str | None, str], list[tuple[dict[str, Any], Mapping[str, Any]]]] = {}
     for row in incident_rows(rows):
         if row.get("identity_source") == SELFTEST:
@@ -99,7 +101,7 @@ def record_incidents(connection: Connection, rows: Sequence[Mapping[str, Any]]) 
         # Each in turn, in time order: a ban made by the first is in force for the later ones in it.
         for values, row in found:
             if _bans_at_once(row):
-                _auto_ban(connection, incident_id, values, row)
+                _auto_ban(connection, incident_id, values, row, banned_from)
     return made
 
 
@@ -107,8 +109,8 @@ def _bans_at_once(row: Mapping[str, Any]) -> bool:
     return bool(row["incident"].get("auto_ban")) and bool(row.get("username"))
 
 
-def _auto_ban(connection: Connection, incident_id: int, values: Mapping[str, Any], row: Mapping[str, Any]) -> None:
-    at: datetime = values["created_at"]
+def _auto_ban(connection: Connection, incident_id: int, values: Mapping[str, Any], row: Mapping[str, Any],
+              at: datetime) -> None:  # fmt: skip
     days = row["incident"].get("ban_days")
     technique = TECHNIQUE_NAMES.get(Technique(values["technique"]), values["technique"])
     # The caller's transaction: the ban commits with the rows, or neither does.
