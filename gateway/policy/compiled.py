@@ -18,12 +18,16 @@ from gateway.content.build import build_analyser
 from gateway.decisions.types import Action, PeriodKind
 from gateway.identity.subnets import SubnetDirectory
 from gateway.lists.index import DomainIndex, DomainSource, UrlIndex
+from gateway.policy.age_limits_model import NoDateOfBirth
 from gateway.policy.exceptions import ExceptionSet, compile_grant
 from gateway.policy.illegal_slot import slot_warning
 from gateway.policy.list_sources import read_lists
 from gateway.policy.loader import LoadedPolicy, PolicyError, Problem, load_policy
 from gateway.policy.model import Policy, Rule
 from gateway.policy.timetable import SchoolCalendar
+from gateway.services.age_rules import AgeTable, build_age_table
+from gateway.services.age_sites import read_age_sites
+from gateway.services.plans import ServicePlans, build_plans, locked_hosts
 
 # Implicit lists hold a section's inline domains; ":" keeps their names apart from the policy's own lists.
 NEVER_INTERCEPT = "inline:never_intercept"
@@ -61,6 +65,9 @@ class CompiledPolicy:
     content: ContentAnalyser | None = None
     # The circumvention detectors' settings, compiled (None only for a policy built by hand in a test).
     circumvention: CircumventionRules | None = None
+    # Safe search and sign-in lock rewrites per group and host; sites' minimum ages.
+    services: ServicePlans = field(default_factory=lambda: ServicePlans({}))
+    age: AgeTable = field(default_factory=lambda: AgeTable(frozenset(), NoDateOfBirth.BLOCK, {}))
     _rule_tables: dict[tuple[str, PeriodKind], tuple[CompiledRule, ...]] = field(default_factory=dict)
 
     @property
@@ -127,7 +134,10 @@ def compile_policy(loaded: LoadedPolicy) -> CompiledPolicy:
     domain_sources[NEVER_INTERCEPT] = [policy.never_intercept.domains]
     domains = DomainIndex.build(names, domain_sources)
     unliftable_mask = sum(bits[n] for n, source in policy.lists.items() if source.unliftable or n in policy.illegal)
-    problems = list(_lifting_exceptions(loaded, domains, unliftable_mask))
+    never_intercept_mask = sum(bits[n] for n in policy.never_intercept.lists) | bits[NEVER_INTERCEPT]
+    services = build_plans(policy.safe_search, policy.services, policy.groups)
+    problems = [*_lifting_exceptions(loaded, domains, unliftable_mask),
+                *_passed_through_rewrites(loaded, domains, never_intercept_mask, services)]  # fmt: skip
     if problems:
         raise PolicyError(problems)
 
@@ -154,7 +164,7 @@ def compile_policy(loaded: LoadedPolicy) -> CompiledPolicy:
         urls=UrlIndex.build(names, url_sources),
         illegal_mask=sum(bits[n] for n in policy.illegal),
         unliftable_mask=unliftable_mask,
-        never_intercept_mask=sum(bits[n] for n in policy.never_intercept.lists) | bits[NEVER_INTERCEPT],
+        never_intercept_mask=never_intercept_mask,
         rules=compiled_rules,
         exceptions=ExceptionSet(tuple(compile_grant(g, bits, zone) for g in policy.exceptions)),
         networks=SubnetDirectory(policy.networks, policy.default_group),
@@ -162,6 +172,8 @@ def compile_policy(loaded: LoadedPolicy) -> CompiledPolicy:
         warnings=tuple(warnings),
         content=build_analyser(loaded),
         circumvention=compile_circumvention(loaded),
+        services=services,
+        age=build_age_table(policy.age_limits, read_age_sites(loaded)),
     )
 
 
@@ -182,3 +194,22 @@ def _lifting_exceptions(loaded: LoadedPolicy, domains: DomainIndex, unliftable_m
                                          f"{domain!r} is on the unliftable list {listed!r} (entry {entry!r}): "
                                          "no exception can lift it")  # fmt: skip
                     break
+
+
+def _passed_through_rewrites(loaded: LoadedPolicy, domains: DomainIndex, never_intercept_mask: int,
+                             services: ServicePlans) -> Iterator[Problem]:  # fmt: skip
+    """Hosts whose requests the gateway must change (the sign-in locks' headers, safe search) cannot be on the
+    never-intercept lists: passed through untouched, they would carry no header and no forced parameter."""
+    names = domains.names
+    locks = locked_hosts(loaded.policy.services)
+    for host in sorted(services.hosts):
+        for entry, mask in domains.match(host):
+            if mask & never_intercept_mask:
+                listed = names[((mask & never_intercept_mask) & -(mask & never_intercept_mask)).bit_length() - 1]
+                where = "never_intercept" if listed.startswith("inline:") else f"list {listed!r}"
+                lock = next((name for name, hosts in locks.items() if host in hosts), None)
+                loc = ("services", lock) if lock else ("safe_search",)
+                yield loaded.problem(loc, f"{host} is never intercepted ({where}, entry {entry!r}), so the gateway "
+                                          f"could not {'add the sign-in lock headers' if lock else 'force safe search'}"
+                                          " on it: take it off the never-intercept lists")  # fmt: skip
+                break

@@ -16,11 +16,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from gateway.decisions.types import Action, PeriodKind
 from gateway.identity.types import IdentitySource
+from gateway.policy.age_limits_model import AgeLimits
 from gateway.policy.circumvention_model import Circumvention
 from gateway.policy.content_model import ContentAnalysis
 from gateway.policy.expectations_model import ExpectedDecision
 from gateway.policy.model_base import Domain, Name, Strict
 from gateway.policy.reports_model import Reports
+from gateway.policy.safe_search_model import SafeSearch, Services
 from gateway.policy.uploads_model import Uploads
 from gateway.selftest.categories import SelftestCategory
 
@@ -302,3 +304,9 @@ class Policy(Strict):
     circumvention: Circumvention = Circumvention()
     # Image and video uploads to social media: refused but for the school's accounts, from approved devices.
     uploads: Uploads = Uploads()
+    # Safe search forced per group on Google, Bing, DuckDuckGo and YouTube (engines and hosts built in, extendable).
+    safe_search: SafeSearch = SafeSearch()
+    # Sign-in locks: Google accounts of the school's domains only, Microsoft 365 of the school's tenant only.
+    services: Services = Services()
+    # Sites' minimum ages: pupils below one are kept from its sign-up pages (or the whole site).
+    age_limits: AgeLimits = AgeLimits()

@@ -69,6 +69,7 @@ def reference_problems(data: Any, base_dir: Path) -> Iterator[tuple[Loc, str]]:
                 if isinstance(name, str) and (section == "exceptions" or item.get("action") in ("allow", "flag")):
                     yield from liftable((section, i, "lists", j), name)
     yield from expect_problems(data, group)
+    yield from _service_groups(data, group)
     yield from _content_problems(data, groups, base_dir)
     yield from _reports_problems(data, lists, illegal)
     yield from _alerts_problems(data, lists)
@@ -145,3 +146,15 @@ def _circumvention_problems(data: dict, group: Callable[[Loc, Any], Iterator[tup
     for j, file in enumerate(_sequence(section.get("user_agent_files"))):
         if isinstance(file, str) and not (base_dir / file).is_file():
             yield ("circumvention", "user_agent_files", j), f"user-agent file not found: {base_dir / file}"
+
+
+def _service_groups(data: dict, group: Callable[[Loc, Any], Iterator[tuple[Loc, str]]]) -> Iterator[tuple[Loc, str]]:
+    """Safe search, the sign-in locks and the age gate name groups the policy must define: a misspelt one would
+    leave its pupils unprotected without a word."""
+    for name in _mapping(_mapping(data.get("safe_search")).get("groups")):
+        yield from group(("safe_search", "groups", name), name)
+    for lock in ("google_sign_in", "microsoft_sign_in"):
+        for j, name in enumerate(_sequence(_mapping(_mapping(data.get("services")).get(lock)).get("groups"))):
+            yield from group(("services", lock, "groups", j), name)
+    for j, name in enumerate(_sequence(_mapping(data.get("age_limits")).get("groups"))):
+        yield from group(("age_limits", "groups", j), name)
