@@ -99,6 +99,8 @@ def _why(notice: BlockNotice) -> str:
         return "you are on supervised-only access, so every website is blocked unless a teacher is with you"
     if decision.source is Source.UPLOAD:
         return "photos and videos are only posted on the school's own accounts, by the staff who run them"
+    if decision.source is Source.AGE:
+        return f"{decision.matched}: the minimum age in the site's own rules"
     if decision.source is Source.CIRCUMVENTION:
         # Which detector fired is left out: the page must not tell a pupil which trick the filter saw.
         return "the school's rule against getting round the web filter"
@@ -130,6 +132,10 @@ def _ask(notice: BlockNotice) -> str:
         # Not a site to unblock: a teacher starts a supervised session from the console.
         return ('<div class="ask">Ask your teacher. When a teacher is with you, they can start a supervised session '
                 "and you can use the internet again while it lasts.</div>")
+    if notice.decision.source is Source.AGE:
+        # Not the school's rule to lift: the site's own terms set the age.
+        return ('<div class="ask">When you are old enough, this page opens by itself. If the school has your age '
+                f"wrong, tell your teacher or {escape(notice.contact)}.</div>")
     if notice.decision.source is Source.UPLOAD:
         # Not a site to unblock: the school's consent rules decide who posts pictures, so no request form.
         return ("<div class=\"ask\">If this picture or video is for the school's accounts, give it to the staff who "
