@@ -114,6 +114,8 @@ def demo_policy_with_devices(folder: Path, devices: dict[str, str], *, copy_list
     else:
         (folder / "lists").symlink_to(DEMO_POLICY.parent / "lists")
     (folder / "content").symlink_to(DEMO_POLICY.parent / "content")
+    # The sites' minimum ages the demo's age_limits section reads, beside the policy.
+    (folder / "age_limits.yaml").symlink_to(DEMO_POLICY.parent / "age_limits.yaml")
     networks = "".join(
         f"  - {{name: test-{group}-{address.replace('.', '-')}, subnets: [{address}/32], group: {group}}}\n"
         for address, group in devices.items()
