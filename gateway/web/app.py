@@ -27,6 +27,8 @@ from gateway.web import windows
 from gateway.web import selftest
 from gateway.web import report_page
 from gateway.web import reports
+from gateway.web import bans, incidents
+from gateway.web import consent, devices, uploads
 from gateway.web.params import BadParameter
 from gateway.identity.portal_link import load_key
 from gateway.web.roles import Permission, can
@@ -50,6 +52,11 @@ BLUEPRINTS = [
     selftest.blueprint,
     report_page.blueprint,
     reports.blueprint,
+    incidents.blueprint,
+    bans.blueprint,
+    consent.blueprint,
+    devices.blueprint,
+    uploads.blueprint,
 ]
 
 CONTENT_SECURITY_POLICY = (
