@@ -21,8 +21,11 @@ from gateway.identity.directory import import_devices, import_people
 from gateway.identity.people import Device, Person
 from gateway.store.models.access_log import AccessLogEntry
 from gateway.store.models.consent import UploadEvent
+from gateway.store.accounts import create_user
 from gateway.store.models.devices import DeviceRecord
+from gateway.web.app import ConsoleConfig, create_app
 from tests.support.clients import curl, fetch
+from tests.support.console import PASSWORD, signed_in
 from tests.support.policies import always_lesson_policy
 
 pytestmark = pytest.mark.e2e
@@ -157,7 +160,8 @@ def test_a_pupils_pictures_are_refused_and_never_reach_the_origin(gateway, origi
         assert logged is not None and logged.source == "upload" and logged.action == "block"
 
 
-def test_the_school_accounts_post_only_from_the_approved_school_device(gateway, origin_http, store) -> None:  # type: ignore[no-untyped-def]
+def test_the_school_accounts_post_only_from_the_approved_school_device(gateway, origin_http, store, store_url: str,
+                                                                     tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     form_type, form = multipart(("caption", None, None, b"sports day"), ("video", "day.mp4", "video/mp4", MP4))
     posted = post(gateway, "http://social.example/upload/school", OFFICE_IPAD, form, form_type)
     assert posted.status == 200
@@ -174,6 +178,13 @@ def test_the_school_accounts_post_only_from_the_approved_school_device(gateway, 
                                                                              "video/mp4")  # fmt: skip
     assert (phone.outcome, phone.refusal, phone.device) == ("refused", "device_not_approved", "Khan-phone")
     assert (laptop_event.outcome, laptop_event.device) == ("refused", "Staff-laptop-3")
+
+    # The DPO's page shows the post with the device it came from.
+    with store.begin() as s:
+        create_user(s, "dpo", "Data Protection", "dpo", PASSWORD)
+    app = create_app(ConsoleConfig(db_url=store_url, secret_key_file=str(tmp_path / "secret")))
+    page = signed_in(app, "dpo").get("/uploads/?outcome=posted").get_data(as_text=True)
+    assert "Helen Khan" in page and "Office-iPad" in page and "/upload/school" in page and "Khan-phone" not in page
 
 
 def test_a_body_too_large_to_hold_is_refused_unread_but_for_the_school_accounts(gateway, origin_http, store) -> None:  # type: ignore[no-untyped-def]
