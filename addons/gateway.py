@@ -12,6 +12,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gateway.proxy.access_log import AccessLog  # noqa: E402
+from gateway.proxy.age_gate import AgeGate  # noqa: E402
 from gateway.proxy.bans import BanKeeper  # noqa: E402
 from gateway.proxy.chain import AddonChain  # noqa: E402
 from gateway.proxy.circumvention_guard import BrowserSwitches, CircumventionGuard  # noqa: E402
@@ -29,6 +30,7 @@ from gateway.proxy.policy_source import PolicySource  # noqa: E402
 from gateway.proxy.portal import PortalAddon  # noqa: E402
 from gateway.proxy.proxy_auth import ProxyAuthAddon  # noqa: E402
 from gateway.proxy.radius_listener import RadiusListenerAddon  # noqa: E402
+from gateway.proxy.safe_search import SafeSearch  # noqa: E402
 from gateway.proxy.search_guard import SearchGuard  # noqa: E402
 from gateway.proxy.selftest_route import SelftestRoute  # noqa: E402
 from gateway.proxy.startup_gate import StartupGate  # noqa: E402
@@ -78,6 +80,11 @@ addons = [
         # After the enforcer: only what it allowed is scored; before the access log, which logs the finding.
         SearchGuard(policy, destinations),
         ContentGuard(policy, destinations),
+        # After the tunnel guard and the enforcer: a pupil below a site's minimum age is kept from its sign-up pages
+        # (or, as the policy says, the whole site: its CONNECTs and passed-through connections too).
+        AgeGate(policy, destinations, connections, access_log.connection),
+        # Last of the request guards: only requests every part allowed get safe search and the sign-in locks.
+        SafeSearch(policy),
         access_log,
         # Last: sends an allowed self-test request to its test origin once every part has decided.
         selftest.last,

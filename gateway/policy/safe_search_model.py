@@ -38,6 +38,12 @@ class GroupSafeSearch(Strict):
     # YouTube's restricted mode, through the YouTube-Restrict header.
     youtube: YouTubeMode = YouTubeMode.STRICT
 
+    @field_validator("search", "youtube", mode="before")
+    @classmethod
+    def _bare_off(cls, value: object) -> object:
+        # YAML reads a bare `off` as false.
+        return "off" if value is False else value
+
 
 class EngineSpec(Strict):
     """More hosts (and, for a search engine, paths and parameters) for a built-in engine, or a new search engine."""
