@@ -8,12 +8,16 @@ from pathlib import Path
 
 import click
 
-from gateway.decisions.engine import InvalidTarget, decide_target
+from gateway.decisions.engine import InvalidTarget, decide_target, split_target
 from gateway.identity.types import Identity, IdentitySource
 from gateway.cli.policy_cmd import DEFAULT_POLICY, compile_or_exit
 from gateway.identity.directory import identity_for_user
 from gateway.identity.ages import age_of
+from gateway.services.age_rules import AgeRule
 from gateway.cli.options import db_option
+from gateway.policy.bans import BanSet, entry
+from gateway.policy.exceptions import EMPTY, ExceptionSet
+from gateway.store.bans import BanInForce, bans_in_force
 from gateway.store.engine import NotMigrated, make_engine, require_migrated, session_factory
 
 
@@ -28,6 +32,23 @@ def _roster_identity(db_url: str, username: str, groups) -> Identity:
         raise click.ClickException(str(exc)) from None
     finally:
         engine.dispose()
+
+
+def _ban_of(db_url: str, username: str) -> BanInForce | None:
+    """The person's ban in force now (bans run on the real time, whatever `--at` says)."""
+    engine = make_engine(db_url)
+    try:
+        with session_factory(engine)() as session:
+            return next((ban for ban in bans_in_force(session, datetime.now(UTC)) if ban.username == username), None)
+    finally:
+        engine.dispose()
+
+
+def _ban_line(ban: BanInForce) -> str:
+    until = f"until {ban.ends_at:%d %B %Y %H:%M %Z}" if ban.ends_at else "until the headteacher lifts it"
+    supervised = (f"; supervised session running until {ban.supervised_until:%H:%M %Z}, so the normal rules apply"
+                  if ban.supervised_until else "")  # fmt: skip
+    return f"supervised-only access (ban {ban.ban_id}), {until}{supervised}"
 
 
 def parse_instant(value: str | None) -> datetime:
@@ -57,8 +78,10 @@ def check(policy_path: Path, group: str | None, year_group: int | None, username
     if group is not None and group not in compiled.policy.groups:
         raise click.BadParameter(f"unknown group {group!r} (groups: {', '.join(compiled.policy.groups)})",
                                  param_hint="--group")
+    ban = None
     if username:
         identity = _roster_identity(db_url, username, compiled.policy.groups)
+        ban = _ban_of(db_url, identity.username or username)
     elif client_ip:
         identity = compiled.networks.identify(client_ip)
     elif group:
@@ -67,9 +90,15 @@ def check(policy_path: Path, group: str | None, year_group: int | None, username
         raise click.UsageError("say who to decide for: --group GROUP, --user USERNAME or --ip ADDRESS")
     instant = compiled.calendar.local(parse_instant(at))
     try:
-        decision = decide_target(compiled, identity, url, instant)
+        bans = EMPTY if ban is None else ExceptionSet(
+            (), BanSet({ban.username: entry(ban.ban_id, ban.ends_at, ban.supervised_until)}))
+        decision = decide_target(compiled, identity, url, instant, bans)
+        host, path = split_target(url)
     except InvalidTarget as exc:
         raise click.BadParameter(str(exc), param_hint="URL") from None
+    age_rule = compiled.age.rule(identity, host, path, instant.date())
+    if age_rule is not None and age_rule.blocked and not decision.blocked:
+        decision = age_rule.decision(decision.period, host)
     result = decision.as_dict() | {
         "group": identity.group,
         "user": identity.username,
@@ -77,6 +106,9 @@ def check(policy_path: Path, group: str | None, year_group: int | None, username
         "age": age_of(identity, instant.date()),
         "at": instant.isoformat(),
         "url": url,
+        "age_rule": _age_rule_dict(age_rule, compiled.age.no_date_of_birth.value),
+        "ban": None if ban is None else {"id": ban.ban_id, "ends_at": ban.ends_at and ban.ends_at.isoformat(),
+                                         "supervised_until": ban.supervised_until and ban.supervised_until.isoformat()},
     }
     if as_json:
         click.echo(json.dumps(result))
@@ -94,3 +126,33 @@ def check(policy_path: Path, group: str | None, year_group: int | None, username
     if decision.list:
         click.echo(f"  list:    {decision.list} (matched {decision.matched})")
     click.echo(f"  reason:  {decision.reason}")
+    if ban is not None:
+        click.echo(f"  ban:     {_ban_line(ban)}")
+    if age_rule is not None:
+        click.echo(f"  age:     {_age_rule_line(age_rule, compiled.age.no_date_of_birth.value)}")
+
+
+def _age_rule_dict(rule: AgeRule | None, no_date_of_birth: str) -> dict | None:
+    if rule is None:
+        return None
+    return {"site": rule.site.name, "minimum_age": rule.site.minimum_age, "whole_site": rule.site.whole_site,
+            "checked": rule.checked, "gated_page": rule.gated_page, "age": rule.age, "age_from": rule.age_from,
+            "no_date_of_birth": no_date_of_birth if rule.age is None else None,
+            "outcome": "block" if rule.blocked else "allow"}  # fmt: skip
+
+
+def _age_rule_line(rule: AgeRule, no_date_of_birth: str) -> str:
+    """The age rule in one line: the site's minimum, the person's age today and where it came from, the outcome."""
+    site = f"{rule.site.name} is {rule.site.minimum_age}+ ({'whole site' if rule.site.whole_site else 'sign-up pages'})"
+    if not rule.checked:
+        return f"{site}; not applied to this group"
+    if rule.age is not None:
+        age = f"age {rule.age} today (from the {rule.age_from})"
+    else:
+        age = f"age unknown: no date of birth on the roster, treated as {no_date_of_birth} (age_limits.no_date_of_birth)"
+    if not rule.gated_page:
+        outcome = "not a sign-up page: allowed"
+    else:
+        why = "below the minimum age" if rule.age is not None else "age unknown"
+        outcome = f"blocked: {why}" if rule.blocked else "allowed"
+    return f"{site}; {age}; {outcome}"
