@@ -13,6 +13,7 @@ from gateway.cli.roster_cmd import report_csv_error
 from gateway.identity.csv_table import CsvImportError
 from gateway.identity.devices_csv import parse_devices
 from gateway.identity.directory import import_devices
+from gateway.store.device_approval import devices as devices_in_register
 from gateway.store.models.people import PersonRecord
 
 
@@ -30,7 +31,8 @@ def import_cmd(db_url: str, policy_path: Path, dry_run: bool, path: Path) -> Non
     """Import the device register from CSV.
 
     Columns: name and MAC address are required; kind, ownership (school or personal), assigned to (a
-    username), class, trolley and group are read when present. Devices missing from the file are retired.
+    username), class, trolley and group are read when present. Devices missing from the file are retired. A
+    device the headteacher approved for pictures loses the approval if it becomes personal or its MAC changes.
     """
     policy = load_policy(policy_path)
     with open_store(db_url) as store, store() as session:
@@ -42,3 +44,18 @@ def import_cmd(db_url: str, policy_path: Path, dry_run: bool, path: Path) -> Non
         summary = import_devices(session, parsed)
         finish_import(session, summary, path=path, rows=len(parsed), noun="devices", target="devices",
                       dry_run=dry_run)  # fmt: skip
+
+
+@devices.command("list")
+@db_option
+def list_cmd(db_url: str) -> None:
+    """The register's devices: ownership (school or personal) and the headteacher's approval for pictures."""
+    with open_store(db_url) as store, store() as session:
+        for device in devices_in_register(session):
+            owner = "personal" if device.personal else "school"
+            if device.approved_at is not None:
+                approval = f"approved by {device.approved_by} {device.approved_at:%Y-%m-%d}"
+            else:
+                approval = "never (personal)" if device.personal else "not approved"
+            assigned = device.username or device.school_class or device.trolley or "-"
+            click.echo(f"{device.name}\t{device.mac or '-'}\t{owner}\t{assigned}\tpictures: {approval}")

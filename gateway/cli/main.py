@@ -13,6 +13,7 @@ from gateway.cli.policy_cmd import policy
 from gateway.cli.reports_cmd import reports
 from gateway.cli.retention_cmd import export_person_cmd, purge_cmd
 from gateway.cli.devices_cmd import devices
+from gateway.cli.consent_cmd import consent
 from gateway.cli.grants_cmd import grants
 from gateway.cli.impact_cmd import impact
 from gateway.cli.roster_cmd import roster
@@ -34,6 +35,7 @@ cli.add_command(lists)
 cli.add_command(policy)
 cli.add_command(roster)
 cli.add_command(devices)
+cli.add_command(consent)
 cli.add_command(whois)
 cli.add_command(users)
 cli.add_command(console)
