@@ -35,6 +35,7 @@ from gateway.proxy.search_guard import SearchGuard  # noqa: E402
 from gateway.proxy.selftest_route import SelftestRoute  # noqa: E402
 from gateway.proxy.startup_gate import StartupGate  # noqa: E402
 from gateway.proxy.store_options import StoreOptions  # noqa: E402
+from gateway.proxy.transparent import TransparentDestination  # noqa: E402
 from gateway.proxy.tunnels import TunnelGuard  # noqa: E402
 from gateway.proxy.upload_guard import UploadGuard  # noqa: E402
 
@@ -61,6 +62,8 @@ addons = [
         grants,
         RadiusListenerAddon(identity_sources),
         ProxyAuthAddon(identity_sources),
+        # Before every part that reads a request's host: in transparent mode it is the name asked for, not an IP.
+        TransparentDestination(),
         selftest,
         IdentityAddon(policy, identity_sources),
         PortalAddon(policy),
@@ -77,14 +80,14 @@ addons = [
         # After the enforcer: images and video to social media from anyone but the school's accounts' staff on
         # approved devices (decided once the body has arrived, before anything goes upstream).
         UploadGuard(policy, destinations, identity_sources),
-        # After the enforcer: only what it allowed is scored; before the access log, which logs the finding.
-        SearchGuard(policy, destinations),
-        ContentGuard(policy, destinations),
         # After the tunnel guard and the enforcer: a pupil below a site's minimum age is kept from its sign-up pages
         # (or, as the policy says, the whole site: its CONNECTs and passed-through connections too).
         AgeGate(policy, destinations, connections, access_log.connection),
         # Last of the request guards: only requests every part allowed get safe search and the sign-in locks.
         SafeSearch(policy),
+        # After the enforcer: only what it allowed is scored; before the access log, which logs the finding.
+        SearchGuard(policy, destinations),
+        ContentGuard(policy, destinations),
         access_log,
         # Last: sends an allowed self-test request to its test origin once every part has decided.
         selftest.last,
