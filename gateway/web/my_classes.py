@@ -1,4 +1,5 @@
-"""The teacher's view: today's blocks and flags for the pupils of the classes they teach, and their own requests.
+"""The teacher's view: today's blocks and flags for the pupils of the classes they teach, and their own requests;
+which of those pupils are on supervised-only access, with a supervised session to start or end.
 
 Only the classes the roster's Teaches column gives the signed-in teacher, only pupils, only today (a teacher is not
 a log reviewer: the officer has the full log). Every view is audited as a look at log data.
@@ -6,15 +7,17 @@ a log reviewer: the officer has the full log). Every view is audited as a look a
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from flask import Blueprint, abort, current_app, render_template, request
 from flask_login import current_user
 
+from gateway.store.bans import bans_in_force, supervisions_running
 from gateway.store.class_activity import DETAIL_LIMIT, class_day
 from gateway.store.teaching import classes_taught
 from gateway.store.unblock_requests import requests_by
 from gateway.web.audit_trail import audit
+from gateway.web.bans import LONGEST_SUPERVISION, SHORTEST_SUPERVISION
 from gateway.web.roles import Permission, require
 
 blueprint = Blueprint("my_classes", __name__, url_prefix="/my-classes")
@@ -50,5 +53,9 @@ def index():  # type: ignore[no-untyped-def]
     if shown:
         audit("view_class_activity", target=f"class:{','.join(shown)}", detail={"day": today.isoformat()})
         pupils = class_day(session, shown, today, zone)
+    now = datetime.now(UTC)
+    banned = {b.username: b for b in bans_in_force(session, now)}
+    supervised = {s.username: s for s in supervisions_running(session, now)}
     return render_template("my_classes/index.html", taught=taught, shown=shown, pupils=pupils, today=today,
-                           requests=mine, limit=DETAIL_LIMIT)  # fmt: skip
+                           requests=mine, limit=DETAIL_LIMIT, banned=banned, supervised=supervised, now=now,
+                           shortest=SHORTEST_SUPERVISION, longest=LONGEST_SUPERVISION)  # fmt: skip
