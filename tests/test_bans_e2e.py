@@ -25,7 +25,7 @@ from gateway.store.engine import make_engine, session_factory
 from gateway.store.migrate import upgrade
 from gateway.store.models.circumvention import Ban, Incident
 from tests.store.databases import PG_HOST, PG_PORT, TcpRelay, pg_schema_url  # noqa: F401 - fixture
-from tests.support.clients import Fetched, curl, fetch
+from tests.support.clients import Fetched, curl, fetch, open_tunnel, ssl_context
 from tests.support.gateway import start_gateway
 from tests.support.mitmdump import Mitmdump
 from tests.support.origins import OriginServer
@@ -39,11 +39,11 @@ LIVE_WITHIN = 5.0
 PORTAL = "http://gateway.school.test:8080"
 PAGE = {"Accept": "text/html"}
 WIFI = "127.0.3"
-AMY, AMY_SECOND, AMY_IPAD, BEN, CARA, DEV, EVE, FIN = (f"{WIFI}.{n}" for n in range(2, 10))
+AMY, AMY_SECOND, AMY_IPAD, BEN, CARA, DEV, EVE, FIN, GIL = (f"{WIFI}.{n}" for n in range(2, 11))
 IPAD_MAC = "aa:bb:cc:00:03:04"
 PEOPLE = [Person(name, name.title(), "pupil", year_group=5, school_class="5B")
-          for name in ("amy.p", "ben.k", "cara.d", "dev.s", "eve.w", "fin.o")]  # fmt: skip
-SIGNED_IN = {AMY: "amy.p", BEN: "ben.k", CARA: "cara.d", DEV: "dev.s", EVE: "eve.w", FIN: "fin.o"}
+          for name in ("amy.p", "ben.k", "cara.d", "dev.s", "eve.w", "fin.o", "gil.h")]  # fmt: skip
+SIGNED_IN = {AMY: "amy.p", BEN: "ben.k", CARA: "cara.d", DEV: "dev.s", EVE: "eve.w", FIN: "fin.o", GIL: "gil.h"}
 
 
 def policy_for(folder: Path) -> Path:
@@ -198,6 +198,26 @@ def test_a_lifted_ban_or_one_past_its_end_no_longer_applies(gateway):
     ban(gateway, "eve.w", ends_at=datetime.now(UTC) + timedelta(seconds=6))
     eventually(lambda: is_ban_page(get(gateway, bbc, EVE)), LIVE_WITHIN, "the short ban reaches the proxy")
     eventually(lambda: get(gateway, bbc, EVE).status == 200, 20, "the ban ends by itself")
+
+
+def test_a_connection_passed_through_before_the_ban_carries_nothing_after_it(gateway, origin):
+    eventually(lambda: get(gateway, "http://www.bbc.co.uk/", GIL).status == 200, 10, "Gil browses")
+    status, sock = open_tunnel(gateway.proxy_url, "www.nhs.uk:443", source_address=GIL)
+    assert " 200" in status
+    request = b"GET /health HTTP/1.1\r\nHost: www.nhs.uk\r\n\r\n"
+    with ssl_context(origin.ca_cert_path).wrap_socket(sock, server_hostname="www.nhs.uk") as tls:
+        tls.sendall(request)
+        answer = b""
+        while b"origin ok: www.nhs.uk/health" not in answer:  # the bank's own certificate: passed through
+            answer += tls.recv(65536)
+        ban(gateway, "gil.h")
+        eventually(lambda: is_ban_page(get(gateway, "http://www.bbc.co.uk/", GIL)), LIVE_WITHIN, "the ban")
+        origin.clear()
+        tls.settimeout(2)
+        tls.sendall(request)
+        with pytest.raises(TimeoutError):
+            tls.recv(65536)
+    assert not origin.seen(host="www.nhs.uk")
 
 
 def test_an_attempt_the_policy_bans_at_once_bans_the_pupil(gateway, origin):

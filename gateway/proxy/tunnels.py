@@ -218,6 +218,11 @@ class TunnelGuard:
                 tunnel.bytes_up += len(message.content)
             else:
                 tunnel.bytes_down += len(message.content)
+            bans = self.grants.exceptions_for(self.policy.current).bans
+            if bans is not None and bans.blocking(tunnel.identity, tunnel.target or "", "") is not None:
+                # A connection relayed before the person was banned carries nothing more: a ban applies to what
+                # is already open too, not only to the next connection.
+                message.content = b""
         # Counted: keeping every message of a long connection would grow without bound.
         flow.messages.clear()
 
