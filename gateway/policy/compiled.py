@@ -103,6 +103,7 @@ class CompiledPolicy:
         if self.policy.content.enabled:
             files += [self.loaded.resolve(f) for f in self.policy.content.data_files]
         files += user_agent_files(self.loaded)
+        files += [self.loaded.resolve(f) for f in self.policy.age_limits.files]
         return tuple(files)
 
 
