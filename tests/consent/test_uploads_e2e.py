@@ -80,7 +80,7 @@ def multipart(*parts: tuple[str, str | None, str | None, bytes]) -> tuple[str, b
 
 
 @pytest.fixture
-def gateway(tmp_path: Path, mitmdump_proxy, origin_http, store_url: str, store: sessionmaker[Session]):  # type: ignore[no-untyped-def]
+def gateway(tmp_path: Path, mitmdump_proxy, origin_https, store_url: str, store: sessionmaker[Session]):  # type: ignore[no-untyped-def]
     with store.begin() as s:
         import_people(s, [Person("amy", "Amy Pupil", "pupil", year_group=6, school_class="6B"),
                           Person("mrs.k", "Helen Khan", "staff")])  # fmt: skip
@@ -105,7 +105,7 @@ def gateway(tmp_path: Path, mitmdump_proxy, origin_http, store_url: str, store: 
         ["addons/gateway.py"],
         {"gateway_policy": str(tmp_path / "policy.yaml"), "gateway_db": store_url, "gateway_leases": str(leases),
          "gateway_identity_interval_ms": 200, "stream_large_bodies": "256k"},
-        origin=origin_http, ready_line=r"identity sources running",
+        origin=origin_https, ready_line=r"identity sources running",
     )  # fmt: skip
     return proxy
 
@@ -120,7 +120,7 @@ def events(store: sessionmaker[Session]) -> list[UploadEvent]:
         return list(s.scalars(select(UploadEvent).order_by(UploadEvent.id)))
 
 
-def test_a_pupils_pictures_are_refused_and_never_reach_the_origin(gateway, origin_http, store) -> None:  # type: ignore[no-untyped-def]
+def test_a_pupils_pictures_are_refused_and_never_reach_the_origin(gateway, origin_https, store) -> None:  # type: ignore[no-untyped-def]
     form_type, form = multipart(("caption", None, None, b"sports day"), ("photo", "IMG_0042.jpg", "image/jpeg", JPEG))
     refused = post(gateway, "http://social.example/upload/form", PUPIL, form, form_type)
     assert refused.status == 403
@@ -141,15 +141,20 @@ def test_a_pupils_pictures_are_refused_and_never_reach_the_origin(gateway, origi
                     method="POST", content=JPEG, headers={"Content-Type": "image/jpeg"})  # fmt: skip
     assert shouted.status == 403 and "Blocked by the school web gateway" in shouted.text
 
-    assert not [r for r in origin_http.requests if r.path.startswith(("/upload", "/v/"))]
+    # Over HTTPS, intercepted, the same.
+    secure = fetch("https://social.example/upload/tls", proxy=gateway.proxy_url, ca=gateway.ca_cert_path,
+                   source_address=PUPIL, method="POST", content=JPEG, headers=HTML)  # fmt: skip
+    assert secure.status == 403 and "school&#x27;s own accounts" in secure.text
+
+    assert not [r for r in origin_https.requests if r.path.startswith(("/upload", "/v/"))]
 
     # A text post to the same host is not an upload: it passes, whole.
     text = post(gateway, "http://social.example/upload/comment", PUPIL, b"comment=well+done+everyone",
                 "application/x-www-form-urlencoded")  # fmt: skip
     assert text.status == 200
-    assert origin_http.seen(path="/upload/comment")[0].body == b"comment=well+done+everyone"
+    assert origin_https.seen(path="/upload/comment")[0].body == b"comment=well+done+everyone"
 
-    assert wait(lambda: len(events(store)) == 7)
+    assert wait(lambda: len(events(store)) == 8)
     refused_rows = events(store)
     assert {e.outcome for e in refused_rows} == {"refused"}
     assert {e.refusal for e in refused_rows} == {"not_permitted"}
@@ -160,17 +165,17 @@ def test_a_pupils_pictures_are_refused_and_never_reach_the_origin(gateway, origi
         assert logged is not None and logged.source == "upload" and logged.action == "block"
 
 
-def test_the_school_accounts_post_only_from_the_approved_school_device(gateway, origin_http, store, store_url: str,
+def test_the_school_accounts_post_only_from_the_approved_school_device(gateway, origin_https, store, store_url: str,
                                                                      tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     form_type, form = multipart(("caption", None, None, b"sports day"), ("video", "day.mp4", "video/mp4", MP4))
     posted = post(gateway, "http://social.example/upload/school", OFFICE_IPAD, form, form_type)
     assert posted.status == 200
-    assert origin_http.seen(path="/upload/school")[0].body == form
+    assert origin_https.seen(path="/upload/school")[0].body == form
 
     assert post(gateway, "http://social.example/upload/phone", OWN_PHONE, JPEG, "image/jpeg").status == 403
     laptop = post(gateway, "http://social.example/upload/laptop", LAPTOP, JPEG, "application/octet-stream")
     assert laptop.status == 403 and "approved" in laptop.text
-    assert not origin_http.seen(path="/upload/phone") and not origin_http.seen(path="/upload/laptop")
+    assert not origin_https.seen(path="/upload/phone") and not origin_https.seen(path="/upload/laptop")
 
     assert wait(lambda: len(events(store)) == 3)
     school, phone, laptop_event = events(store)
@@ -187,7 +192,7 @@ def test_the_school_accounts_post_only_from_the_approved_school_device(gateway, 
     assert "Helen Khan" in page and "Office-iPad" in page and "/upload/school" in page and "Khan-phone" not in page
 
 
-def test_a_body_too_large_to_hold_is_refused_unread_but_for_the_school_accounts(gateway, origin_http, store) -> None:  # type: ignore[no-untyped-def]
+def test_a_body_too_large_to_hold_is_refused_unread_but_for_the_school_accounts(gateway, origin_https, store) -> None:  # type: ignore[no-untyped-def]
     big = os.urandom(1024 * 1024)
     with pytest.raises(Exception):
         # Closed before any of it goes upstream: no page can be sent ahead of a body mitmproxy streams.
@@ -197,11 +202,11 @@ def test_a_body_too_large_to_hold_is_refused_unread_but_for_the_school_accounts(
     with pytest.raises(Exception):
         curl("http://social.example/upload/chunked", proxy=gateway.proxy_url, source_address=PUPIL, method="POST",
              data=big[:1000], headers={"Content-Type": "text/plain"}, extra_args=chunked)  # fmt: skip
-    assert not origin_http.seen(path="/upload/big") and not origin_http.seen(path="/upload/chunked")
+    assert not origin_https.seen(path="/upload/big") and not origin_https.seen(path="/upload/chunked")
 
     sent = curl("http://social.example/upload/big-school", proxy=gateway.proxy_url, source_address=OFFICE_IPAD,
                 method="POST", data=big, headers={"Content-Type": "video/mp4"})  # fmt: skip
-    assert sent.status == 200 and origin_http.seen(path="/upload/big-school")[0].body == big
+    assert sent.status == 200 and origin_https.seen(path="/upload/big-school")[0].body == big
 
     assert wait(lambda: len(events(store)) == 3)
     by_path = {e.path: e for e in events(store)}
