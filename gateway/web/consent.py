@@ -121,8 +121,9 @@ def _cell(value: object) -> str:
 def _csv(rows: list[PupilConsent], today: date) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
+    standing = f"Consent on {today.isoformat()} ({year_label(academic_year(today))})"
     writer.writerow(["Pupil", "Username", "Class", "Images", "Video", *[CHANNEL_TITLES[c] for c in CHANNELS],
-                     "Since", "Source", f"Consent on {today.isoformat()} ({year_label(academic_year(today))})"])  # fmt: skip
+                     "Since", "Source", standing])  # fmt: skip
     for row in rows:
         channels = row.channels
         current = row.current
