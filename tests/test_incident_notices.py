@@ -19,7 +19,9 @@ from sqlalchemy.orm import Session
 from gateway.notify.incident_notices import NoticePass, NoticeSettings, send_incident_notices
 from gateway.notify.mail import Mailer
 from gateway.notify.report_notifier import ReportNotifier
+from gateway.circumvention.incident import Confidence, Detection, Technique
 from gateway.store.engine import make_engine, session_factory
+from gateway.store.incidents import record_incidents
 from gateway.store.migrate import upgrade
 from gateway.store.models.audit import AuditEvent
 from gateway.store.models.circumvention import Incident
@@ -76,6 +78,16 @@ def attempt_again(sessions: Callable[[], Session], number: int, at: datetime) ->
         row.last_seen_at = at
 
 
+def detected(sessions: Callable[[], Session], person: dict[str, object], at: datetime) -> None:
+    """An access-log row carrying a DoH detection, recorded as the writer records it (store.incidents)."""
+    detection = Detection(Technique.DOH, "doh-content-type", Confidence.HIGH, host="dns.example",
+                          url=TOKEN_URL, user_agent="Mozilla/5.0 (iPad)")  # fmt: skip
+    row = {k: v for k, v in person.items() if k != "person_key"} | {
+        "at": at, "row_id": f"r{at.timestamp()}", "host": "dns.example", "incident": detection.as_row_value()}
+    with sessions() as store, store.begin():
+        record_incidents(store.connection(), [row])
+
+
 def states(sessions: Callable[[], Session]) -> dict[int, tuple[str, int]]:
     with sessions() as store:
         return {i.id: (i.notice_state, i.notice_attempts)
@@ -117,6 +129,17 @@ def test_thirty_attempts_in_a_window_make_one_notice_then_one_summary(sessions, 
     attempt_again(sessions, first, NOW + timedelta(minutes=300))
     assert run(sessions, inbox, NOW + timedelta(minutes=300, seconds=5)).sent == 1
     assert "Attempts:   21" in inbox.wait_for(3)[2].get_content()
+
+
+def test_thirty_detections_recorded_by_the_writer_make_one_notice_then_one_summary(sessions, inbox) -> None:
+    detected(sessions, AMY, NOW)
+    assert run(sessions, inbox, NOW + timedelta(seconds=5)).sent == 1
+    for n in range(1, 30):
+        detected(sessions, AMY, NOW + timedelta(minutes=1, seconds=n))
+        assert run(sessions, inbox, NOW + timedelta(minutes=1, seconds=n + 1)) == NoticePass()
+    assert run(sessions, inbox, NOW + timedelta(minutes=60, seconds=6)).summarised == 1
+    notice, summary = inbox.wait_for(2)
+    assert "Attempts:   1" in notice.get_content() and "30 attempts in all on 1 incident," in summary.get_content()
 
 
 def test_two_people_make_two_notices_and_two_techniques_two(sessions, inbox) -> None:

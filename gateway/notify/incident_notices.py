@@ -123,7 +123,8 @@ def notice_message(incidents: Sequence[Incident], console_url: str, zone: ZoneIn
         f"When:       {_when(first.created_at, zone)}"
         + (f", last tried {_when(newest.last_seen_at, zone)}" if newest.last_seen_at != first.created_at else ""),
         f"Attempts:   {attempts}",
-        f"Evidence:   detector {newest.detector}, confidence {CONFIDENCE_WORDS.get(newest.confidence, newest.confidence)}",
+        f"Evidence:   detector {newest.detector}, "
+        f"confidence {CONFIDENCE_WORDS.get(newest.confidence, newest.confidence)}",
     ]
     if newest.host:
         lines.append(f"Site:       {newest.host}")
@@ -224,8 +225,8 @@ def _claim(store: Session, incident_id: int, now: datetime, window: timedelta) -
     return claim
 
 
-def send_incident_notices(sessions: Callable[[], Session], mailer: Mailer, settings: NoticeSettings,
-                          console_url: str, zone: ZoneInfo, now: datetime, actor: str = NOTIFIER) -> NoticePass:  # fmt: skip
+def send_incident_notices(sessions: Callable[[], Session], mailer: Mailer, settings: NoticeSettings, console_url: str,
+                          zone: ZoneInfo, now: datetime, actor: str = NOTIFIER) -> NoticePass:  # fmt: skip
     """One pass: a notice per person and technique with new incidents, then one summary of the windows that ended.
     Stops notifying at the first mail that fails (the server is down: the rest wait for the next pass)."""
     if not settings.recipients:

@@ -179,9 +179,8 @@ def set_end(ban_id: int):  # type: ignore[no-untyped-def]
     changed(store, "ban_end_set", target=f"ban:{ban_id}",
             detail={"username": ban.username, "ends_at": ends_at.isoformat() if ends_at else None})  # fmt: skip
     store.commit()
-    flash(f"The ban on {ban.display_name or ban.username} now lasts "
-          f"{'until lifted' if ends_at is None else 'until ' + ends_at.astimezone(_zone()).strftime('%A %d %B %Y, %H:%M')}"
-          "; every proxy applies it within seconds.")  # fmt: skip
+    until = "until lifted" if ends_at is None else f"until {ends_at.astimezone(_zone()):%A %d %B %Y, %H:%M}"
+    flash(f"The ban on {ban.display_name or ban.username} now lasts {until}; every proxy applies it within seconds.")
     return redirect(url_for("bans.index"))
 
 

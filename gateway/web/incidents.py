@@ -74,9 +74,11 @@ def _listed(filters: dict[str, str]) -> list[Incident]:
     if filters["person"]:
         # A literal search: % and _ in what was typed match themselves.
         typed = filters["person"].lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(or_(func.lower(Incident.username).like(f"%{typed}%", escape="\\"),
-                                func.lower(Incident.display_name).like(f"%{typed}%", escape="\\"),
-                                Incident.device == filters["person"], Incident.client_ip == filters["person"]))  # fmt: skip
+        query = query.where(or_(
+            func.lower(Incident.username).like(f"%{typed}%", escape="\\"),
+            func.lower(Incident.display_name).like(f"%{typed}%", escape="\\"),
+            Incident.device == filters["person"], Incident.client_ip == filters["person"],
+        ))  # fmt: skip
     return list(_db().scalars(query.order_by(Incident.last_seen_at.desc(), Incident.id.desc()).limit(MAX_LISTED)))
 
 
@@ -90,7 +92,8 @@ def index():  # type: ignore[no-untyped-def]
     to_tune = store.scalar(select(func.count()).select_from(Incident).where(Incident.status == "dismissed"))
     audit("incidents_viewed", target="incidents", detail={**filters, "shown": len(incidents)})
     return render_template("incidents/index.html", incidents=incidents, filters=filters, statuses=STATUSES,
-                           techniques=TECHNIQUES, notice_words=NOTICE_WORDS, failed=failed, to_tune=to_tune)  # fmt: skip
+                           techniques=TECHNIQUES, notice_words=NOTICE_WORDS, failed=failed,
+                           to_tune=to_tune)  # fmt: skip
 
 
 def _incident(number: int) -> Incident:

@@ -61,8 +61,9 @@ def store(app) -> Session:  # type: ignore[no-untyped-def]
 
 def incident(app, username: str = "amy", **fields: object) -> int:  # type: ignore[no-untyped-def]
     now = datetime.now(UTC)
-    person = {"amy": ("Amy Pupil", "5B", 5, "ipad-07", "10.1.2.3"), "ben": ("Ben Pupil", "6A", 6, "ipad-08", "10.1.2.4")}
-    name, school_class, year, device, ip = person[username]
+    people = {"amy": ("Amy Pupil", "5B", 5, "ipad-07", "10.1.2.3"),
+              "ben": ("Ben Pupil", "6A", 6, "ipad-08", "10.1.2.4")}
+    name, school_class, year, device, ip = people[username]
     values = {"created_at": now - timedelta(minutes=5), "last_seen_at": now, "hits": 3, "username": username,
               "display_name": name, "group_name": "pupils", "school_class": school_class, "year_group": year,
               "device": device, "client_ip": ip, "person_key": f"user:{username}", "technique": "doh",
