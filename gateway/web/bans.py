@@ -17,7 +17,9 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from gateway.decisions.types import PeriodKind
+from gateway.policy.circumvention_model import Circumvention
 from gateway.policy.compiled import CompiledPolicy
+from gateway.policy.loader import PolicyError
 from gateway.policy.model import Weekday
 from gateway.store.audit import record
 from gateway.store.bans import StaleBan, end_supervision, lift_ban, normal_username, set_ban_end, start_supervision
@@ -26,6 +28,7 @@ from gateway.store.models.people import PersonRecord
 from gateway.store.teaching import classes_taught
 from gateway.web.audit_trail import audit
 from gateway.web.client_address import client_ip
+from gateway.web.console_policy import console_policy
 from gateway.web.roles import Permission, require
 from gateway.web.unblock_scope import NoPolicy, running_policy
 
@@ -87,12 +90,9 @@ def ban_end(now: datetime) -> datetime | None:
 
 def default_ban_days() -> int | None:
     """The policy's `circumvention.ban_days` (None: until lifted), or its default when the policy does not load."""
-    from gateway.policy.circumvention_model import Circumvention
-    from gateway.web.console_policy import console_policy
-
     try:
         compiled = console_policy()
-    except Exception:  # the form still works; the headteacher sees the date and may change it
+    except (OSError, PolicyError):  # the form still works; the headteacher sees the date and may change it
         compiled = None
     return (compiled.policy.circumvention if compiled else Circumvention()).ban_days
 
