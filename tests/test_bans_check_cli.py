@@ -33,7 +33,8 @@ def test_check_says_a_person_is_banned_and_decides_as_the_proxy(tmp_path):
     assert (banned["action"], banned["source"], banned["ban"]["id"], banned["ban"]["supervised_until"]) == (
         "block", "ban", ban_id, None)
     human = gateway("check", "--policy", str(DEMO_POLICY), "--db", db, "--user", "amy.p", "https://www.bbc.co.uk/")
-    assert human.stdout.startswith("BLOCK") and f"ban:     supervised-only access (ban {ban_id}), until " in human.stdout
+    assert human.stdout.startswith("BLOCK")
+    assert f"ban:     supervised-only access (ban {ban_id}), until " in human.stdout
 
     with Session(engine) as session:
         start_supervision(session, username="amy.p", teacher="mr.jones", ends_at=now + timedelta(hours=1), note=None,

@@ -116,8 +116,9 @@ def eventually(check: Callable[[], bool], within: float, what: str) -> float:
 
 
 def ban(proxy: Mitmdump, username: str, **kwargs: object) -> Ban:
-    return in_store(proxy.db_url)(ban_person, username=username, display_name=username.title(),  # type: ignore[attr-defined]
-                                  reason="test", created_by="head", now=datetime.now(UTC), **kwargs)  # fmt: skip
+    store = in_store(proxy.db_url)  # type: ignore[attr-defined]
+    return store(ban_person, username=username, display_name=username.title(), reason="test", created_by="head",
+                 now=datetime.now(UTC), **kwargs)  # type: ignore[return-value]
 
 
 def test_a_banned_pupil_is_blocked_everywhere_within_seconds_of_the_ban(gateway, origin):

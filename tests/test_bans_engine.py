@@ -75,8 +75,9 @@ def test_a_supervised_session_lets_the_policy_decide_until_it_ends(demo_policy):
 
 
 def test_a_ban_past_its_end_no_longer_applies(demo_policy):
-    assert decide_target(demo_policy, AMY, "https://www.bbc.co.uk/", LESSON, banned(ends_at=NOW)).source is not Source.BAN
-    assert decide_target(demo_policy, AMY, "https://www.bbc.co.uk/", LESSON, banned(ends_at=NOW + 1)).source is Source.BAN
+    bbc = "https://www.bbc.co.uk/"
+    assert decide_target(demo_policy, AMY, bbc, LESSON, banned(ends_at=NOW)).source is not Source.BAN
+    assert decide_target(demo_policy, AMY, bbc, LESSON, banned(ends_at=NOW + 1)).source is Source.BAN
 
 
 @pytest.mark.parametrize(("path", "open_"), [

@@ -117,7 +117,8 @@ def lift_ban(session: Session, ban_id: int, *, by: str, note: str, now: datetime
         raise StaleBan(f"ban {ban_id} was lifted meanwhile")
     session.execute(
         update(SupervisedSession)
-        .where(SupervisedSession.ban_id == ban_id, SupervisedSession.ended_at.is_(None), SupervisedSession.ends_at > now)
+        .where(SupervisedSession.ban_id == ban_id, SupervisedSession.ended_at.is_(None),
+               SupervisedSession.ends_at > now)
         .values(ended_at=now)
     )
     bump(session, BANS)

@@ -31,7 +31,8 @@ BLOCK = Decision(Action.BLOCK, Source.CIRCUMVENTION, "DNS over HTTPS is not allo
                  "dns.example")  # fmt: skip
 T0 = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
 DOH = Detection(Technique.DOH, "doh-content-type", Confidence.HIGH, host="dns.example",
-                url="https://dns.example/dns-query", user_agent="curl/8.5", extra={"content_type": "application/dns-message"})  # fmt: skip
+                url="https://dns.example/dns-query", user_agent="curl/8.5",
+                extra={"content_type": "application/dns-message"})
 NO_SNI = Detection(Technique.NO_SNI, "tls-no-sni", Confidence.MEDIUM, host="93.184.216.34",
                    first_bytes="\\x16\\x03\\x01\x00")  # fmt: skip
 
@@ -39,7 +40,8 @@ NO_SNI = Detection(Technique.NO_SNI, "tls-no-sni", Confidence.MEDIUM, host="93.1
 def row(detection: Detection | None, *, who: Identity = AMY, at: datetime = T0, auto_ban: bool = False,
         ban_days: int | None = None) -> dict:  # fmt: skip
     made = access_row(identity=who, decision=BLOCK, instant=at, method="POST", scheme="https", host="dns.example",
-                      path="/dns-query", query="", status=403, size=100, keep_query=False, site="St Mary's")  # fmt: skip
+                      path="/dns-query", query="", status=403, size=100, keep_query=False,
+                      site="St Mary's")  # fmt: skip
     if detection is not None:
         made["incident"] = detection.as_row_value()
         if auto_ban:
