@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
@@ -189,7 +190,7 @@ def test_a_policy_that_never_intercepts_a_locked_sign_in_host_is_refused(tmp_pat
     message = str(refused.value)
     assert "services.google_sign_in" in message and "accounts.google.com is never intercepted" in message
     assert "take it off the never-intercept lists" in message
-    run = subprocess.run([".venv/bin/python", "-m", "gateway", "policy", "validate", str(policy)],
+    run = subprocess.run([sys.executable, "-m", "gateway", "policy", "validate", str(policy)],
                          capture_output=True, text=True, timeout=60)  # fmt: skip
     assert run.returncode != 0 and "accounts.google.com is never intercepted" in run.stdout + run.stderr
 
