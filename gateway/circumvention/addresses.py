@@ -27,7 +27,7 @@ class Literal:
 
 def literal_address(raw: str) -> Literal | None:
     """The address a host (as the client wrote it, port allowed) names, or None when it is a name."""
-    if not raw:
+    if not raw or _plainly_a_name(raw):
         return None
     host = normalise_host(raw)
     if host is None or not is_ip_literal(host):
@@ -39,6 +39,16 @@ def literal_address(raw: str) -> Literal | None:
             return Literal(mapped, "ipv4-mapped")
         return Literal(address, "ipv6")
     return Literal(address, _ipv4_form(raw))
+
+
+def _plainly_a_name(raw: str) -> bool:
+    """A quick answer for the usual host: its last label neither ends in a digit nor starts with 0x, which a
+    browser reads as a name, never a number (so no parse is needed)."""
+    if raw[0] == "[" or raw.count(":") > 1:
+        return False
+    host = raw.partition(":")[0]
+    last = host[host.rfind(".", 0, len(host) - 1) + 1 :].rstrip(".")
+    return bool(last) and not last[-1].isdigit() and last[:2].lower() != "0x"
 
 
 def _ipv4_form(raw: str) -> str:

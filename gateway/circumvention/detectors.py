@@ -25,12 +25,12 @@ REASON = ("This looks like a way round the school's web filter, so it is blocked
 USER_AGENT_EVIDENCE = 300
 
 
-def request_detection(rules: CircumventionRules, *, group: str, method: str, url: str, asked: Sequence[str], port: int,
-                      path: str, content_type: str, accept: str, user_agent: str, sni: str | None,
+def request_detection(rules: CircumventionRules, *, group: str, method: str, url: str | None, asked: Sequence[str],
+                      port: int, path: str, content_type: str, accept: str, user_agent: str, sni: str | None,
                       host: str, host_header: str | None, allowed: Allowed) -> Detection | None:  # fmt: skip
     """A plain or intercepted request: DoH by shape, a VPN client's User-Agent, a bare address the person may not
     use (`asked`: the names the client gave, raw), a TLS name for another site than the Host header (`host_header`,
-    normalised). `host` is the destination decided on."""
+    normalised). `host` is the destination decided on; `url` may be left for the caller to add."""
     agent = user_agent[:USER_AGENT_EVIDENCE] or None
     shape = doh_shape(method, path, content_type, accept)
     if shape is not None:

@@ -31,6 +31,8 @@ class DohShape:
 
 def doh_shape(method: str, path: str, content_type: str, accept: str) -> DohShape | None:
     """What makes this request a DoH query, or None. `path` includes the query string."""
+    if "dns" not in path and "resolve" not in path and "dns" not in accept and "dns" not in content_type:
+        return None  # every shape below names one or the other
     if DNS_MESSAGE in content_type:
         return DohShape("doh-content-type", True, content_type)
     if DNS_MESSAGE in accept:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 
 from mitmproxy import dns, http
 
@@ -82,19 +83,20 @@ class CircumventionGuard:
         headers = request.headers
         user_agent = headers.get("user-agent", "")
         host = state.host or request.host
-        url = request.pretty_url
         sni = normalise_host(flow.client_conn.sni) if flow.client_conn.sni else None
         detection = request_detection(
-            rules, group=identity.group, method=request.method, url=url, asked=asked, port=request.port,
+            rules, group=identity.group, method=request.method, url=None, asked=asked, port=request.port,
             path=request.path, content_type=headers.get("content-type", ""), accept=headers.get("accept", ""),
             user_agent=user_agent, sni=sni, host=host,
             host_header=normalise_host(host_header) if host_header else None, allowed=self._allowed,
         )  # fmt: skip
         if detection is None and decision.blocked:
-            detection = workaround_detection(rules, listed=decision.list, host=host, url=url, user_agent=user_agent,
+            detection = workaround_detection(rules, listed=decision.list, host=host, url=None, user_agent=user_agent,
                                              sni=sni)  # fmt: skip
         if detection is None:
             return
+        # The URL is assembled only for an attempt: most requests never need it.
+        detection = replace(detection, url=request.pretty_url)
         state.detection = self._counted(rules, identity, detection)
         if not decision.blocked:
             assert state.instant is not None

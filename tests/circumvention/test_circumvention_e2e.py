@@ -6,14 +6,13 @@ nothing blocked may reach it. Each test uses its own device address, so its inci
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import sqlite3
 import ssl
 import struct
-import subprocess
 import time
-import base64
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,7 @@ from tests.circumvention.wire import dns_query, rcode
 from tests.support.clients import curl, httpx_client, open_tunnel, ssl_context
 from tests.support.gateway import start_gateway
 from tests.support.mitmdump import Mitmdump
-from tests.support.policies import ROOT, demo_policy_with_devices
+from tests.support.policies import demo_policy_with_devices
 
 pytestmark = pytest.mark.e2e
 
@@ -38,10 +37,6 @@ def school_policy(folder: Path, extra: str = "", devices: dict[str, str] | None 
         "  ip_literal:\n    groups: [pupil]\n    allowed: []\n":
         "  ip_literal:\n    groups: [pupil]\n    allowed: [185.199.108.0/22]\n",
     }, extra=extra)  # fmt: skip
-    # Data files the demo policy names beside its lists (while tests/support does not bring them along).
-    for name in ("age_limits.yaml",):
-        if (ROOT / "policies" / name).exists() and not (folder / name).exists():
-            (folder / name).symlink_to(ROOT / "policies" / name)
     return policy
 
 

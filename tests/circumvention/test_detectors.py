@@ -79,8 +79,9 @@ def test_every_spelling_of_an_address_is_read_as_that_address(written, form):
 
 def test_ipv6_and_names():
     assert literal_address("[2001:db8::1]:443").form == "ipv6"
-    for name in ("www.bbc.co.uk", "1password.com", "123.example", "x1.y2", ""):
+    for name in ("www.bbc.co.uk", "1password.com", "123.example", "x1.y2", "", "www.bbc.co.uk.:443", "cafe.de"):
         assert literal_address(name) is None
+    assert literal_address("0X5DB8D822").form == "hex"
 
 
 def test_obfuscated_spellings_are_high_confidence_and_carry_what_was_written():
