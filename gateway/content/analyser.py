@@ -51,14 +51,13 @@ class ContentAnalyser:
         return media in _TEXT_TYPES or media.endswith(_STRUCTURED_SUFFIXES)
 
     def analyse_page(self, text: str, identity: Identity) -> ContentFinding:
-        visible = strip_markup(text)
         tally = Tally(self.pages)
-        tally.add(normalise_words(visible))
+        tally.add(normalise_page(text))
         finding = self.page_finding(tally, identity)
         if finding.matches:
             # The page's own words read better on a report than the normalised ones, when the phrase is there as
             # written (it may not be: "k1ll" was found as "kill").
-            excerpt = readable_excerpt(visible, finding.matches[0])
+            excerpt = readable_excerpt(strip_markup(text), finding.matches[0])
             if excerpt:
                 finding = replace(finding, excerpt=excerpt)
         return finding

@@ -1,8 +1,10 @@
-"""One Aho-Corasick automaton over every normalised phrase, and the tally that turns its hits into scores.
+"""One automaton over every normalised phrase, and the tally that turns its hits into scores.
 
 A loop of regular expressions costs one pass over the page per phrase; the automaton makes one pass whatever the
 number of phrases (see `bench/content_matcher_bench.py`). Phrases are stored padded with spaces, and the text is
-normalised to words between single spaces, so only whole words match ("class" does not contain "ass").
+normalised to words between single spaces, so only whole words match ("class" does not contain "ass"). The
+automaton is the C one beside the normaliser (`gateway/content/_scan.c`): a trie of the phrases walked from each
+word start, since a padded phrase can start nowhere else, which finds every match an Aho-Corasick automaton would.
 """
 
 from __future__ import annotations
@@ -10,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-import ahocorasick
-
-from gateway.content.normalise import spelling_variants
+# The C module comes by way of the normaliser, which loads it (saying how to build it when it is missing).
+from gateway.content.normalise import _scan, spelling_variants
 from gateway.content.phrase_files import Phrase
 
 # A phrase counts at most this many times, so one word repeated down a long page does not make it harmful.
@@ -42,19 +43,17 @@ class PhraseMatcher:
             self.entries.append(Entry(category, phrase.weight, phrase.text))
             for variant in spelling_variants(phrase.normalised, misspellings):
                 by_pattern.setdefault(f" {variant} ", []).append(entry_id)
-        self.automaton = ahocorasick.Automaton()
-        for pattern, ids in by_pattern.items():
-            self.automaton.add_word(pattern, (len(pattern), tuple(ids)))
-        self.patterns = len(by_pattern)
-        if self.patterns:
-            self.automaton.make_automaton()
+        # Pattern i (padded with spaces) counts for the entries ids[i].
+        self.pattern_texts = list(by_pattern)
+        self.ids = [tuple(ids) for ids in by_pattern.values()]
+        self.automaton = _scan.Automaton(self.pattern_texts)
+        self.patterns = len(self.pattern_texts)
 
     def hits(self, text: str) -> Iterable[tuple[int, int, tuple[int, ...]]]:
         """(start, end) of each whole-word match in normalised text, with the entries it counts for."""
-        if not self.patterns:
-            return
-        for last, (length, ids) in self.automaton.iter(text):
-            yield last + 1 - length, last + 1, ids
+        ids = self.ids
+        for start, end, pattern in self.automaton.hits(text):
+            yield start, end, ids[pattern]
 
 
 @dataclass(slots=True)

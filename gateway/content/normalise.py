@@ -1,8 +1,7 @@
 """Turn page text and phrases into one comparable form, so spelling tricks do not hide a phrase.
 
 Both sides go through the same steps (a phrase is normalised exactly like a page), so whatever a step does to a
-word it does to the phrase too: "kill" and "kiiiill" both become "kil". Every step is a regular expression or a
-translation over the whole text; Python code runs only on the few places a step finds.
+word it does to the phrase too: "kill" and "kiiiill" both become "kil".
 
 Steps: markup out (script and style contents dropped, tags removed, inline ones without a gap, entities and JSON
 string escapes decoded), case folded, accents stripped (Polish letters become their plain forms, so "samobójstwo"
@@ -10,24 +9,26 @@ and "samobojstwo" agree; Arabic and Urdu letters stay, only their vowel marks an
 leetspeak decoded inside words, punctuation to spaces, runs of single letters joined ("p o r n", "p.o.r.n"),
 repeated letters collapsed. The result is words separated by single spaces with a space at each end, so a phrase
 " like this " matches whole words only.
+
+The steps run in C (`gateway/content/_scan.c`, one pass for the markup and one for the rest, a few nanoseconds a
+character), built by the editable install. What needs `unicodedata` stays here: the fold of each non-ASCII
+character, which the C side asks for the first time it meets the character and keeps.
 """
 
 from __future__ import annotations
 
 import html
+import html.entities
 import re
 import unicodedata
 
-_DROPPED_ELEMENTS = re.compile(r"<(script|style|noscript|template|svg)\b[^>]*>.*?</\1\s*>", re.I | re.S)
-_COMMENTS = re.compile(r"<!--.*?-->", re.S)
-# Inline tags inside a word must not split it ("p<b></b>orn"); every other tag separates words. Lower and upper
-# case are spelt out: a case-insensitive pattern is several times slower here.
-_INLINE_NAMES = "a abbr b bdi bdo code em font i mark q s small span strong sub sup u wbr".split()
-_INLINE_TAGS = re.compile(r"</?(?:%s)(?=[\s/>])[^>]*>" % "|".join(sorted({*_INLINE_NAMES, *map(str.upper, _INLINE_NAMES)},
-                                                                       key=len, reverse=True)))  # fmt: skip
-_TAGS = re.compile(r"</?[A-Za-z!][^>]*>")
-# JSON string escapes: a JSON body must read like the page it fills ("\\u0142" is "ł", "\\n" a line break).
-_JSON_ESCAPES = re.compile(r"\\(?:u([0-9a-fA-F]{4})|[nrtbf/\\\"])")
+try:
+    from gateway.content import _scan
+except ImportError as exc:  # pragma: no cover - a checkout that was never built
+    raise ImportError(
+        "gateway.content._scan, the C content normaliser, is not built (or was built for another Python): "
+        "run scripts/bootstrap"
+    ) from exc
 
 # Combining marks: Latin accents, Arabic vowel marks (harakat), the superscript alef, Quranic annotation signs.
 _MARKS = re.compile(r"[\u0300-\u036f\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed]+")
@@ -53,97 +54,38 @@ def _fold_char(char: str) -> str:
     return "".join(c if c.isascii() or c.isalnum() else " " for c in folded)
 
 
-# Built once. Only the characters that change are replaced, so a page that is English apart from a few quotes
-# and dashes comes out as ASCII, which the later expressions run over several times faster.
+# What a character becomes after case folding, where that differs from the character itself.
 _FOLD = {char: _fold_char(char) for start, end in _FOLDED_BLOCKS for char in map(chr, range(start, end))} | _VARIANTS
 _FOLD |= _LOOKALIKES
 _FOLD = {char: folded for char, folded in _FOLD.items() if folded != char}
-_FOLDABLE = re.compile("[%s]" % "".join(re.escape(char) for char in sorted(_FOLD)))
 
-_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a", "$": "s"})
-# Runs of leet characters; only those touching a letter ("p0rn", "s3x", "@ss") are read as letters, so plain
-# numbers and prices are left alone. A single character class scans about twice as fast as the pairs themselves.
-_LEET_RUNS = re.compile(r"[0134578@$]+")
-_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyz")
-_LEET_WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789@$")
 
-_NON_WORD = re.compile(r"[\W_]+")
-# The same for ASCII text, as one translation and a split: several times faster than the expression.
-_ASCII_NON_WORD = str.maketrans({chr(c): " " for c in range(128) if not chr(c).isalnum()})
-# Three or more single letters in a row: a word spelt out to dodge a filter ("p o r n" once dots became spaces).
-_SPELT_OUT = re.compile(r"(?<!\S)\w(?: \w(?!\S)){2,}")
-# The lookahead finds a doubled letter before anything is captured: most positions fail at once.
-_REPEATS = re.compile(r"(?=(\w)\1)(\w)\2+")
+def _fold(code: int) -> str:
+    """A non-ASCII character folded: its case folding (which may be several characters), each then as `_FOLD`
+    says. The C normaliser asks once per character it meets; ASCII it lower-cases itself."""
+    return "".join(_FOLD.get(char, char) for char in chr(code).casefold())
+
+
+# Numeric character references html.unescape does not read as their code point: its replacements (&#128; is "€",
+# as browsers read it) and the code points it drops (control characters, non-characters).
+_CHARREFS = dict.fromkeys(html._invalid_codepoints, "") | html._invalid_charrefs  # type: ignore[attr-defined]
+_scan.configure(_fold, html.entities.html5, _CHARREFS)
 
 
 def strip_markup(text: str) -> str:
-    if "<" in text:
-        text = _DROPPED_ELEMENTS.sub(" ", text)
-        text = _COMMENTS.sub("", text)
-        text = _INLINE_TAGS.sub("", text)
-        text = _TAGS.sub(" ", text)
-    if "&" in text:
-        text = html.unescape(text)
-    if "\\" in text:
-        text = _JSON_ESCAPES.sub(_unescape_json, text)
-    return text
-
-
-def _unescape_json(escape: re.Match[str]) -> str:
-    code = escape.group(1)
-    if code is None:
-        return " "
-    char = chr(int(code, 16))
-    # Half of a surrogate pair (an emoji) is not a letter of any phrase.
-    return " " if 0xD800 <= ord(char) <= 0xDFFF else char
-
-
-def fold(text: str) -> str:
-    """Case, accents and letter variants folded; punctuation, digits and spacing untouched."""
-    text = text.casefold()
-    if not text.isascii():
-        text = _FOLDABLE.sub(lambda found: _FOLD[found.group()], text)
-    return text
-
-
-def decode_leet(text: str) -> str:
-    """Leet characters read as letters in the words that mix them with letters; found by a cheap scan first,
-    since most pages have none."""
-    pieces: list[str] = []
-    done = 0
-    size = len(text)
-    for run in _LEET_RUNS.finditer(text):
-        start, end = run.start(), run.end()
-        if start < done:
-            continue
-        if not ((start and text[start - 1] in _LETTERS) or (end < size and text[end] in _LETTERS)):
-            continue
-        while start > done and text[start - 1] in _LEET_WORD_CHARS:
-            start -= 1
-        while end < len(text) and text[end] in _LEET_WORD_CHARS:
-            end += 1
-        pieces += [text[done:start], text[start:end].translate(_LEET)]
-        done = end
-    if not pieces:
-        return text
-    pieces.append(text[done:])
-    return "".join(pieces)
+    """The text a page shows: script, style and other unshown elements dropped, comments and inline tags removed,
+    other tags made spaces, entities and JSON string escapes decoded."""
+    return _scan.strip_markup(text)
 
 
 def normalise_words(text: str) -> str:
-    """Folded text (no markup) in matching form: ' word word … '."""
-    text = decode_leet(fold(text))
-    if text.isascii():
-        text = " ".join(text.translate(_ASCII_NON_WORD).split())
-    else:
-        text = _NON_WORD.sub(" ", text).strip()
-    text = _SPELT_OUT.sub(lambda m: m.group().replace(" ", ""), text)
-    text = _REPEATS.sub(r"\2", text)
-    return f" {text} "
+    """Text without markup (a page's visible text, a search, a phrase) in matching form: ' word word … '."""
+    return _scan.normalise(text, False)
 
 
 def normalise_page(text: str) -> str:
-    return normalise_words(strip_markup(text))
+    """A page in matching form: `normalise_words(strip_markup(text))` in one call."""
+    return _scan.normalise(text, True)
 
 
 def normalise_phrase(phrase: str) -> str:
