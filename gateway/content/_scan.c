@@ -485,6 +485,12 @@ static Py_ssize_t
 inline_end(const U *s, Py_ssize_t p, Py_ssize_t n, Markup *m)
 {
     Py_ssize_t q = p + 1 < n && s[p + 1] == '/' ? p + 2 : p + 1, len = 0;
+    /* Their first letters, a bit each from 'a': a b c e f i m q s u w. */
+    const uint32_t first_letters = 1u << 0 | 1u << 1 | 1u << 2 | 1u << 4 | 1u << 5 | 1u << 8 | 1u << 12 | 1u << 16
+                                   | 1u << 18 | 1u << 20 | 1u << 22;
+    if (q >= n || !ascii_alpha(s[q]) || !(first_letters >> ((s[q] | 0x20) - 'a') & 1)) {
+        return NOT_HERE;
+    }
     while (q + len < n && len < 7 && ascii_alpha(s[q + len])) {
         len++;
     }
@@ -1120,39 +1126,47 @@ strip_markup(PyObject *module, PyObject *text)
     return result;
 }
 
-static PyObject *
-normalise(PyObject *module, PyObject *args)
+/* The text (a page when `markup`) in words in scratch_words; 0, or -1 on an error. The caller holds scratch_busy. */
+static int
+normalised(PyObject *text, int markup)
 {
-    PyObject *text;
-    int markup;
-    if (!PyArg_ParseTuple(args, "Up:normalise", &text, &markup)) {
-        return NULL;
-    }
-    if (!ready()) {
-        return NULL;
-    }
-    scratch_busy = 1;
-    PyObject *result = NULL;
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
-    const U *s = NULL;
     if (markup) {
         n = stripped(text);
-        s = n < 0 ? NULL : scratch_text.p;
     }
     else {
         scratch_text.n = 0;
-        if (buf_reserve(&scratch_text, n + 1) == 0 && PyUnicode_AsUCS4(text, scratch_text.p, n + 1, 0) != NULL) {
-            s = scratch_text.p;
+        if (buf_reserve(&scratch_text, n + 1) < 0 || PyUnicode_AsUCS4(text, scratch_text.p, n + 1, 0) == NULL) {
+            n = -1;
         }
     }
-    if (s != NULL && to_words(s, n, &scratch_words, &scratch_held, &scratch_spare) == 0) {
-        result = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, scratch_words.p, scratch_words.n);
-    }
+    return n < 0 ? -1 : to_words(scratch_text.p, n, &scratch_words, &scratch_held, &scratch_spare);
+}
+
+static void
+release_scratch(void)
+{
     trim(&scratch_text);
     trim(&scratch_words);
     trim(&scratch_held);
     trim(&scratch_spare);
     scratch_busy = 0;
+}
+
+static PyObject *
+normalise(PyObject *module, PyObject *args)
+{
+    PyObject *text;
+    int markup;
+    if (!PyArg_ParseTuple(args, "Up:normalise", &text, &markup) || !ready()) {
+        return NULL;
+    }
+    scratch_busy = 1;
+    PyObject *result = NULL;
+    if (normalised(text, markup) == 0) {
+        result = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, scratch_words.p, scratch_words.n);
+    }
+    release_scratch();
     return result;
 }
 
@@ -1182,7 +1196,7 @@ typedef struct {
 } Automaton;
 
 /* Nodes this deep or less (the root 0, the leading space 1, then the first letters) have rows. */
-#define ROW_DEPTH 4
+#define ROW_DEPTH 3
 
 static void
 automaton_dealloc(Automaton *self)
@@ -1447,7 +1461,49 @@ add_hit(PyObject *hits, Py_ssize_t start, Py_ssize_t end, int32_t pattern)
 
 WALK(walk1, Py_UCS1)
 WALK(walk2, Py_UCS2)
-WALK(walk4, Py_UCS4)
+WALK(walk_ucs4, Py_UCS4)
+
+/* Words just made (scan_page): the spaces found 16 characters at a time, so that only the walks themselves branch
+   on the text. */
+static int
+walk4(const Automaton *a, const U *t, Py_ssize_t n, PyObject *hits)
+{
+#ifdef __SSE2__
+    __m128i space = _mm_set1_epi32(' ');
+    Py_ssize_t base = 0;
+    for (; base + 16 <= n - 1; base += 16) {
+        const __m128i *v = (const __m128i *)(t + base);
+        unsigned mask = (unsigned)_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(_mm_loadu_si128(v), space)))
+                        | (unsigned)_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(_mm_loadu_si128(v + 1), space))) << 4
+                        | (unsigned)_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(_mm_loadu_si128(v + 2), space))) << 8
+                        | (unsigned)_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(_mm_loadu_si128(v + 3), space))) << 12;
+        for (; mask; mask &= mask - 1) {
+            Py_ssize_t i = base + __builtin_ctz(mask);
+            int32_t node = child(a, a->start, t[i + 1]);
+            for (Py_ssize_t j = i + 1; node >= 0; node = ++j < n ? child(a, node, t[j]) : -1) {
+                if (a->pattern[node] >= 0 && add_hit(hits, i, j + 1, a->pattern[node]) < 0) {
+                    return -1;
+                }
+            }
+        }
+    }
+    /* the rest, from where the blocks stopped */
+    for (Py_ssize_t i = base; i + 1 < n; i++) {
+        if (t[i] != ' ') {
+            continue;
+        }
+        int32_t node = child(a, a->start, t[i + 1]);
+        for (Py_ssize_t j = i + 1; node >= 0; node = ++j < n ? child(a, node, t[j]) : -1) {
+            if (a->pattern[node] >= 0 && add_hit(hits, i, j + 1, a->pattern[node]) < 0) {
+                return -1;
+            }
+        }
+    }
+    return 0;
+#else
+    return walk_ucs4(a, t, n, hits);
+#endif
+}
 
 static PyObject *
 automaton_hits(Automaton *self, PyObject *text)
@@ -1471,13 +1527,41 @@ automaton_hits(Automaton *self, PyObject *text)
         status = walk2(self, data, n, hits);
         break;
     default:
-        status = walk4(self, data, n, hits);
+        status = walk_ucs4(self, data, n, hits);
     }
     if (status < 0) {
         Py_DECREF(hits);
         return NULL;
     }
     return hits;
+}
+
+/* A page normalised and matched in one go, its words never made a str when nothing matched (most pages). */
+static PyObject *
+automaton_scan_page(Automaton *self, PyObject *text)
+{
+    if (!PyUnicode_Check(text)) {
+        PyErr_Format(PyExc_TypeError, "scan_page() wants a str, not %s", Py_TYPE(text)->tp_name);
+        return NULL;
+    }
+    if (!ready()) {
+        return NULL;
+    }
+    scratch_busy = 1;
+    PyObject *hits = NULL, *words = NULL, *result = NULL;
+    if (normalised(text, 1) == 0 && (hits = PyList_New(0)) != NULL
+        && (self->start < 0 || walk4(self, scratch_words.p, scratch_words.n, hits) == 0)) {
+        words = PyList_GET_SIZE(hits)
+                    ? PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, scratch_words.p, scratch_words.n)
+                    : Py_NewRef(Py_None);
+        if (words != NULL) {
+            result = PyTuple_Pack(2, words, hits);
+        }
+    }
+    Py_XDECREF(words);
+    Py_XDECREF(hits);
+    release_scratch();
+    return result;
 }
 
 static PyObject *
@@ -1489,6 +1573,9 @@ automaton_len(Automaton *self, void *closure)
 static PyMethodDef automaton_methods[] = {
     {"hits", (PyCFunction)automaton_hits, METH_O,
      "hits(text) -> [(start, end, pattern index)]: every occurrence of every pattern in normalised text, by start"},
+    {"scan_page", (PyCFunction)automaton_scan_page, METH_O,
+     "scan_page(page) -> (words, hits): the page normalised and its hits, as normalise(page, True) and hits(); "
+     "words is None when there are no hits"},
     {NULL}};
 
 static PyGetSetDef automaton_getset[] = {{"patterns", (getter)automaton_len, NULL, "how many patterns", NULL},

@@ -52,7 +52,7 @@ class ContentAnalyser:
 
     def analyse_page(self, text: str, identity: Identity) -> ContentFinding:
         tally = Tally(self.pages)
-        tally.add(normalise_page(text))
+        tally.add_page(text)
         finding = self.page_finding(tally, identity)
         if finding.matches:
             # The page's own words read better on a report than the normalised ones, when the phrase is there as

@@ -55,6 +55,13 @@ class PhraseMatcher:
         for start, end, pattern in self.automaton.hits(text):
             yield start, end, ids[pattern]
 
+    def page_hits(self, page: str) -> tuple[str, list[tuple[int, int, tuple[int, ...]]]]:
+        """A page (with its markup) normalised and matched in one call: its words (empty when nothing matched,
+        which is most pages: they are never made a str then) and the hits in them, as `hits` gives them."""
+        words, found = self.automaton.scan_page(page)
+        ids = self.ids
+        return words or "", [(start, end, ids[pattern]) for start, end, pattern in found]
+
 
 @dataclass(slots=True)
 class Tally:
@@ -68,10 +75,17 @@ class Tally:
     def add(self, text: str, skip_before: int = 0) -> None:
         """Count the matches in normalised `text` that end after `skip_before` (the part before was counted
         already, as the end of the previous piece)."""
+        self._count(text, self.matcher.hits(text), skip_before)
+
+    def add_page(self, page: str) -> None:
+        """Count the matches in a whole page, markup and all."""
+        self._count(*self.matcher.page_hits(page), 0)
+
+    def _count(self, text: str, hits: Iterable[tuple[int, int, tuple[int, ...]]], skip_before: int) -> None:
         # A phrase inside a longer one counts only as the longer one: "go kill yourself" is not also "kill
         # yourself", and "suicide prevention" is not also "suicide".
         reach = -1
-        for start, end, ids in sorted(self.matcher.hits(text), key=lambda hit: (hit[0], -hit[1])):
+        for start, end, ids in sorted(hits, key=lambda hit: (hit[0], -hit[1])):
             if end <= reach:
                 continue
             reach = end

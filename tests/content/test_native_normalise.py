@@ -176,6 +176,17 @@ def test_the_automaton_on_the_demo_phrases(demo_policy):
     assert sorted(matcher.automaton.hits(text)) == occurrences(patterns, text)
 
 
+def test_a_page_scanned_in_one_call_gives_the_words_and_hits_of_the_two_steps(demo_policy):
+    # scan_page normalises and matches in one call, and makes the words a str only when something matched.
+    automaton = demo_policy.content.pages.automaton
+    rng = random.Random(14)
+    pages = [path.read_text(encoding="utf-8") for path in PAGES] + [random_text(rng, 200) for _ in range(200)]
+    for page in pages:
+        words = normalise.normalise_page(page)
+        hits = automaton.hits(words)
+        assert automaton.scan_page(page) == ((words if hits else None), hits)
+
+
 def test_patterns_start_with_a_space():
     with pytest.raises(ValueError, match="starts with a space"):
         _scan.Automaton(["porn "])
