@@ -1004,29 +1004,54 @@ to_words(const U *s, Py_ssize_t n, Buf *out, Buf *held, Buf *spare)
     int status = 0;
     for (Py_ssize_t i = 0; i < n && status == 0; i++) {
         U c = s[i];
-        if (c < 128 && PLAIN[c] == 1 && !ws.held.n) {
-            /* The common case, a run of ASCII letters with nothing held back, in local variables: what folded_char
-               and word_char do with them. */
-            U *o = ws.o, f = c | 0x20;
-            Py_ssize_t w = ws.w, word_len = ws.word_len;
-            if (!word_len) {
-                if (w > 1) {
-                    o[w++] = ' ';
+        if (c < 128 && PLAIN[c] && !ws.held.n) {
+            /* The common case, ASCII letters and breaks with nothing held back, in local variables: what
+               folded_char, word_char and end_word do with them. */
+            U *o = ws.o, last = ws.span_last;
+            Py_ssize_t w = ws.w, len = ws.word_len, start = ws.word_start;
+            int leet = ws.span_leet;
+            while (i < n && (c = s[i]) < 128 && PLAIN[c]) {
+                if (PLAIN[c] == 1) {
+                    U f = c | 0x20;
+                    if (!len) {
+                        if (w > 1) {
+                            o[w++] = ' ';
+                        }
+                        start = w;
+                        o[w++] = f;
+                        len = 1;
+                        i++;
+                    }
+                    for (; i < n && (c = s[i]) < 128 && PLAIN[c] == 1; i++, len++) {
+                        f = c | 0x20;
+                        if (o[w - 1] != f) {
+                            o[w++] = f;
+                        }
+                    }
+                    last = o[w - 1];
+                    continue;
                 }
-                ws.word_start = w;
-                o[w++] = f;
-                word_len = 1;
-                i++;
-            }
-            for (; i < n && (c = s[i]) < 128 && PLAIN[c] == 1; i++, word_len++) {
-                f = c | 0x20;
-                if (o[w - 1] != f) {
-                    o[w++] = f;
+                if (len == 1) {
+                    if (ws.run_count++ == 0) {
+                        ws.run_start = start;
+                    }
+                }
+                else if (len && ws.run_count) {
+                    ws.w = w;
+                    join_run(&ws, start - 1, start);
+                    w = ws.w;
+                }
+                len = 0;
+                last = 0;
+                leet = 0;
+                for (i++; i < n && (c = s[i]) < 128 && PLAIN[c] == 2; i++) {
                 }
             }
             ws.w = w;
-            ws.word_len = word_len;
-            ws.span_last = o[w - 1];
+            ws.word_len = len;
+            ws.word_start = start;
+            ws.span_last = last;
+            ws.span_leet = leet;
             i--;
             continue;
         }
@@ -1176,6 +1201,8 @@ normalise(PyObject *module, PyObject *args)
    patterns is walked from each space of the text, as far as the text follows it. That finds every occurrence of
    every pattern, as an Aho-Corasick automaton would, without its failure links; a walk is as long as the longest
    pattern at most, and on ordinary text ends after a letter or two. */
+#define FIRST_WORD_BITS 65536
+
 typedef struct {
     PyObject_HEAD
     Py_ssize_t patterns;
@@ -1193,6 +1220,12 @@ typedef struct {
     int32_t *rows;
     int32_t classes;
     uint8_t class_of[128];
+    /* Where a walk can start: at a word that may be a one-word pattern, or at two words that may begin a longer
+       one; each word known by a hash of its length and first three characters, a bit a word (or pair) in these
+       filters. Most words of ordinary text are in neither, and cost two hashes, not a walk. A filter is all ones
+       when a pattern does not end its first (or second) word with a space: a text word could then only start it. */
+    uint64_t single_words[FIRST_WORD_BITS / 64];
+    uint64_t word_pairs[FIRST_WORD_BITS / 64];
 } Automaton;
 
 /* Nodes this deep or less (the root 0, the leading space 1, then the first letters) have rows. */
@@ -1239,6 +1272,41 @@ child(const Automaton *a, int32_t node, U c)
         return a->rows[(size_t)node * (size_t)a->classes + a->class_of[c]];
     }
     return sparse_child(a, node, c);
+}
+
+/* A word known by its length and first three characters (those it has). */
+static inline uint64_t
+word_key(const U *word, Py_ssize_t len)
+{
+    uint64_t h = (uint64_t)len * 0x9E3779B97F4A7C15u;
+    h ^= (uint64_t)(len > 0 ? word[0] : 0) * 0xC2B2AE3D27D4EB4Fu;
+    h ^= (uint64_t)(len > 1 ? word[1] : 0) * 0x165667B19E3779F9u;
+    h ^= (uint64_t)(len > 2 ? word[2] : 0) * 0x27D4EB2F165667C5u;
+    return h;
+}
+
+static inline uint32_t
+key_bit(uint64_t key)
+{
+    return (uint32_t)(key >> 48) & (FIRST_WORD_BITS - 1);
+}
+
+static inline uint32_t
+pair_bit(uint64_t first, uint64_t second)
+{
+    return key_bit(first ^ (second * 0xD6E8FEB86659FD93u + 0x632BE59BD9B4E019u));
+}
+
+static inline int
+has_bit(const uint64_t *filter, uint32_t bit)
+{
+    return (filter[bit >> 6] >> (bit & 63)) & 1;
+}
+
+static inline void
+set_bit(uint64_t *filter, uint32_t bit)
+{
+    filter[bit >> 6] |= (uint64_t)1 << (bit & 63);
 }
 
 typedef struct {
@@ -1299,6 +1367,27 @@ automaton_init(Automaton *self, PyObject *args, PyObject *kwargs)
     if (total > INT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "too many patterns");
         goto done;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        const U *chars = patterns[i].chars;
+        Py_ssize_t len = patterns[i].len, first_end = 1, second_end;
+        while (first_end < len && chars[first_end] != ' ') {
+            first_end++;
+        }
+        if (first_end >= len - 1) { /* one word, ended by a space or not */
+            if (first_end == len) {
+                memset(self->single_words, 0xFF, sizeof(self->single_words));
+            }
+            set_bit(self->single_words, key_bit(word_key(chars + 1, first_end - 1)));
+            continue;
+        }
+        for (second_end = first_end + 1; second_end < len && chars[second_end] != ' '; second_end++) {
+        }
+        if (second_end == len) {
+            memset(self->word_pairs, 0xFF, sizeof(self->word_pairs));
+        }
+        set_bit(self->word_pairs, pair_bit(word_key(chars + 1, first_end - 1),
+                                           word_key(chars + first_end + 1, second_end - first_end - 1)));
     }
     qsort(patterns, (size_t)count, sizeof(Pattern), compare_patterns);
     /* The trie, built from the sorted patterns: each node's parent and character, so its edges come out sorted. */
@@ -1441,68 +1530,108 @@ add_hit(PyObject *hits, Py_ssize_t start, Py_ssize_t end, int32_t pattern)
     return status;
 }
 
-#define WALK(NAME, TYPE)                                                                                      \
-    static int NAME(const Automaton *a, const TYPE *t, Py_ssize_t n, PyObject *hits)                          \
+/* Every pattern found starting at the space t[at]: the word after it ends at the space t[next], and the one after
+   that at t[after] (n when there is none: an empty word). */
+#define WALK_FROM(at, next, after)                                                                            \
     {                                                                                                         \
-        for (Py_ssize_t i = 0; i + 1 < n; i++) {                                                              \
-            if (t[i] != ' ') {                                                                                \
-                continue;                                                                                     \
-            }                                                                                                 \
-            U c = t[i + 1];                                                                                   \
-            int32_t node = child(a, a->start, c);                                                            \
-            for (Py_ssize_t j = i + 1; node >= 0; node = ++j < n ? child(a, node, t[j]) : -1) {               \
-                if (a->pattern[node] >= 0 && add_hit(hits, i, j + 1, a->pattern[node]) < 0) {                \
+        uint64_t first_key = word_key(word_chars(t, (at) + 1, (next)), (next) - (at) - 1);                    \
+        uint64_t second_key = (after) > (next) ? word_key(word_chars(t, (next) + 1, (after)), (after) - (next) - 1) \
+                                               : word_key(NULL, 0);                                           \
+        if (has_bit(a->single_words, key_bit(first_key)) || has_bit(a->word_pairs, pair_bit(first_key, second_key))) { \
+            int32_t node = child(a, a->start, t[(at) + 1]);                                                   \
+            for (Py_ssize_t j = (at) + 1; node >= 0; node = ++j < n ? child(a, node, t[j]) : -1) {            \
+                if (a->pattern[node] >= 0 && add_hit(hits, (at), j + 1, a->pattern[node]) < 0) {              \
                     return -1;                                                                                \
                 }                                                                                             \
             }                                                                                                 \
         }                                                                                                     \
+    }
+
+#define WALK(NAME, TYPE)                                                                                      \
+    static inline const U *word_chars_##NAME(const TYPE *t, Py_ssize_t start, Py_ssize_t end, U *copy)       \
+    {                                                                                                         \
+        for (Py_ssize_t k = 0; k < 3 && start + k < end; k++) {                                               \
+            copy[k] = t[start + k];                                                                           \
+        }                                                                                                     \
+        return copy;                                                                                          \
+    }                                                                                                         \
+    static int NAME(const Automaton *a, const TYPE *t, Py_ssize_t n, PyObject *hits)                          \
+    {                                                                                                         \
+        U copy[3];                                                                                            \
+        Py_ssize_t at = -1, next = -1;                                                                        \
+        for (Py_ssize_t after = 0; after < n; after++) {                                                      \
+            if (t[after] != ' ') {                                                                            \
+                continue;                                                                                     \
+            }                                                                                                 \
+            if (at >= 0) {                                                                                    \
+                WALK_FROM(at, next, after)                                                                    \
+            }                                                                                                 \
+            at = next;                                                                                        \
+            next = after;                                                                                     \
+        }                                                                                                     \
+        /* the last words: up to the last space, and on to the end of text that does not end in one */       \
+        if (at >= 0) {                                                                                        \
+            WALK_FROM(at, next, n)                                                                            \
+        }                                                                                                     \
+        if (next >= 0 && next + 1 < n) {                                                                      \
+            WALK_FROM(next, n, n)                                                                             \
+        }                                                                                                     \
         return 0;                                                                                             \
     }
 
+#define word_chars(t, start, end) word_chars_walk1(t, start, end, copy)
 WALK(walk1, Py_UCS1)
+#undef word_chars
+#define word_chars(t, start, end) word_chars_walk2(t, start, end, copy)
 WALK(walk2, Py_UCS2)
+#undef word_chars
+#define word_chars(t, start, end) word_chars_walk_ucs4(t, start, end, copy)
 WALK(walk_ucs4, Py_UCS4)
+#undef word_chars
 
 /* Words just made (scan_page): the spaces found 16 characters at a time, so that only the walks themselves branch
    on the text. */
 static int
 walk4(const Automaton *a, const U *t, Py_ssize_t n, PyObject *hits)
 {
+#define word_chars(t, start, end) ((t) + (start))
+    Py_ssize_t at = -1, next = -1, base = 0;
 #ifdef __SSE2__
     __m128i space = _mm_set1_epi32(' ');
-    Py_ssize_t base = 0;
-    for (; base + 16 <= n - 1; base += 16) {
+    for (; base + 16 <= n; base += 16) {
         const __m128i *v = (const __m128i *)(t + base);
         unsigned mask = (unsigned)_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(_mm_loadu_si128(v), space)))
                         | (unsigned)_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(_mm_loadu_si128(v + 1), space))) << 4
                         | (unsigned)_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(_mm_loadu_si128(v + 2), space))) << 8
                         | (unsigned)_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(_mm_loadu_si128(v + 3), space))) << 12;
         for (; mask; mask &= mask - 1) {
-            Py_ssize_t i = base + __builtin_ctz(mask);
-            int32_t node = child(a, a->start, t[i + 1]);
-            for (Py_ssize_t j = i + 1; node >= 0; node = ++j < n ? child(a, node, t[j]) : -1) {
-                if (a->pattern[node] >= 0 && add_hit(hits, i, j + 1, a->pattern[node]) < 0) {
-                    return -1;
-                }
+            Py_ssize_t after = base + __builtin_ctz(mask);
+            if (at >= 0) {
+                WALK_FROM(at, next, after)
             }
+            at = next;
+            next = after;
         }
     }
-    /* the rest, from where the blocks stopped */
-    for (Py_ssize_t i = base; i + 1 < n; i++) {
-        if (t[i] != ' ') {
+#endif
+    for (Py_ssize_t after = base; after < n; after++) {
+        if (t[after] != ' ') {
             continue;
         }
-        int32_t node = child(a, a->start, t[i + 1]);
-        for (Py_ssize_t j = i + 1; node >= 0; node = ++j < n ? child(a, node, t[j]) : -1) {
-            if (a->pattern[node] >= 0 && add_hit(hits, i, j + 1, a->pattern[node]) < 0) {
-                return -1;
-            }
+        if (at >= 0) {
+            WALK_FROM(at, next, after)
         }
+        at = next;
+        next = after;
+    }
+    if (at >= 0) {
+        WALK_FROM(at, next, n)
+    }
+    if (next >= 0 && next + 1 < n) {
+        WALK_FROM(next, n, n)
     }
     return 0;
-#else
-    return walk_ucs4(a, t, n, hits);
-#endif
+#undef word_chars
 }
 
 static PyObject *

@@ -168,6 +168,13 @@ def test_the_automaton_finds_every_occurrence_a_plain_search_does():
         assert sorted(_scan.Automaton(patterns).hits(text)) == occurrences(patterns, text)
 
 
+def test_patterns_and_text_without_the_padding_spaces_are_found_too():
+    # The matcher pads both; the automaton does not rely on it.
+    patterns = [" bar", " foo ba", " foo bar ", " x"]
+    for text in (" foo bar", " foo bar ", "foo bar", " foo  bar", " xx foo barbar x", " "):
+        assert sorted(_scan.Automaton(patterns).hits(text)) == occurrences(patterns, text), text
+
+
 def test_the_automaton_on_the_demo_phrases(demo_policy):
     # Hundreds of patterns, most starting with different letters: the word start's many branches.
     matcher = demo_policy.content.pages
