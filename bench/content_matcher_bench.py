@@ -1,13 +1,23 @@
-"""Content analysis speed: the Aho-Corasick matcher against a loop of compiled regular expressions.
+"""Content analysis speed: the phrase automaton against a loop of compiled regular expressions.
 
     .venv/bin/python bench/content_matcher_bench.py
 
 Prints the time to build the demo policy's analyser, then the speed of `analyse_page` on a realistic 100 KB HTML
 page (clean school pages with their markup, scripts and styles, with a few listed phrases in the text) with the
 full phrase set, split into normalisation and matching (and the Python normaliser the C one replaced, on the same
-page), beside a loop of one compiled regex per phrase over the same normalised text. It repeats the matching with the phrase set grown to 5,000 and 10,000 phrases (the
-real phrases joined with ordinary words), where the regex loop slows in step and the automaton does not. Last,
-the streamed scanner on a 2 MB page in 64 KB pieces.
+page), beside a loop of one compiled regex per phrase over the same normalised text. It repeats the matching with
+the phrase set grown to 5,000 and 10,000 phrases (the real phrases joined with ordinary words), where the regex loop
+slows in step and the automaton does not. Last, the streamed scanner on a 2 MB page in 64 KB pieces.
+
+One session on a shared 2-core machine, before (Python normaliser, pyahocorasick) -> after (gateway/content/_scan.c):
+
+    analyse_page, 100 KB page (599 phrase hits)       9.04 ms -> 1.22 ms   (normalising 7.25 ms -> 0.35 ms)
+    analyse_page, English/Polish/Urdu/Arabic mixed   12.07 ms -> 1.29 ms
+    matching alone, 1,796 / 10,000 patterns           1.03 / 1.06 ms -> 0.52 / 0.56 ms
+    scanner, 2 MB in 64 KB pieces                      215 ms -> 39 ms
+    analyse_page, bench/content_throughput.py's 50 KB clean page: 5.6 ms -> 0.21 ms
+
+What is left on the 100 KB page is mostly Python: counting its 599 hits and finding the report's excerpt.
 """
 
 from __future__ import annotations

@@ -3,18 +3,22 @@
 
    normalise(text, markup) gives the matching form " word word … " of a page (markup true) or of a phrase or search
    (false); strip_markup(text) gives a page's visible text; Automaton(patterns).hits(text) finds every pattern (a
-   normalised phrase padded with spaces) in normalised text. The steps are the ones the Python normaliser made as
-   regular-expression passes, with the same result on every input (tests/content/test_native_normalise.py checks
-   it against that normaliser, kept in tests/support/reference_normalise.py):
+   normalised phrase padded with spaces) in normalised text, and scan_page(page) does both for a page in one call.
+   The steps are the ones the Python normaliser made as regular-expression passes, with the same result on every
+   input (tests/content/test_native_normalise.py holds it to that normaliser, kept in
+   tests/support/reference_normalise.py):
 
-   markup out, in this order, each over the previous one's output: script, style, noscript, template and svg
-   elements dropped; comments removed; inline tags removed; other tags to spaces; entities decoded (as
-   html.unescape); JSON string escapes decoded. Then one pass folds case, accents and letter variants (Python hands
-   over the fold of each non-ASCII character, which needs unicodedata, and it is kept once asked for), and one pass
-   reads leetspeak inside words, turns everything but letters and digits into word breaks, joins runs of three or
-   more single letters and collapses repeated letters.
+   markup out, as these steps one after another would take it: script, style, noscript, template and svg elements
+   dropped; comments removed; inline tags removed; other tags to spaces (one pass reads every '<' as the first of
+   them that matches there, and hands over to the four steps one by one where that could differ); then entities
+   decoded (as html.unescape) and JSON string escapes decoded. Then one pass folds case, accents and letter
+   variants (Python hands over the fold of each non-ASCII character, which needs unicodedata, and it is kept once
+   asked for), reads leetspeak inside words, turns everything but letters and digits into word breaks, joins runs
+   of three or more single letters and collapses repeated letters.
 
-   The markup passes work in place (none makes the text longer) on a UCS-4 copy of the page. */
+   The markup steps work in place (none makes the text longer) on a UCS-4 copy of the page, in buffers kept from
+   one call to the next. The module keeps that state and the tables in C globals: it is for one interpreter, and
+   the GIL (mitmproxy's one event loop) serialises its calls. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
