@@ -126,7 +126,8 @@ is_word(U c)
 /* -- the tables Python hands over once (configure) ------------------------------------------------------------ */
 
 static PyObject *fold_func;  /* int -> str: a non-ASCII character's fold */
-static PyObject *fold_cache; /* int -> str, for what the table below does not hold */
+static PyObject *fold_cache; /* int -> str, for what the table below does not hold (emoji …), up to FOLDS_KEPT */
+#define FOLDS_KEPT 4096
 /* Folds of BMP characters asked for so far: 0 not yet asked, else (offset in fold_pool << 4) | (length + 1). */
 static uint32_t fold_bmp[0x10000];
 static Buf fold_pool;
@@ -825,7 +826,7 @@ fold_of(U c, const U **chars, Py_ssize_t *len, Buf *spare)
     if (c < 0x10000 && n <= 14) {
         into = &fold_pool;
     }
-    else if (PyDict_SetItem(fold_cache, key, folded) < 0) {
+    else if (PyDict_GET_SIZE(fold_cache) < FOLDS_KEPT && PyDict_SetItem(fold_cache, key, folded) < 0) {
         status = -1;
     }
     if (status == 0 && into == spare) {
@@ -1096,10 +1097,10 @@ to_words(const U *s, Py_ssize_t n, Buf *out, Buf *held, Buf *spare)
 /* -- the module's functions ----------------------------------------------------------------------------------- */
 
 /* Buffers kept from one call to the next (a page's worth of UCS-4 is too big to allocate fresh each time without
-   the kernel zeroing its pages), unless they grew past a large page. */
+   the kernel zeroing its pages), unless they grew past a million characters (4 MB). */
 static Buf scratch_text, scratch_words, scratch_held, scratch_spare;
 static int scratch_busy;
-#define SCRATCH_KEPT (4 * 1024 * 1024)
+#define SCRATCH_KEPT (1024 * 1024)
 
 static void
 trim(Buf *b)

@@ -146,6 +146,16 @@ def test_no_page_makes_the_markup_steps_search_again_and_again(page):
     assert_same(page[:3000] + page[-10:])
 
 
+def test_pages_of_rare_characters_and_pages_past_the_kept_buffers_read_the_same():
+    # Every character beyond the BMP is folded by asking Python (only some are kept); a page over a million
+    # characters gives its buffers back afterwards.
+    astral = "".join(map(chr, range(0x10400, 0x10400 + 6000)))
+    assert_same(astral[:3000] + " p0rn " + astral[3000:])
+    big = "<p>Free p0rn here, k i l l</p>" * 40_000
+    assert normalise.normalise_page(big) == reference.normalise_page(big)
+    assert_same("<p>after a big page: SAMOBÓJSTWO</p>")
+
+
 def occurrences(patterns: list[str], text: str) -> list[tuple[int, int, int]]:
     found = []
     for index, pattern in enumerate(patterns):
