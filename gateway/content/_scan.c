@@ -1535,20 +1535,40 @@ add_hit(PyObject *hits, Py_ssize_t start, Py_ssize_t end, int32_t pattern)
     return status;
 }
 
-/* Every pattern found starting at the space t[at]: the word after it ends at the space t[next], and the one after
-   that at t[after] (n when there is none: an empty word). */
-#define WALK_FROM(at, next, after)                                                                            \
-    {                                                                                                         \
-        uint64_t first_key = word_key(word_chars(t, (at) + 1, (next)), (next) - (at) - 1);                    \
-        uint64_t second_key = (after) > (next) ? word_key(word_chars(t, (next) + 1, (after)), (after) - (next) - 1) \
-                                               : word_key(NULL, 0);                                           \
-        if (has_bit(a->single_words, key_bit(first_key)) || has_bit(a->word_pairs, pair_bit(first_key, second_key))) { \
-            int32_t node = child(a, a->start, t[(at) + 1]);                                                   \
-            for (Py_ssize_t j = (at) + 1; node >= 0; node = ++j < n ? child(a, node, t[j]) : -1) {            \
-                if (a->pattern[node] >= 0 && add_hit(hits, (at), j + 1, a->pattern[node]) < 0) {              \
-                    return -1;                                                                                \
-                }                                                                                             \
+/* Every pattern found starting at the space t[at], when the word after it (first_key) may be a one-word pattern or
+   it and the next word (second_key) may begin a longer one. */
+#define WALK_FROM(at, first_key, second_key)                                                                  \
+    if (has_bit(a->single_words, key_bit(first_key)) || has_bit(a->word_pairs, pair_bit(first_key, second_key))) { \
+        int32_t node = child(a, a->start, t[(at) + 1]);                                                       \
+        for (Py_ssize_t j = (at) + 1; node >= 0; node = ++j < n ? child(a, node, t[j]) : -1) {                \
+            if (a->pattern[node] >= 0 && add_hit(hits, (at), j + 1, a->pattern[node]) < 0) {                  \
+                return -1;                                                                                    \
             }                                                                                                 \
+        }                                                                                                     \
+    }
+
+/* At each space t[after]: the word that ends there is hashed once, and the walk from the space two back tried. */
+#define AT_SPACE(after)                                                                                       \
+    {                                                                                                         \
+        uint64_t key = next >= 0 ? word_key(word_chars(t, next + 1, (after)), (after) - next - 1) : 0;        \
+        if (at >= 0) {                                                                                        \
+            WALK_FROM(at, at_key, key)                                                                        \
+        }                                                                                                     \
+        at = next;                                                                                            \
+        at_key = key;                                                                                         \
+        next = (after);                                                                                       \
+    }
+
+/* After the last space: the walks from the last two spaces (the last word runs to the end of text that does not
+   end in a space; the word after it is empty). */
+#define LAST_WORDS()                                                                                          \
+    {                                                                                                         \
+        uint64_t key = next >= 0 ? word_key(word_chars(t, next + 1, n), n - next - 1) : 0;                    \
+        if (at >= 0) {                                                                                        \
+            WALK_FROM(at, at_key, key)                                                                        \
+        }                                                                                                     \
+        if (next >= 0 && next + 1 < n) {                                                                      \
+            WALK_FROM(next, key, word_key(NULL, 0))                                                           \
         }                                                                                                     \
     }
 
@@ -1564,23 +1584,13 @@ add_hit(PyObject *hits, Py_ssize_t start, Py_ssize_t end, int32_t pattern)
     {                                                                                                         \
         U copy[3];                                                                                            \
         Py_ssize_t at = -1, next = -1;                                                                        \
+        uint64_t at_key = 0;                                                                                  \
         for (Py_ssize_t after = 0; after < n; after++) {                                                      \
-            if (t[after] != ' ') {                                                                            \
-                continue;                                                                                     \
+            if (t[after] == ' ') {                                                                            \
+                AT_SPACE(after)                                                                               \
             }                                                                                                 \
-            if (at >= 0) {                                                                                    \
-                WALK_FROM(at, next, after)                                                                    \
-            }                                                                                                 \
-            at = next;                                                                                        \
-            next = after;                                                                                     \
         }                                                                                                     \
-        /* the last words: up to the last space, and on to the end of text that does not end in one */       \
-        if (at >= 0) {                                                                                        \
-            WALK_FROM(at, next, n)                                                                            \
-        }                                                                                                     \
-        if (next >= 0 && next + 1 < n) {                                                                      \
-            WALK_FROM(next, n, n)                                                                             \
-        }                                                                                                     \
+        LAST_WORDS()                                                                                          \
         return 0;                                                                                             \
     }
 
@@ -1601,6 +1611,7 @@ walk4(const Automaton *a, const U *t, Py_ssize_t n, PyObject *hits)
 {
 #define word_chars(t, start, end) ((t) + (start))
     Py_ssize_t at = -1, next = -1, base = 0;
+    uint64_t at_key = 0;
 #ifdef __SSE2__
     __m128i space = _mm_set1_epi32(' ');
     for (; base + 16 <= n; base += 16) {
@@ -1610,31 +1621,16 @@ walk4(const Automaton *a, const U *t, Py_ssize_t n, PyObject *hits)
                         | (unsigned)_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(_mm_loadu_si128(v + 2), space))) << 8
                         | (unsigned)_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(_mm_loadu_si128(v + 3), space))) << 12;
         for (; mask; mask &= mask - 1) {
-            Py_ssize_t after = base + __builtin_ctz(mask);
-            if (at >= 0) {
-                WALK_FROM(at, next, after)
-            }
-            at = next;
-            next = after;
+            AT_SPACE(base + __builtin_ctz(mask))
         }
     }
 #endif
     for (Py_ssize_t after = base; after < n; after++) {
-        if (t[after] != ' ') {
-            continue;
+        if (t[after] == ' ') {
+            AT_SPACE(after)
         }
-        if (at >= 0) {
-            WALK_FROM(at, next, after)
-        }
-        at = next;
-        next = after;
     }
-    if (at >= 0) {
-        WALK_FROM(at, next, n)
-    }
-    if (next >= 0 && next + 1 < n) {
-        WALK_FROM(next, n, n)
-    }
+    LAST_WORDS()
     return 0;
 #undef word_chars
 }
