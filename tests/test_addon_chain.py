@@ -45,3 +45,15 @@ def test_events_no_part_handles_are_none():
     chain = AddonChain(Part("only", []))
     assert chain.update is None and chain.tcp_message is None
     assert callable(chain.requestheaders)
+
+
+def test_a_method_that_only_shares_a_hooks_name_is_refused_at_start_up():
+    import pytest
+
+    class Keeper:
+        # Not a hook: mitmproxy would call it with flows on every `update` event.
+        def update(self, rows) -> None:
+            raise AssertionError("never called")
+
+    with pytest.raises(TypeError, match=r"Keeper.update\(rows\) has mitmproxy's hook name 'update'"):
+        AddonChain(Keeper())

@@ -70,10 +70,10 @@ class AgeGate:
         flow.response = established(flow)
         self.record(tunnel, None)
 
-    def next_layer(self, nextlayer: layer.NextLayer) -> None:
-        if not isinstance(nextlayer.layer, RelayedConnection):
+    def next_layer(self, data: layer.NextLayer) -> None:
+        if not isinstance(data.layer, RelayedConnection):
             return
-        tunnel = self.connections.get(nextlayer.context.client.id)
+        tunnel = self.connections.get(data.context.client.id)
         if tunnel is None:
             return
         for name in (tunnel.sni, tunnel.target):
@@ -82,7 +82,7 @@ class AgeGate:
                 # Passed through, no page could be shown: the connection is closed instead.
                 tunnel.relayed = False
                 self._close(tunnel, rule, name or "")
-                nextlayer.layer = RefusedConnection(nextlayer.context)
+                data.layer = RefusedConnection(data.context)
                 self.record(tunnel, None)
                 return
 

@@ -42,7 +42,7 @@ class BanKeeper:
     def on_change(self, listener: Callable[[], None]) -> None:
         self._listeners.append(listener)
 
-    def update(self, rows: Sequence[BanInForce]) -> None:
+    def take(self, rows: Sequence[BanInForce]) -> None:
         """The bans in force as the store has them now."""
         self._rows = tuple(rows)
         self._build()

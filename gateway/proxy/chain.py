@@ -12,6 +12,7 @@ handler (`gateway.proxy.fail_closed`), which blocks.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -32,7 +33,23 @@ Handler = Callable[..., None]
 
 
 def _calls(parts: Sequence[object], name: str) -> list[Callable[..., Any]]:
-    return [hook for part in parts if (hook := getattr(part, name, None))]
+    found = [(part, hook) for part in parts if (hook := getattr(part, name, None))]
+    for part, hook in found:
+        _check_hook(part, name, hook)
+    return [hook for _, hook in found]
+
+
+def _check_hook(part: object, name: str, hook: Callable[..., Any]) -> None:
+    """A part's method that happens to share a hook's name (`update`, `request`, `error`) would be called by
+    mitmproxy with a flow on every event: refuse, at start-up, any whose parameters are not the hook's own."""
+    wanted = [f.name for f in dataclasses.fields(hooks.all_hooks[name])]
+    try:
+        given = list(inspect.signature(hook).parameters)
+    except (TypeError, ValueError):
+        return  # a builtin or a C function: nothing to compare
+    if given != wanted:
+        raise TypeError(f"{type(part).__name__}.{name}({', '.join(given)}) has mitmproxy's hook name {name!r} but "
+                        f"not its parameters ({', '.join(wanted)}): rename it, or take the hook's parameters")
 
 
 def _dispatcher(hooks: list[Callable[..., Any]]) -> Callable[..., Any] | None:

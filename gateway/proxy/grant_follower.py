@@ -155,7 +155,7 @@ class GrantFollower:
             self._compile()
             log.info("grants: %d in force (store version %d)", len(self._set.grants), self._versions[GRANTS])
         if bans is not None and self.bans is not None:
-            self.bans.update(bans)
+            self.bans.take(bans)
             log.info("bans: %d in force, %d of them supervised now (store version %d)", len(bans),
                      sum(1 for ban in bans if ban.supervised_until is not None), self._versions[BANS])  # fmt: skip
         if blocks is not None:

@@ -115,23 +115,23 @@ class TunnelGuard:
         self.connections.drop(client.id)
 
     # -- what the tunnel carries -----------------------------------------------------------------------------
-    async def next_layer(self, nextlayer: layer.NextLayer) -> None:
+    async def next_layer(self, data: layer.NextLayer) -> None:
         # Scripts run before mitmproxy's own NextLayer addon: let it choose first (it leaves a choice made), then
         # judge the choice.
-        ctx.master.addons.get("nextlayer").next_layer(nextlayer)
-        chosen = nextlayer.layer
+        ctx.master.addons.get("nextlayer").next_layer(data)
+        chosen = data.layer
         if chosen is None or isinstance(chosen, (RelayedConnection, RefusedConnection)):
             return
-        context = nextlayer.context
+        context = data.context
         tunnel = self.connections.get(context.client.id)
         if tunnel is None:
             if context.server.address is None or context.client.proxy_mode.type_name not in DESTINATION_KNOWN:
                 return  # the proxy's own HTTP layer: requests are decided one by one
             tunnel = self._destination_tunnel(context.client, context.server.address)
         if isinstance(chosen, layers.ServerTLSLayer | layers.ClientTLSLayer):
-            await self._tls(nextlayer, tunnel)
+            await self._tls(data, tunnel)
         elif isinstance(chosen, layers.TCPLayer):
-            self._raw(nextlayer, tunnel)
+            self._raw(data, tunnel)
 
     async def _tls(self, nextlayer: layer.NextLayer, tunnel: ConnectionState) -> None:
         hello = parse_client_hello(nextlayer.data_client())
