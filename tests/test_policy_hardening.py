@@ -24,7 +24,7 @@ from gateway.policy.illegal_slot import slot_warning_for_file
 from gateway.policy.loader import PolicyError, load_policy
 from gateway.policy.model import ExceptionGrant
 from gateway.policy.shrink import check_shrink, confirmation_path
-from tests.support.policies import DEMO_POLICY, ROOT, write_policy
+from tests.support.policies import DEMO_POLICY, ROOT, demo_policy_files, write_policy
 
 LESSON = datetime.fromisoformat("2026-09-07T09:30")
 # Each hostile file must be answered within this, not hang.
@@ -51,8 +51,7 @@ def line_of(path: Path, text: str, after: str = "") -> int:
 
 def demo_copy(folder: Path) -> Path:
     """The shipped demo policy and its lists, copied so a test may damage them."""
-    shutil.copytree(DEMO_POLICY.parent / "lists", folder / "lists")
-    (folder / "content").symlink_to(DEMO_POLICY.parent / "content")
+    demo_policy_files(folder, copy_lists=True)
     policy = folder / "default.yaml"
     shutil.copy(DEMO_POLICY, policy)
     return policy

@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.support.clients import httpx_client
+from tests.support.policies import demo_policy_files
 from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,8 +39,7 @@ def school(tmp_path: Path) -> Iterator[tuple[Path, int, int, subprocess.Popen[st
     (tmp_path / "policies").symlink_to(ROOT / "policies")
     pictures = tmp_path / "pictures"
     pictures.mkdir()
-    (pictures / "lists").symlink_to(ROOT / "policies" / "lists")
-    (pictures / "content").symlink_to(ROOT / "policies" / "content")
+    demo_policy_files(pictures)
     demo = (ROOT / "policies" / "default.yaml").read_text()
     (pictures / "school.yaml").write_text(demo + "\nsign_in: {picture_code_year_groups: [0, 1, 2]}\n")
     proxy_port, console_port = free_port(), free_port()

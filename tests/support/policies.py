@@ -104,18 +104,24 @@ rules:
 )
 
 
+def demo_policy_files(folder: Path, *, copy_lists: bool = False) -> None:
+    """Everything the shipped demo policy reads beside it (lists, phrase files, sites' minimum ages, ...), linked
+    into `folder`; the lists copied instead for a test that damages them."""
+    for item in DEMO_POLICY.parent.iterdir():
+        if item.name in ("default.yaml", "demo"):
+            continue
+        if item.name == "lists" and copy_lists:
+            shutil.copytree(item, folder / "lists")
+        else:
+            (folder / item.name).symlink_to(item)
+
+
 def demo_policy_with_devices(folder: Path, devices: dict[str, str], *, copy_lists: bool = False,
                              replace: dict[str, str] | None = None, extra: str = "") -> Path:  # fmt: skip
     """The shipped demo policy as folder/policy.yaml, with one network per test device (`{address: group}`) put
     first, so each loopback address is a different device. Its lists are linked, or copied for a test that damages
     them. `replace` swaps text in the policy; `extra` is appended."""
-    if copy_lists:
-        shutil.copytree(DEMO_POLICY.parent / "lists", folder / "lists")
-    else:
-        (folder / "lists").symlink_to(DEMO_POLICY.parent / "lists")
-    (folder / "content").symlink_to(DEMO_POLICY.parent / "content")
-    # The sites' minimum ages the demo's age_limits section reads, beside the policy.
-    (folder / "age_limits.yaml").symlink_to(DEMO_POLICY.parent / "age_limits.yaml")
+    demo_policy_files(folder, copy_lists=copy_lists)
     networks = "".join(
         f"  - {{name: test-{group}-{address.replace('.', '-')}, subnets: [{address}/32], group: {group}}}\n"
         for address, group in devices.items()
