@@ -113,3 +113,15 @@ def test_reload_command_refuses_an_invalid_file_and_marks_a_valid_one(tmp_path):
     assert bad.returncode == 1 and "rules.0.action" in bad.stderr
     # Refused: running gateways are not told about it.
     assert policy.stat().st_mtime_ns == 1_000_000_000
+
+
+def test_an_unknown_upload_list_is_named_with_its_line(tmp_path):
+    path = write_policy(tmp_path, """
+lists:
+  social: {domains: [social.example]}
+uploads:
+  lists: [social, socal]
+""")  # fmt: skip
+    found = problems(path)
+    assert any(p.startswith(f"{path}:{line_of(path, 'lists: [social, socal]')}: uploads.lists.1: unknown list 'socal'")
+               for p in found), found  # fmt: skip

@@ -36,7 +36,8 @@ class Burst(Strict):
 
 
 class Notices(Strict):
-    # The headteacher's (and the officer's) addresses; empty: incidents wait in the console, no e-mail.
+    # The headteacher's (and the officer's) addresses; empty: the officer's alert recipients (reports.alerts), and
+    # with none there either, incidents wait in the console and no e-mail goes.
     recipients: list[Email] = Field(default=[], max_length=20)
     # One notice per person and technique within this window, then a summary.
     window_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)

@@ -74,6 +74,9 @@ def reference_problems(data: Any, base_dir: Path) -> Iterator[tuple[Loc, str]]:
     yield from _reports_problems(data, lists, illegal)
     yield from _alerts_problems(data, lists)
     yield from _circumvention_problems(data, group, listed, base_dir)
+    # A misspelt list here would leave uploads to that service unchecked without a word.
+    for j, name in enumerate(_sequence(_mapping(data.get("uploads")).get("lists"))):
+        yield from listed(("uploads", "lists", j), name)
     for name, source in lists.items():
         for field in ("files", "url_files"):
             for j, file in enumerate(_sequence(_mapping(source).get(field))):
