@@ -31,6 +31,9 @@ Fixtures:
   ``listen_hosts=``, ``confdir=``, ``ready_line=``, ``extra_args=``, ``env=``) in the test's
   ``tmp_path`` and returns it running; every proxy it started is stopped after the test, and if
   the test failed the end of each proxy's output is printed in the report.
+- ``store_url`` / ``store``: a migrated SQLite file in ``tmp_path``, and a session factory on it.
+- ``sessions``: the same as a callable making sessions (as the notifiers take it).
+- ``inbox``: a real SMTP server (aiosmtpd) collecting the mail the test sends.
 - ``postgres_url``: SQLAlchemy URL (``postgresql+psycopg://...``) of a database made for this
   test session and dropped after it (session scope: tests share it, so clean up your rows or use
   unique names). Skips when PostgreSQL is down, fails instead when ``GATEWAY_REQUIRE_PG=1``.
@@ -167,3 +170,35 @@ def demo_policy():
     from tests.support.policies import compile_demo
 
     return compile_demo()
+
+
+@pytest.fixture
+def store_url(tmp_path: Path) -> str:
+    from gateway.store.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'gateway.db'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def store(store_url: str):  # type: ignore[no-untyped-def]
+    from gateway.store.engine import make_engine, session_factory
+
+    engine = make_engine(store_url)
+    yield session_factory(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def sessions(store):  # type: ignore[no-untyped-def]
+    return store
+
+
+@pytest.fixture
+def inbox():  # type: ignore[no-untyped-def]
+    from tests.support.inbox import Inbox
+
+    inbox = Inbox().start()
+    yield inbox
+    inbox.stop()

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -39,18 +38,6 @@ def pupil(name: str, school_class: str | None, group: str = "pupils") -> dict[st
             "client_ip": "10.1.2.3"}  # fmt: skip
 
 
-@pytest.fixture
-def sessions(tmp_path: Path) -> Callable[[], Session]:
-    url = f"sqlite:///{tmp_path / 'digest.db'}"
-    upgrade(url)
-    return session_factory(make_engine(url))
-
-
-@pytest.fixture
-def inbox() -> Iterator[Inbox]:
-    inbox = Inbox().start()
-    yield inbox
-    inbox.stop()
 
 
 def add(sessions: Callable[[], Session], at: datetime, kind: str, category: str | None,

@@ -7,9 +7,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -20,13 +19,12 @@ from gateway.notify.incident_notices import NoticePass, NoticeSettings, send_inc
 from gateway.notify.mail import Mailer
 from gateway.notify.report_notifier import ReportNotifier
 from gateway.circumvention.incident import Confidence, Detection, Technique
-from gateway.store.engine import make_engine, session_factory
 from gateway.store.incidents import record_incidents
-from gateway.store.migrate import upgrade
 from gateway.store.models.audit import AuditEvent
 from gateway.store.models.circumvention import Incident
 from tests.support.inbox import Inbox
 from tests.support.policies import write_policy
+from tests.support.stores import migrated
 
 LONDON = ZoneInfo("Europe/London")
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
@@ -39,21 +37,7 @@ BEN = {"username": "ben", "display_name": "Ben Smith", "group_name": "pupils", "
 TOKEN_URL = "https://dns.example/dns-query?token=SECRET-TOKEN"
 
 
-@pytest.fixture
-def inbox() -> Iterator[Inbox]:
-    inbox = Inbox().start()
-    yield inbox
-    inbox.stop()
 
-
-def migrated(url: str) -> Callable[[], Session]:
-    upgrade(url)
-    return session_factory(make_engine(url))
-
-
-@pytest.fixture
-def sessions(tmp_path: Path) -> Callable[[], Session]:
-    return migrated(f"sqlite:///{tmp_path / 'notices.db'}")
 
 
 def incident(sessions: Callable[[], Session], person: dict[str, object], technique: str = "doh",
