@@ -141,3 +141,25 @@ def test_first_matching_rule_wins(precedence):
 def test_rules_by_year_group(precedence):
     assert decide_target(precedence, who("pupil", year_group=6), "research.example", LESSON).action is Action.ALLOW
     assert decide_target(precedence, who("pupil", year_group=5), "research.example", LESSON).action is Action.BLOCK
+
+
+def test_rules_can_name_devices_and_their_ownership(tmp_path):
+    policy = load_compiled(write_policy(tmp_path, """
+lists:
+  games: {domains: [games.example]}
+  video: {domains: [video.example]}
+rules:
+  - {id: byod-no-video, device_ownership: [personal, unregistered], lists: [video], action: block, reason: Not on own devices}
+  - {id: suite-games, devices: [Suite-PC-01], lists: [games], action: allow, reason: Games club PC}
+  - {id: no-games, lists: [games], action: block, reason: No games}
+"""))  # fmt: skip
+
+    def decide(device: str | None, owner: str | None, url: str):  # type: ignore[no-untyped-def]
+        return decide_target(policy, who("pupil", device=device, device_owner=owner), url, LESSON)
+
+    assert decide("Phone-Ben", "personal", "https://video.example/").rule == "byod-no-video"
+    assert decide(None, None, "https://video.example/").rule == "byod-no-video"
+    assert decide("iPad-07", "school", "https://video.example/").action is Action.ALLOW
+    assert decide("suite-pc-01", "school", "https://games.example/").rule == "suite-games"
+    assert decide("iPad-07", "school", "https://games.example/").rule == "no-games"
+    assert decide(None, None, "https://games.example/").rule == "no-games"

@@ -94,6 +94,8 @@ def decide(
     for rule in policy.rules_for(identity.group, period):
         if rule.year_groups is not None and identity.year_group not in rule.year_groups:
             continue
+        if rule.device_bound and not rule.fits_device(identity.device, identity.device_owner):
+            continue
         if unliftable and rule.action is not Action.BLOCK:
             continue
         if rule.every_site:

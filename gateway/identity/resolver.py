@@ -7,7 +7,7 @@ Pure and in memory: the proxy calls `resolve` once per request (a few dict looku
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from gateway.identity.directory import Directory, identity_for_person
@@ -169,12 +169,12 @@ class Resolver:
                 if trace is not None:
                     trace.append(Step(source, True, f"network {network.name!r}: its default group {default!r}"))
             if found is not None:
-                return found
+                return _owned(found, device)
         if trace is not None:
             trace.append(Step(IdentitySource.SUBNET, True, f"nothing else said: network {network.name!r} default"))
-        return Identity(
+        return _owned(Identity(
             group=default, client_ip=ip, source=IdentitySource.SUBNET, network=network.name, device=device_name
-        )
+        ), device)  # fmt: skip
 
     def _device_identity(
         self, ip: str, network: Network, lease: Lease | None, device: Device | None, trace: list[Step] | None
@@ -220,3 +220,10 @@ class Resolver:
         return Identity(
             group=override or network.group, client_ip=ip, source=src, network=network.name, device=device.name
         )
+
+
+def _owned(identity: Identity, device: Device | None) -> Identity:
+    """The identity with its device's ownership, which rules may name (`device_ownership`)."""
+    if device is None:
+        return identity
+    return replace(identity, device_owner="personal" if device.personal else "school")

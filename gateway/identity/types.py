@@ -32,6 +32,8 @@ class Identity:
     school_class: str | None = None
     date_of_birth: date | None = None
     device: str | None = None
+    # "school" or "personal" for a device in the register; None for a device the register does not know.
+    device_owner: str | None = None
 
     def describe(self) -> str:
         """One line for block pages and `whois`: the name the gateway believes."""

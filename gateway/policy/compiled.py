@@ -41,6 +41,15 @@ class CompiledRule:
     mask: int
     every_site: bool
     year_groups: frozenset[int] | None
+    devices: frozenset[str] | None = None
+    device_ownership: frozenset[str] | None = None
+    # Whether the rule names devices at all (most do not: one attribute read in the hot loop).
+    device_bound: bool = False
+
+    def fits_device(self, device: str | None, owner: str | None) -> bool:
+        if self.devices is not None and (device is None or device.lower() not in self.devices):
+            return False
+        return self.device_ownership is None or (owner or "unregistered") in self.device_ownership
 
 
 @dataclass(frozen=True)
@@ -152,6 +161,9 @@ def compile_policy(loaded: LoadedPolicy) -> CompiledPolicy:
                 mask=sum(bits[n] for n in rule.lists) | (bits[f"rule:{rule.id}"] if rule.domains else 0),
                 every_site=rule.matches_every_site,
                 year_groups=frozenset(rule.year_groups) if rule.year_groups is not None else None,
+                devices=frozenset(d.lower() for d in rule.devices) if rule.devices is not None else None,
+                device_ownership=frozenset(rule.device_ownership) if rule.device_ownership is not None else None,
+                device_bound=rule.devices is not None or rule.device_ownership is not None,
             ),
         )
         for rule in policy.rules

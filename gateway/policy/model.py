@@ -199,6 +199,10 @@ class Rule(Strict):
     groups: list[str] | None = None
     periods: list[PeriodKind] | None = None
     year_groups: list[int] | None = None
+    # Devices by their name in the device register, and by ownership: "school", "personal", or "unregistered"
+    # (a device the register does not know). None means any device.
+    devices: list[str] | None = None
+    device_ownership: list[Literal["school", "personal", "unregistered"]] | None = None
     lists: list[str] = []
     domains: list[Domain] = []
     action: Action

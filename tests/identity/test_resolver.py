@@ -33,6 +33,7 @@ DEVICES = [
     Device("iPad-1A-07", "aa:bb:cc:00:00:07", "ipad", school_class="1A"),
     Device("Laptop-MrP", "aa:bb:cc:00:00:10", "laptop", username="mrp"),
     Device("CB-T1-01", "aa:bb:cc:00:01:01", "chromebook", trolley="T1"),
+    Device("Phone-Ben", "aa:bb:cc:00:02:01", "phone", personal=True, username="ben"),
 ]
 
 
@@ -49,6 +50,7 @@ def resolver(store: sessionmaker[Session]) -> Resolver:
         "10.10.1.10": Lease("10.10.1.10", "aa:bb:cc:00:00:10", None),
         "10.10.1.11": Lease("10.10.1.11", "aa:bb:cc:00:01:01", None),
         "10.10.1.12": Lease("10.10.1.12", "aa:bb:cc:ff:ff:ff", None),
+        "10.10.1.13": Lease("10.10.1.13", "aa:bb:cc:00:02:01", None),
     }
     r.leases = lambda ip, now: leases.get(ip)
     return r
@@ -81,6 +83,15 @@ def test_devices_assigned_to_person_trolley_and_unknown(resolver: Resolver) -> N
     identity, steps = resolver.explain("10.10.1.12", NOW)
     assert [s.source for s in steps] == [S.RADIUS, S.PORTAL, S.DEVICE, S.SUBNET]
     assert "not a registered device" in steps[2].detail
+
+
+def test_the_device_registers_ownership_travels_with_the_identity_whoever_signs_in(resolver: Resolver) -> None:
+    assert resolver.resolve("10.10.1.11", NOW).device_owner == "school"
+    assert resolver.resolve("10.10.1.13", NOW).device_owner == "personal"
+    assert resolver.resolve("10.10.1.12", NOW).device_owner is None  # not in the register
+    bind(resolver, S.PORTAL, "10.10.1.13", "cara")
+    signed_in = resolver.resolve("10.10.1.13", NOW)
+    assert (signed_in.username, signed_in.device, signed_in.device_owner) == ("cara", "Phone-Ben", "personal")
 
 
 def test_expired_portal_session_falls_back_to_network_default(resolver: Resolver) -> None:
