@@ -23,8 +23,14 @@ class SearchEngine:
     cookies: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
 
 
+# Other names google.com answers searches on, which a pupil finds when www is rewritten: the old encrypted-search
+# host and the IPv4/IPv6-only ones.
+GOOGLE_COM_ALIASES = ("encrypted.google.com", "ipv4.google.com", "ipv6.google.com")
+
+
 def _google_hosts() -> tuple[str, ...]:
-    return tuple(f"{prefix}{domain}" for domain in GOOGLE_DOMAINS for prefix in ("", "www.", "images.", "news."))
+    countries = (f"{prefix}{domain}" for domain in GOOGLE_DOMAINS for prefix in ("", "www.", "images.", "news."))
+    return (*countries, *GOOGLE_COM_ALIASES)
 
 
 SEARCH_ENGINES: dict[str, SearchEngine] = {

@@ -56,6 +56,8 @@ def test_plans_per_group_in_the_demo() -> None:
     plans = compile_demo().services
     pupil, staff, guest = (plans.for_group(g) for g in ("pupil", "staff", "guest"))
     assert pupil["www.google.de"].params == SAFE and pupil["images.google.co.uk"].params == SAFE
+    # The other names google.com searches on, as a pupil tries them once www is rewritten.
+    assert all(pupil[host].params == SAFE for host in ("encrypted.google.com", "ipv4.google.com", "ipv6.google.com"))
     assert dict(pupil["www.youtube.com"].headers) == {"YouTube-Restrict": "Strict"}
     assert dict(staff["youtu.be"].headers) == {"YouTube-Restrict": "Moderate"}
     assert dict(pupil["accounts.google.com"].headers) == {"X-GoogApps-Allowed-Domains": "perryfields.example"}
