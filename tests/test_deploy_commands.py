@@ -64,6 +64,21 @@ def test_the_demo_policy_gives_a_ruleset_nft_accepts_with_pupils_failing_closed(
     assert "# Network pupil-wifi (group pupil, fail closed): 10.10.0.0/16" in text
 
 
+def test_pupils_may_send_nothing_else_but_the_allowed_ports_and_dns_to_the_named_resolvers(tmp_path):
+    text = rules("--allow-egress", "udp/123", "--allow-egress", "tcp/22", "--dns-server", "10.0.0.53")
+    nft_accepts(text, tmp_path)
+    forward = text.split("chain forward")[1]
+    assert lines_with(forward, "@fail_closed_v4")[-4:] == [
+        "ip saddr @fail_closed_v4 ip daddr { 10.0.0.53/32 } tcp dport 53 accept",
+        "ip saddr @fail_closed_v4 tcp dport { 22 } accept",
+        "ip saddr @fail_closed_v4 udp dport { 123 } accept",
+        "ip saddr @fail_closed_v4 drop",
+    ]
+    # Staff and guests are not restricted; --open-egress lifts the restriction for pupils too.
+    assert not lines_with(forward, "@fail_open_v4 drop")
+    assert not lines_with(rules("--open-egress"), "@fail_closed_v4 drop")
+
+
 def test_interfaces_and_more_fail_closed_groups(tmp_path):
     text = rules("--interface", "vlan10", "--interface", "vlan30", "--fail-closed", "pupil", "--fail-closed", "guest")
     nft_accepts(text, tmp_path)
@@ -91,6 +106,9 @@ def test_ipv6_subnets_and_one_network_only(tmp_path):
         (["--network", "nope"], "no client network nope in the policy"),
         (["--interface", 'wlan0" accept'], "is not a network interface name"),
         (["--proxy-port", "0"], "0 is not in the range"),
+        (["--allow-egress", "udp/443"], "web ports are the proxy's"),
+        (["--allow-egress", "icmp/1"], "is not PROTO/PORT"),
+        (["--dns-server", "not-an-address"], "DNS server:"),
     ],
 )
 def test_bad_choices_are_refused_with_a_clear_error_and_no_ruleset(args, message):

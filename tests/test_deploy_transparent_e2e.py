@@ -63,7 +63,7 @@ def school(network: RoutedNetwork, tmp_path_factory: pytest.TempPathFactory) -> 
         proxy.start()
         rules = subprocess.run(
             [sys.executable, "-m", "gateway", "deploy", "nftables", "--policy", str(policy), "--proxy-port",
-             str(proxy.port)], capture_output=True, text=True, check=True,
+             str(proxy.port), "--allow-egress", "udp/4433"], capture_output=True, text=True, check=True,
         ).stdout  # fmt: skip
         (folder / "rules.nft").write_text(rules)
         network.run(network.gateway, "nft", "-f", str(folder / "rules.nft"))
@@ -130,15 +130,16 @@ def test_a_forged_host_header_does_not_pick_the_address_the_gateway_connects_to(
     assert not origin.seen("decoy")
 
 
-def test_quic_from_the_client_is_dropped_while_other_udp_is_routed(network, school):
+def test_quic_and_a_vpn_port_are_dropped_while_allowed_udp_is_routed(network, school):
     proxy, origin, db = school
-    for port in (4433, 443):
+    for port in (4433, 443, 1194):
         network.run(network.client, sys.executable, "-c",
                     "import socket, sys; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
                     f"[s.sendto(b'quic?', ('{ORIGIN_IP}', {port})) for _ in range(3)]")  # fmt: skip
     origin.wait_for("udp 4433 quic?")  # routing works, so what follows is the rule's doing
     time.sleep(1)
     assert not origin.seen("udp 443 ")
+    assert not origin.seen("udp 1194 ")  # OpenVPN: nothing but the allowed ports leaves a pupil subnet
 
 
 def test_without_the_redirect_pupils_web_traffic_is_dropped_not_routed_around_the_proxy(network, school):

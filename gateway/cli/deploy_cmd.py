@@ -33,8 +33,16 @@ def deploy() -> None:
 @click.option("--fail-closed", "fail_closed", multiple=True, default=["pupil"], show_default=True, metavar="GROUP",
               help="Groups whose web traffic is refused, never routed around, while the proxy is down (repeat for "
                    "each; 'all' for every group). Other groups' traffic bypasses a stopped proxy.")  # fmt: skip
+@click.option("--allow-egress", "egress", multiple=True, default=["udp/123"], show_default=True, metavar="PROTO/PORT",
+              help="What else fail-closed groups may send through the gateway besides the web (repeat for each); "
+                   "everything else from them is dropped (VPNs, DNS over TLS, Tor, SSH, other proxies).")
+@click.option("--dns-server", "dns_servers", multiple=True, metavar="ADDRESS",
+              help="A DNS resolver fail-closed groups may ask (repeat for each; not needed when the gateway itself "
+                   "answers DNS).")
+@click.option("--open-egress", is_flag=True, help="Do not restrict fail-closed groups' other traffic.")
 def nftables(policy_path: Path, proxy_port: int, interfaces: tuple[str, ...], networks: tuple[str, ...],
-             fail_closed: tuple[str, ...]) -> None:  # fmt: skip
+             fail_closed: tuple[str, ...], egress: tuple[str, ...], dns_servers: tuple[str, ...],
+             open_egress: bool) -> None:  # fmt: skip
     """Print the nftables ruleset for transparent mode (load it with `nft -f FILE`)."""
     from gateway.cli.policy_cmd import load_or_exit
     from gateway.deploy.nftables import DeployError, ruleset, transparent
@@ -42,7 +50,8 @@ def nftables(policy_path: Path, proxy_port: int, interfaces: tuple[str, ...], ne
     policy = load_or_exit(policy_path).policy
     try:
         setup = transparent(policy, proxy_port=proxy_port, fail_closed=fail_closed, interfaces=interfaces,
-                            networks=networks)  # fmt: skip
+                            networks=networks, egress=None if open_egress else egress,
+                            dns_servers=dns_servers)  # fmt: skip
     except DeployError as exc:
         raise click.UsageError(str(exc)) from None
     click.echo(ruleset(setup), nl=False)

@@ -5,6 +5,10 @@ device with no proxy settings is filtered and known by its own address (no SNAT 
 is dropped so browsers fall back to TCP, where the gateway sees them. The gateway's own traffic (output chain) and
 traffic to the gateway itself (console, portal, DNS) are left alone.
 
+Egress: fail-closed (pupil) subnets may send nothing else through the gateway but the ports the operator allows
+(NTP by default) and DNS to the resolvers named: a VPN (OpenVPN, WireGuard, IPsec), DNS over TLS, Tor, SSH or a
+proxy on another port would carry the web past the filter. Replies to what was allowed come back by conntrack.
+
 Fail closed or open: the subnets of fail-closed groups are redirected unconditionally, and their forwarded 80/443 is
 dropped, so with the proxy down pupils get a refused connection, never the open internet. Fail-open subnets are
 redirected only while their set is filled; the proxy's systemd unit loads this file when it starts and empties the
@@ -44,6 +48,10 @@ class Transparent:
     fail_closed_groups: frozenset[str]
     proxy_port: int = 8080
     interfaces: tuple[str, ...] = ()
+    # What else fail-closed subnets may send through the gateway ("udp/123"), and the DNS servers they may ask;
+    # None: everything (no egress restriction).
+    egress: tuple[tuple[str, int], ...] | None = (("udp", 123),)
+    dns_servers: tuple[IPNetwork, ...] = ()
 
     def subnets(self, fail_closed: bool, version: int) -> list[IPNetwork]:
         found = {
@@ -67,10 +75,17 @@ def client_networks(policy: Policy) -> tuple[ClientNetwork, ...]:
 
 
 def transparent(policy: Policy, *, proxy_port: int, fail_closed: Sequence[str], interfaces: Sequence[str],
-                networks: Sequence[str] = ()) -> Transparent:  # fmt: skip
-    """Check the operator's choices against the policy; `fail_closed` names groups, or is `["all"]`."""
+                networks: Sequence[str] = (), egress: Sequence[str] | None = ("udp/123",),
+                dns_servers: Sequence[str] = ()) -> Transparent:  # fmt: skip
+    """Check the operator's choices against the policy; `fail_closed` names groups, or is `["all"]`; `egress` is
+    "PROTO/PORT" items, or None for no egress restriction."""
     if not 0 < proxy_port < 65536:
         raise DeployError(f"proxy port {proxy_port} is not a port")
+    allowed = None if egress is None else tuple(_proto_port(item) for item in egress)
+    try:
+        resolvers = tuple(ipaddress.ip_network(server) for server in dns_servers)
+    except ValueError as exc:
+        raise DeployError(f"DNS server: {exc}") from None
     for name in interfaces:
         # nftables quotes the name; one that needs escaping is not an interface name Linux allows anyway.
         if not name or len(name) > 15 or any(c in name for c in "\"\\/ \t\n"):
@@ -90,7 +105,16 @@ def transparent(policy: Policy, *, proxy_port: int, fail_closed: Sequence[str], 
         found = tuple(n for n in found if n.name in networks)
     if not found:
         raise DeployError("the policy names no client subnets (networks:) to redirect")
-    return Transparent(found, frozenset(chosen), proxy_port, tuple(interfaces))
+    return Transparent(found, frozenset(chosen), proxy_port, tuple(interfaces), allowed, resolvers)
+
+
+def _proto_port(item: str) -> tuple[str, int]:
+    proto, _, port = item.partition("/")
+    if proto not in ("tcp", "udp") or not port.isdigit() or not 0 < int(port) < 65536:
+        raise DeployError(f"{item!r} is not PROTO/PORT (tcp/… or udp/…, a port 1-65535)")
+    if int(port) in (80, 443):
+        raise DeployError(f"{item!r}: web ports are the proxy's, not an exception to open")
+    return proto, int(port)
 
 
 def ruleset(setup: Transparent) -> str:
@@ -143,12 +167,37 @@ def ruleset(setup: Transparent) -> str:
         "\t\t# Pupils' web traffic reaches this chain only if it escaped the redirect (the rule removed, a half-",
         "\t\t# loaded table): it is dropped, never routed around the filter.",
         *(f"\t\t{wifi}{family} saddr @fail_closed_v{v} tcp dport {WEB_PORTS} drop" for v, family in ((4, "ip"), (6, "ip6"))),
+        *_egress(setup, wifi),
         "\t}",
         "",
         "\t# No output chain: the gateway's own connections (the proxy's upstream ones among them) are left alone.",
         "}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _egress(setup: Transparent, wifi: str) -> list[str]:
+    """Fail-closed subnets: replies, the allowed ports and DNS to the named resolvers; everything else dropped."""
+    if setup.egress is None:
+        return []
+    lines = [
+        "\t\t# Anything else pupils send through the gateway is dropped: a VPN (OpenVPN, WireGuard, IPsec), DNS over",
+        "\t\t# TLS, Tor, SSH or a proxy on another port would carry the web past the filter. Replies to what is",
+        "\t\t# allowed come back by connection tracking.",
+        "\t\tct state established,related accept",
+    ]
+    for v, family in ((4, "ip"), (6, "ip6")):
+        source = f"{wifi}{family} saddr @fail_closed_v{v}"
+        resolvers = [str(s) for s in setup.dns_servers if s.version == v]
+        if resolvers:
+            lines += [f"\t\t{source} {family} daddr {{ {', '.join(resolvers)} }} {proto} dport 53 accept"
+                      for proto in ("udp", "tcp")]  # fmt: skip
+        for proto in ("tcp", "udp"):
+            ports = sorted(port for p, port in setup.egress if p == proto)
+            if ports:
+                lines.append(f"\t\t{source} {proto} dport {{ {', '.join(map(str, ports))} }} accept")
+        lines.append(f"\t\t{source} drop")
+    return lines
 
 
 def flush_fail_open() -> list[list[str]]:

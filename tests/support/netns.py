@@ -12,7 +12,7 @@ test failed.
 
 Run as a script inside a namespace (``ip netns exec NS python -m tests.support.netns HOST CA_DIR``), this module is
 the internet's origin: :class:`~tests.support.origins.OriginServer` with TLS on ``HOST`` (reached on ports 80 and
-443 through a redirect in that namespace), plus a UDP listener on 443 and 4433 and a decoy TCP listener on
+443 through a redirect in that namespace), plus a UDP listener on 443, 4433 and 1194 (OpenVPN's) and a decoy TCP listener on
 ``DECOY_IP`` port 80; it prints ``port N`` when ready and one line per request, datagram or decoy connection's
 bytes it receives (``seen SCHEME HOST PATH``, ``udp PORT DATA``, ``decoy BYTES``).
 """
@@ -37,7 +37,7 @@ GATEWAY_WAN_IP = "203.0.113.1"
 ORIGIN_IP = "203.0.113.10"
 # Another host on the internet (a site the device is not allowed, say): it reports any bytes sent to its port 80.
 DECOY_IP = "203.0.113.66"
-UDP_PORTS = (443, 4433)
+UDP_PORTS = (443, 4433, 1194)
 
 
 def unavailable() -> str | None:
