@@ -257,3 +257,19 @@ def test_the_console_thread_tells_the_head_within_seconds_falling_back_to_the_al
         assert inbox.wait_for(2, timeout=30)[1]["To"] == "head@school.example"
     finally:
         notifier.stop()
+
+
+def test_the_cli_notice_pass_for_cron(sessions, inbox, store_url, tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from gateway.cli.main import cli
+    from tests.support.ports import free_port
+
+    incident(sessions, AMY, at=datetime.now(UTC))
+    policy = write_policy(tmp_path, "circumvention: {notices: {recipients: [head@school.example]}}\n")
+    args = ["reports", "notices", "--db", store_url, "--policy", str(policy), "--smtp-host", "127.0.0.1"]
+    down = CliRunner().invoke(cli, [*args, "--smtp-port", str(free_port())])
+    assert down.exit_code == 1 and "tried again on the next run" in down.output
+    sent = CliRunner().invoke(cli, [*args, "--smtp-port", str(inbox.port)])
+    assert sent.exit_code == 0 and "1 notices sent" in sent.output, sent.output
+    assert len(inbox.wait_for(1)) == 1

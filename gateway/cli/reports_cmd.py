@@ -72,6 +72,29 @@ def alerts(db_url: str, policy_path: Path, smtp_host: str | None, smtp_port: int
                                    "the next run")  # fmt: skip
 
 
+@reports.command("notices")
+@db_option
+@policy_option
+@_with_smtp
+def notices(db_url: str, policy_path: Path, smtp_host: str | None, smtp_port: int, mail_from: str,
+            console_url: str) -> None:  # fmt: skip
+    """Mail the circumvention notices due (one per person and technique per window, then a summary)."""
+    from gateway.notify.incident_notices import send_incident_notices
+
+    settings = _settings(policy_path)
+    if not settings.notices.recipients:
+        raise click.ClickException("the policy names no recipients (circumvention.notices.recipients, or "
+                                   "reports.alerts.recipients)")  # fmt: skip
+    mailer = _mailer(smtp_host, smtp_port, mail_from)
+    with open_store(db_url) as sessions:
+        done = send_incident_notices(sessions, mailer, settings.notices, console_url, settings.zone,
+                                     datetime.now(UTC), actor=cli_actor())  # fmt: skip
+    click.echo(f"{done.sent} notices sent, {done.summarised} incidents in a summary")
+    if done.error:
+        raise click.ClickException(f"the mail server refused ({done.error}); the notice is kept and tried again on "
+                                   "the next run")  # fmt: skip
+
+
 @reports.command("digest")
 @db_option
 @policy_option
