@@ -24,7 +24,7 @@ from gateway.store.migrate import upgrade
 from tests.support.clients import httpx_client
 from tests.support.mitmdump import Mitmdump, MitmdumpError
 from tests.support.origins import OriginServer
-from tests.support.policies import DEMO_POLICY
+from tests.support.policies import DEMO_POLICY, demo_policy_files
 from tests.support.ports import LOOPBACK, free_port
 
 pytestmark = pytest.mark.e2e
@@ -40,8 +40,7 @@ PAGE = {"Accept": "text/html,application/xhtml+xml", "Sec-Fetch-Dest": "document
 
 def pupil_policy(folder: Path) -> Path:
     """The shipped demo policy with PUPIL on a pupil network."""
-    (folder / "lists").symlink_to(DEMO_POLICY.parent / "lists")
-    (folder / "content").symlink_to(DEMO_POLICY.parent / "content")
+    demo_policy_files(folder)
     text = DEMO_POLICY.read_text().replace(
         "networks:\n", f"networks:\n  - {{name: test-pupil, subnets: [{PUPIL}/32], group: pupil}}\n", 1
     )

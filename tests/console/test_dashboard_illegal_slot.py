@@ -8,12 +8,11 @@ from pathlib import Path
 from gateway.web.app import ConsoleConfig, create_app
 from tests.console.seed import seed
 from tests.console.test_console_app import sign_in
-from tests.support.policies import DEMO_POLICY
+from tests.support.policies import DEMO_POLICY, demo_policy_files
 
 
 def console_for(folder: Path, db_url: str, *, iwf: str | None = None):  # type: ignore[no-untyped-def]
-    shutil.copytree(DEMO_POLICY.parent / "lists", folder / "lists")
-    (folder / "content").symlink_to(DEMO_POLICY.parent / "content")
+    demo_policy_files(folder, copy_lists=True)
     shutil.copy(DEMO_POLICY, folder / "default.yaml")
     if iwf is not None:
         (folder / "lists" / "illegal_iwf.txt").write_text(iwf)

@@ -21,7 +21,7 @@ from gateway.store.migrate import upgrade
 from gateway.store.models.audit import AuditEvent
 from tests.store.databases import TcpRelay, pg_schema_url  # noqa: F401  (fixture)
 from tests.support.mitmdump import Mitmdump
-from tests.support.policies import DEMO_POLICY, ROOT
+from tests.support.policies import DEMO_POLICY, ROOT, demo_policy_files
 
 ROSTER = (
     "UPN,Forename,Surname,Filter Group,NC Year,Reg Group\n"
@@ -126,8 +126,7 @@ def wait_for_audit(url: str, action: str, count: int, timeout: float = 20.0) -> 
 
 @pytest.mark.e2e
 def test_the_proxy_audits_each_policy_it_loads_or_refuses_with_a_diff(tmp_path):
-    (tmp_path / "lists").symlink_to(DEMO_POLICY.parent / "lists")
-    (tmp_path / "content").symlink_to(DEMO_POLICY.parent / "content")
+    demo_policy_files(tmp_path)
     policy = tmp_path / "policy.yaml"
     good = DEMO_POLICY.read_text()
     policy.write_text(good)

@@ -107,6 +107,7 @@ rules:
 def demo_policy_files(folder: Path, *, copy_lists: bool = False) -> None:
     """Everything the shipped demo policy reads beside it (lists, phrase files, sites' minimum ages, ...), linked
     into `folder`; the lists copied instead for a test that damages them."""
+    folder.mkdir(parents=True, exist_ok=True)
     for item in DEMO_POLICY.parent.iterdir():
         if item.name in ("default.yaml", "demo"):
             continue
