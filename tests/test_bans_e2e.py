@@ -21,7 +21,7 @@ from gateway.identity.people import Device, Person
 from gateway.identity.sessions import start_session
 from gateway.identity.types import IdentitySource
 from gateway.store.bans import ban_person, end_supervision, lift_ban, start_supervision
-from gateway.store.engine import make_engine, session_factory
+from gateway.store.engine import make_engine
 from gateway.store.migrate import upgrade
 from gateway.store.models.circumvention import Ban, Incident
 from tests.store.databases import PG_HOST, PG_PORT, TcpRelay, pg_schema_url  # noqa: F401 - fixture
@@ -30,6 +30,7 @@ from tests.support.gateway import start_gateway
 from tests.support.mitmdump import Mitmdump
 from tests.support.origins import OriginServer
 from tests.support.policies import demo_policy_with_devices
+from tests.support.stores import in_store
 
 pytestmark = pytest.mark.e2e
 
@@ -53,18 +54,6 @@ def policy_for(folder: Path) -> Path:
     return demo_policy_with_devices(folder, {}, replace={"networks:\n": "networks:\n" + wifi,
                                                          "  auto_ban: []\n": "  auto_ban: [doh]\n"})  # fmt: skip
 
-
-def in_store(db_url: str) -> Callable[..., object]:
-    """Run a store function in its own committed transaction, as the console does."""
-    factory = session_factory(make_engine(db_url))
-
-    def run(function: Callable[..., object], *args: object, **kwargs: object) -> object:
-        with factory() as session:
-            result = function(session, *args, **kwargs)
-            session.commit()
-            return result
-
-    return run
 
 
 def seed(db_url: str, folder: Path) -> Path:

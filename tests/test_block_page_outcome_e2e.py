@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from tests.support.clients import curl
 from tests.support.mitmdump import Mitmdump
 from tests.support.pg_standin import PgStandIn
 from tests.support.policies import always_lesson_policy
+from tests.support.stores import in_store
 
 pytestmark = pytest.mark.e2e
 
@@ -75,18 +75,6 @@ def gateway(mitmdump_proxy, origin_http, db_url: str, tmp_path: Path) -> Mitmdum
         "gateway_identity_interval_ms": 200, "gateway_grants_interval_ms": 200,
     }, origin=origin_http, ready_line="identity sources running")  # fmt: skip
 
-
-def in_store(db_url: str) -> Callable[..., object]:
-    """Run a store function in its own committed transaction, as the console does."""
-    factory = session_factory(make_engine(db_url))
-
-    def run(function: Callable[..., object], *args: object, **kwargs: object) -> object:
-        with factory() as session:
-            result = function(session, *args, **kwargs)
-            session.commit()
-            return result
-
-    return run
 
 
 def visit(proxy: Mitmdump, ip: str, url: str = "http://games.example/") -> tuple[int, str]:

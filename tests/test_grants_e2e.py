@@ -7,20 +7,19 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from gateway.policy.model import ExceptionGrant
-from gateway.store.engine import make_engine, session_factory
 from gateway.store.grants import add_grant, end_grant
 from gateway.store.migrate import upgrade
 from tests.support.clients import curl
 from tests.support.gateway import start_gateway
 from tests.support.mitmdump import Mitmdump
 from tests.support.policies import demo_policy_with_devices
+from tests.support.stores import in_store
 
 pytestmark = pytest.mark.e2e
 
@@ -48,18 +47,6 @@ def gateway_cli(*args: str) -> subprocess.CompletedProcess[str]:
 def grant(lists: list[str], expires: datetime, **scope: object) -> ExceptionGrant:
     return ExceptionGrant(id="new", lists=lists, expires=expires, reason="test", approved_by="head", **scope)
 
-
-def in_store(db_url: str) -> Callable[..., object]:
-    """Run a store function in its own committed transaction, as the console will."""
-    factory = session_factory(make_engine(db_url))
-
-    def run(function: Callable[..., object], *args: object, **kwargs: object) -> object:
-        with factory() as session:
-            result = function(session, *args, **kwargs)
-            session.commit()
-            return result
-
-    return run
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
