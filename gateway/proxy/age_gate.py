@@ -18,13 +18,12 @@ from datetime import date
 from mitmproxy import http
 from mitmproxy.proxy import layer
 
-from gateway.lists.hosts import normalise_host
 from gateway.proxy.block_response import block
 from gateway.proxy.destination_guard import DestinationGuard
 from gateway.proxy.flow_state import Connections, ConnectionState, flow_state
 from gateway.proxy.identity import identity_of
 from gateway.proxy.policy_source import PolicySource
-from gateway.proxy.request_host import pretty_host
+from gateway.proxy.request_host import every_name
 from gateway.proxy.tunnels import Record, RefusedConnection, RelayedConnection, established
 from gateway.services.age_rules import AgeRule
 
@@ -48,7 +47,7 @@ class AgeGate:
         day = state.instant.date()
         request = flow.request
         tunnel = self.connections.get(flow.client_conn.id)
-        for name in self._names(flow, state.host, tunnel):
+        for name in every_name(flow, state.host, tunnel.target if tunnel else None):
             rule = compiled.age.blocks(identity, name, request.path, day)
             if rule is not None:
                 state.decision = rule.decision(compiled.calendar.period(state.instant), name)
@@ -92,12 +91,3 @@ class AgeGate:
 
     def _close(self, tunnel: ConnectionState, rule: AgeRule, host: str) -> None:
         tunnel.decision = rule.decision(self.policy.current.calendar.period(tunnel.instant), host)
-
-    @staticmethod
-    def _names(flow: http.HTTPFlow, destination: str | None, tunnel: ConnectionState | None) -> list[str]:
-        names = [destination] if destination else []
-        for raw in (pretty_host(flow.request), flow.client_conn.sni, tunnel.target if tunnel else None):
-            name = normalise_host(raw) if raw else None
-            if name and name not in names:
-                names.append(name)
-        return names

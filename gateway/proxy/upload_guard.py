@@ -24,7 +24,6 @@ from mitmproxy import ctx, http
 from gateway.content.uploads import Media, Unreadable, find_media, media_in_headers
 from gateway.decisions.types import Action, Decision, Source
 from gateway.identity.people import Device
-from gateway.lists.hosts import normalise_host
 from gateway.policy.compiled import CompiledPolicy
 from gateway.proxy.block_response import block
 from gateway.proxy.destination_guard import DestinationGuard
@@ -32,7 +31,7 @@ from gateway.proxy.flow_state import FlowState, flow_state
 from gateway.proxy.identity import identity_of
 from gateway.proxy.identity_sources import IdentitySources
 from gateway.proxy.policy_source import PolicySource
-from gateway.proxy.request_host import pretty_host
+from gateway.proxy.request_host import every_name
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +134,7 @@ class UploadGuard:
             return
         compiled = self.policy.current
         scope = self._scope_for(compiled)
-        if not scope.mask or not any(scope.controls(compiled, h) for h in self._names(flow, state)):
+        if not scope.mask or not any(scope.controls(compiled, h) for h in every_name(flow, state.host)):
             return
         length = request.headers.get("content-length", "")
         if length == "0":
@@ -201,15 +200,6 @@ class UploadGuard:
         if cached is None or cached[0] is not compiled:
             cached = self._scope = (compiled, UploadScope.of(compiled))
         return cached[1]
-
-    @staticmethod
-    def _names(flow: http.HTTPFlow, state: FlowState) -> list[str | None]:
-        """Every name the request carries (destination, Host header, TLS server name): one on a list is enough."""
-        names = [state.host]
-        for raw in (pretty_host(flow.request), flow.client_conn.sni):
-            if raw and raw != state.host:
-                names.append(normalise_host(raw))
-        return names
 
     def _approved(self, name: str | None) -> bool:
         live = self.sources.live
