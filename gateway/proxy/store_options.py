@@ -1,5 +1,6 @@
 """The store's options, declared once: the database every addon that reads or writes it shares, the spool for
-writes while it is away, this school's name in a trust's shared store, and which of a machine's proxy workers this is."""
+writes while it is away, this school's name in a trust's shared store, and which of a machine's proxy workers
+this is."""
 
 from __future__ import annotations
 
