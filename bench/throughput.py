@@ -350,6 +350,18 @@ def mean_cpu(configs: list[Config], scenario: Scenario) -> dict[str, float]:
     return means
 
 
+def steadier(configs: list[Config], scenario: Scenario, top: str, bottom: str, cpus: dict[str, float]) -> str:
+    """Two readings of `top`/`bottom` that a busy machine disturbs less than the ratio of mean rates: the median of
+    the ratios of runs measured back to back in the same round, and the inverse ratio of proxy CPU per request
+    (a CPU-bound proxy's throughput is the inverse of its CPU per request, whatever else the cores are doing)."""
+    runs = {c.name: c.runs.get(scenario.name, []) for c in configs}
+    paired = [t.rate / b.rate for t, b in zip(runs.get(top, []), runs.get(bottom, []), strict=False) if b.rate]
+    text = f"   median of paired rounds {statistics.median(paired):.2f} (n={len(paired)})" if paired else ""
+    if cpus.get(top) and cpus.get(bottom):
+        text += f"   by proxy CPU per request {cpus[bottom] / cpus[top]:.2f}"
+    return text
+
+
 def report(configs: list[Config], scenarios: list[Scenario]) -> None:
     names = [c.name for c in configs]
     print("\nmean requests/s per scenario (ratio to bare) and mean proxy CPU µs per request (lower is better)")
@@ -376,7 +388,8 @@ def report(configs: list[Config], scenarios: list[Scenario]) -> None:
             verdicts.append(f"  {scenario.name:<10} gateway/bare {ratio:.2f}x{goal}{cpu}  ({scenario.title})")
         for top, bottom in (("gateway+extra", "gateway"), ("gateway", "variant")):
             if rates.get(top) and rates.get(bottom):
-                comparisons.append(f"  {scenario.name:<10} {top}/{bottom} = {rates[top] / rates[bottom]:.2f}")
+                comparisons.append(f"  {scenario.name:<10} {top}/{bottom} = {rates[top] / rates[bottom]:.2f}"
+                                   + steadier(configs, scenario, top, bottom, cpus))  # fmt: skip
     if verdicts:
         print("\ngateway against bare mitmdump")
         print("\n".join(verdicts))
