@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 from gateway.lists.hashing import HASH_DTYPE, HASHER, first_of_runs, hash_domains, is_sorted_unique
-from gateway.lists.hosts import normalise_host, normalise_url_prefix, split_url_prefix
+from gateway.lists.hosts import normalise_host, normalise_url_prefix, split_url_prefix, suffixes
 
 # Normalised domain strings, or a uint64 array of their hashes (a compiled cache, see `gateway.lists.cache`).
 type DomainSource = Iterable[str] | np.ndarray
@@ -179,6 +179,17 @@ class UrlIndex:
         if not path.startswith("/"):
             path = "/" + path
         return [(entry, mask) for entries in found for prefix, entry, mask in entries if path.startswith(prefix)]
+
+    def host_mask(self, host: str) -> int:
+        """The lists with an entry, any path, on the normalised host or a domain above it: for a connection whose
+        paths the gateway will not see."""
+        if not self._size:
+            return 0
+        found = 0
+        for suffix in suffixes(host):
+            for _, _, mask in self._by_host.get(suffix, ()):
+                found |= mask
+        return found
 
     def names_in(self, mask: int) -> tuple[str, ...]:
         """The names of the lists whose bits are set in a mask."""

@@ -21,6 +21,7 @@ from gateway.lists.index import DomainIndex, DomainSource, UrlIndex
 from gateway.policy.age_limits_model import NoDateOfBirth
 from gateway.policy.exceptions import ExceptionSet, compile_grant
 from gateway.policy.illegal_slot import slot_warning
+from gateway.policy.interception import PassThroughPlan, compile_pass_through, inline_lists, pass_through_problems
 from gateway.policy.list_sources import read_lists
 from gateway.policy.loader import LoadedPolicy, PolicyError, Problem, load_policy
 from gateway.policy.model import Policy, Rule
@@ -77,6 +78,8 @@ class CompiledPolicy:
     # Safe search and sign-in lock rewrites per group and host; sites' minimum ages.
     services: ServicePlans = field(default_factory=lambda: ServicePlans({}))
     age: AgeTable = field(default_factory=lambda: AgeTable(frozenset(), NoDateOfBirth.BLOCK, {}))
+    # Per group, the hosts whose TLS passes through untouched (`interception.pass_through`).
+    pass_through: PassThroughPlan = field(default_factory=PassThroughPlan)
     _rule_tables: dict[tuple[str, PeriodKind], tuple[CompiledRule, ...]] = field(default_factory=dict)
 
     @property
@@ -121,7 +124,8 @@ def compile_policy(loaded: LoadedPolicy) -> CompiledPolicy:
     list."""
     policy = loaded.policy
     rule_names = [f"rule:{rule.id}" for rule in policy.rules if rule.domains]
-    names = (*policy.lists, *rule_names, NEVER_INTERCEPT)
+    pass_through_lists = inline_lists(policy)
+    names = (*policy.lists, *rule_names, NEVER_INTERCEPT, *pass_through_lists)
     bits = {name: 1 << i for i, name in enumerate(names)}
     warnings: list[str] = []
 
@@ -142,12 +146,15 @@ def compile_policy(loaded: LoadedPolicy) -> CompiledPolicy:
         if rule.domains:
             domain_sources[f"rule:{rule.id}"] = [rule.domains]
     domain_sources[NEVER_INTERCEPT] = [policy.never_intercept.domains]
+    domain_sources.update(pass_through_lists)
     domains = DomainIndex.build(names, domain_sources)
     unliftable_mask = sum(bits[n] for n, source in policy.lists.items() if source.unliftable or n in policy.illegal)
     never_intercept_mask = sum(bits[n] for n in policy.never_intercept.lists) | bits[NEVER_INTERCEPT]
     services = build_plans(policy.safe_search, policy.services, policy.groups)
+    age = build_age_table(policy.age_limits, read_age_sites(loaded))
     problems = [*_lifting_exceptions(loaded, domains, unliftable_mask),
-                *_passed_through_rewrites(loaded, domains, never_intercept_mask, services)]  # fmt: skip
+                *_passed_through_rewrites(loaded, domains, never_intercept_mask, services),
+                *pass_through_problems(loaded, domains, bits, services, age)]  # fmt: skip
     if problems:
         raise PolicyError(problems)
 
@@ -169,13 +176,14 @@ def compile_policy(loaded: LoadedPolicy) -> CompiledPolicy:
         for rule in policy.rules
     )
     zone = ZoneInfo(policy.school.timezone)
+    illegal_mask = sum(bits[n] for n in policy.illegal)
     return CompiledPolicy(
         loaded=loaded,
         calendar=SchoolCalendar(policy.timetable, zone),
         names=names,
         domains=domains,
         urls=UrlIndex.build(names, url_sources),
-        illegal_mask=sum(bits[n] for n in policy.illegal),
+        illegal_mask=illegal_mask,
         unliftable_mask=unliftable_mask,
         never_intercept_mask=never_intercept_mask,
         rules=compiled_rules,
@@ -186,7 +194,8 @@ def compile_policy(loaded: LoadedPolicy) -> CompiledPolicy:
         content=build_analyser(loaded),
         circumvention=compile_circumvention(loaded),
         services=services,
-        age=build_age_table(policy.age_limits, read_age_sites(loaded)),
+        age=age,
+        pass_through=compile_pass_through(policy, bits, ((r, c.mask) for r, c in compiled_rules), illegal_mask),
     )
 
 

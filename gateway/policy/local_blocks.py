@@ -54,11 +54,12 @@ class LocalDomainIndex(OverlayIndex):
 class LocalUrlIndex:
     """The policy's URL index with the local blocks' URL prefixes added to one list."""
 
-    __slots__ = ("names", "_base", "_by_host", "_count")
+    __slots__ = ("names", "_base", "_bit", "_by_host", "_count")
 
     def __init__(self, base: UrlIndex, bit: int, entries: Iterable[str]) -> None:
         self.names = base.names
         self._base = base
+        self._bit = bit
         by_host: dict[str, list[tuple[str, str, int]]] = {}
         for entry in entries:
             host, prefix = split_url_prefix(entry)
@@ -74,6 +75,10 @@ class LocalUrlIndex:
                 if lowered.startswith(prefix):
                     found.append((entry, bit))
         return found
+
+    def host_mask(self, host: str) -> int:
+        local = any(suffix in self._by_host for suffix in suffixes(host))
+        return self._base.host_mask(host) | (self._bit if local else 0)
 
     def names_in(self, mask: int) -> tuple[str, ...]:
         return self._base.names_in(mask)

@@ -20,6 +20,7 @@ from gateway.policy.age_limits_model import AgeLimits
 from gateway.policy.circumvention_model import Circumvention
 from gateway.policy.content_model import ContentAnalysis
 from gateway.policy.expectations_model import ExpectedDecision
+from gateway.policy.interception_model import Interception
 from gateway.policy.model_base import Domain, Name, Strict
 from gateway.policy.reports_model import Reports
 from gateway.policy.safe_search_model import SafeSearch, Services
@@ -293,6 +294,8 @@ class Policy(Strict):
     # The IWF/CTIRU slot: these lists always block; no rule, exception or console role can lift them.
     illegal: list[str] = []
     never_intercept: NeverIntercept = NeverIntercept()
+    # Per group, hosts whose TLS passes through undecrypted (decided on the server name, logged by host).
+    interception: Interception = Interception()
     rules: list[Rule] = []
     exceptions: list[ExceptionGrant] = []
     default: DefaultAction = DefaultAction()
