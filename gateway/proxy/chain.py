@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -98,10 +99,26 @@ def _guarded(name: str, dispatch: Callable[..., Any], on_failure: Handler) -> Ca
     return guarded
 
 
+def _timed(dispatch: Callable[..., None], observe: Callable[..., None]) -> Callable[..., None]:
+    """`dispatch`, telling `observe` the nanoseconds it took and the hook's arguments (a synchronous hook only:
+    awaiting would time whatever else the event loop ran meanwhile)."""
+    clock = time.perf_counter_ns
+
+    def timed(*args: Any) -> None:
+        start = clock()
+        dispatch(*args)
+        observe(clock() - start, *args)
+
+    return timed
+
+
 class AddonChain:
-    def __init__(self, *parts: object, on_failure: Mapping[str, Handler] | None = None) -> None:
+    def __init__(self, *parts: object, on_failure: Mapping[str, Handler] | None = None,
+                 timers: Mapping[str, Callable[..., None]] | None = None) -> None:  # fmt: skip
         self.parts = parts
         self.on_failure = dict(on_failure or {})
+        # Hook -> told how long each call of it took (the metrics' decision latency).
+        self.timers = dict(timers or {})
         self._bind_lifecycle()
         self._bind_events()
 
@@ -117,6 +134,8 @@ class AddonChain:
                 dispatch = _dispatcher(_calls(self.parts, name))
                 if dispatch is not None and name in self.on_failure:
                     dispatch = _guarded(name, dispatch, self.on_failure[name])
+                if dispatch is not None and name in self.timers and not inspect.iscoroutinefunction(dispatch):
+                    dispatch = _timed(dispatch, self.timers[name])
                 setattr(self, name, dispatch)
 
     def load(self, loader: Any) -> None:
