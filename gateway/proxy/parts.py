@@ -22,6 +22,7 @@ from gateway.proxy.grant_follower import GrantFollower
 from gateway.proxy.identity import IdentityAddon
 from gateway.proxy.identity_sources import IdentitySources
 from gateway.proxy.lean_proxy import LeanProxy
+from gateway.proxy.metrics import Metrics
 from gateway.proxy.policy_source import PolicySource
 from gateway.proxy.portal import PortalAddon
 from gateway.proxy.proxy_auth import ProxyAuthAddon
@@ -48,6 +49,8 @@ def gateway_addons() -> list[object]:
     grants = GrantFollower(policy, bans)
     selftest = SelftestRoute(policy)
     circumvention = CircumventionGuard(policy, destinations, connections)
+    metrics = Metrics(policy, access_log, grants, bans, identity_sources)
+    log_connection = metrics.counted(access_log.connection)
 
     return [
         StartupGate(),
@@ -67,7 +70,7 @@ def gateway_addons() -> list[object]:
             IdentityAddon(policy, identity_sources),
             PortalAddon(policy),
             TunnelGuard(
-                policy, clock, destinations, connections, access_log.connection, identity_sources.identify, grants,
+                policy, clock, destinations, connections, log_connection, identity_sources.identify, grants,
                 circumvention,
             ),
             destinations,
@@ -81,15 +84,18 @@ def gateway_addons() -> list[object]:
             UploadGuard(policy, destinations, identity_sources),
             # After the tunnel guard and the enforcer: a pupil below a site's minimum age is kept from its sign-up
             # pages (or, as the policy says, the whole site: its CONNECTs and passed-through connections too).
-            AgeGate(policy, destinations, connections, access_log.connection),
+            AgeGate(policy, destinations, connections, log_connection),
             # Last of the request guards: only requests every part allowed get safe search and the sign-in locks.
             SafeSearch(policy),
             # After the enforcer: only what it allowed is scored; before the access log, which logs the finding.
             SearchGuard(policy, destinations),
             ContentGuard(policy, destinations),
+            # Just before the access log: counts the decisions it is about to log.
+            metrics,
             access_log,
             # Last: sends an allowed self-test request to its test origin once every part has decided.
             selftest.last,
-            on_failure=FailClosed(policy, clock, connections, access_log.response).handlers(),
+            on_failure=metrics.failures(FailClosed(policy, clock, connections, access_log.response).handlers()),
+            timers=metrics.timers(),
         ),
     ]

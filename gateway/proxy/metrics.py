@@ -1,0 +1,274 @@
+"""mitmproxy addon: a Prometheus endpoint per proxy worker (`gateway_metrics_listen`, off by default).
+
+The hooks only add to plain integers the event loop alone writes: no lock, no label lookup in prometheus_client,
+no object made per request beyond one small tuple key per decision. Everything else (the writer's queue, the
+spool on disk, the policy, grants, bans, identity sources) is read when Prometheus scrapes, in the server's own
+thread (`gateway.proxy.metrics_collector`), so a slow disk or a scrape storm never touches the event loop.
+
+Labels are closed sets: actions, decision sources, the policy's list and category names, hooks, schemes. Never a
+person, an address, a host or a URL: a label is kept for ever by Prometheus, and a pupil could mint one per request.
+
+Where the counts come from:
+- decisions on requests: this part's `response` and `error`, placed just before the access log with the access
+  log's own test (a decision, not logged yet, not a CONNECT), so it counts each row the access log writes;
+- decisions on connections: `counted(access_log.connection)`, the callback the tunnel guard and age gate log with;
+- decision latency: the chain times the hooks that decide (`AddonChain(timers=metrics.timers())`), the fail-closed
+  handler included, so a failing part's time counts too;
+- fail-closed: `failures(FailClosed(...).handlers())` counts each time a part raised and the gateway blocked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import logging
+import time
+from bisect import bisect_left
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+from wsgiref.simple_server import WSGIServer
+
+from mitmproxy import ctx, exceptions, http
+from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client.exposition import start_wsgi_server
+
+from gateway.decisions.types import Decision
+from gateway.policy.compiled import CompiledPolicy
+from gateway.proxy.access_log import AccessLog
+from gateway.proxy.bans import BanKeeper
+from gateway.proxy.flow_state import ConnectionState, flow_state
+from gateway.proxy.grant_follower import GrantFollower
+from gateway.proxy.identity_sources import IdentitySources
+from gateway.proxy.policy_source import PolicySource
+
+log = logging.getLogger(__name__)
+
+# Upper bounds of the decision-latency buckets, in nanoseconds: 10 µs to 100 ms (a decision takes tens of µs; a
+# list lookup that takes a millisecond is already news).
+LATENCY_BOUNDS_NS = (
+    10_000, 20_000, 50_000, 100_000, 200_000, 500_000,
+    1_000_000, 2_000_000, 5_000_000, 10_000_000, 20_000_000, 50_000_000, 100_000_000,
+)  # fmt: skip
+# The hooks that decide, timed by the chain: a request's (its headers are decided before the body is read), a
+# CONNECT's and a TLS ClientHello's.
+TIMED_HOOKS = ("requestheaders", "http_connect", "tls_clienthello")
+SCHEMES = ("http", "https")
+# The category label of a decision that names no list (a rule, the default, a connection check).
+NO_CATEGORY = "none"
+
+
+class LatencyHistogram:
+    """Cumulative-bucket latency counts, added to by the event loop and read whole by the scrape thread."""
+
+    __slots__ = ("bounds", "counts", "sum_ns")
+
+    def __init__(self, bounds: tuple[int, ...] = LATENCY_BOUNDS_NS) -> None:
+        self.bounds = bounds
+        # One per bound, and one past the last (+Inf).
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum_ns = 0
+
+    def observe(self, ns: int) -> None:
+        self.counts[bisect_left(self.bounds, ns)] += 1
+        self.sum_ns += ns
+
+
+class PolicyFailures(logging.Handler):
+    """Counts the policy reloads the policy source refused: it says so in its log, once per broken change."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("policy reload failed"):
+            self.count += 1
+
+
+class Metrics:
+    """Counts what the proxy decides and serves them, with the state `MetricsCollector` reads, to Prometheus."""
+
+    def __init__(self, policy: PolicySource, access_log: AccessLog, grants: GrantFollower, bans: BanKeeper,
+                 identity_sources: IdentitySources) -> None:  # fmt: skip
+        # The parts the collector reads at scrape time.
+        self.policy = policy
+        self.access_log = access_log
+        self.grants = grants
+        self.bans = bans
+        self.identity_sources = identity_sources
+        self.requests = dict.fromkeys((*SCHEMES, "other"), 0)
+        self.connections = 0
+        self.open_connections = 0
+        # (action, source, category) -> decisions.
+        self.decisions: dict[tuple[str, str, str], int] = {}
+        self.fail_closed = dict.fromkeys(("requestheaders", "request", "response", "http_connect", "next_layer",
+                                          "tls_clienthello", "server_connect"), 0)  # fmt: skip
+        self.latency = {hook: LatencyHistogram() for hook in TIMED_HOOKS}
+        self.policy_installs = 0
+        self.policy_loaded_at = 0.0
+        self.policy_file = ""
+        self.policy_sha256 = ""
+        self.policy_failures = PolicyFailures()
+        self.worker = "0"
+        self.audit_spool: Path | None = None
+        self.listening: str | None = None
+        self._server: WSGIServer | None = None
+        policy.on_install(self._installed)
+        logging.getLogger("gateway.proxy.policy_source").addHandler(self.policy_failures)
+
+    def load(self, loader) -> None:  # type: ignore[no-untyped-def]
+        loader.add_option(
+            "gateway_metrics_listen", str, "",
+            "Serve Prometheus metrics at HOST:PORT (a bare PORT listens on 127.0.0.1); empty: off. Anything but "
+            "loopback exposes the counts to the network: choose it deliberately.",
+        )  # fmt: skip
+
+    def configure(self, updated: set[str]) -> None:
+        if "gateway_worker" in updated and "gateway_worker" in ctx.options:
+            self.worker = ctx.options.gateway_worker or "0"
+        if "gateway_spool" in updated and "gateway_spool" in ctx.options:
+            # Where the policy source keeps its audit outbox.
+            self.audit_spool = Path(ctx.options.gateway_spool) / "audit"
+        if "gateway_metrics_listen" in updated:
+            self._stop_server()
+            if ctx.options.gateway_metrics_listen:
+                self._start_server(ctx.options.gateway_metrics_listen)
+
+    def done(self) -> None:
+        self._stop_server()
+        logging.getLogger("gateway.proxy.policy_source").removeHandler(self.policy_failures)
+
+    # The hot path.
+
+    def client_connected(self, client: Any) -> None:
+        self.connections += 1
+        self.open_connections += 1
+
+    def client_disconnected(self, client: Any) -> None:
+        self.open_connections -= 1
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        self._count_request(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        self._count_request(flow)
+
+    def _count_request(self, flow: http.HTTPFlow) -> None:
+        # The access log's own test, so each row it is about to write is counted once (it marks the flow logged).
+        state = flow_state(flow)
+        if state.decision is not None and not state.logged and flow.request.method != "CONNECT":
+            self._count(state.decision)
+
+    def _count(self, decision: Decision) -> None:
+        key = (decision.action.value, decision.source.value, decision.list or NO_CATEGORY)
+        decisions = self.decisions
+        decisions[key] = decisions.get(key, 0) + 1
+
+    def counted(self, log_connection: Callable[[ConnectionState, str | None], None]
+                ) -> Callable[[ConnectionState, str | None], None]:  # fmt: skip
+        """The access log's connection callback, counting each connection decision it logs."""
+
+        def log_and_count(tunnel: ConnectionState, error: str | None) -> None:
+            log_connection(tunnel, error)
+            if tunnel.decision is not None:
+                self._count(tunnel.decision)
+
+        return log_and_count
+
+    def failures(self, handlers: Mapping[str, Callable[..., None]]) -> dict[str, Callable[..., None]]:
+        """The chain's fail-closed handlers, each counting the times a part raised in its hook."""
+        return {hook: self._failure_counted(hook, handler) for hook, handler in handlers.items()}
+
+    def _failure_counted(self, hook: str, handler: Callable[..., None]) -> Callable[..., None]:
+        counts = self.fail_closed
+        counts.setdefault(hook, 0)
+
+        def handle_and_count(*args: Any) -> None:
+            counts[hook] += 1
+            handler(*args)
+
+        return handle_and_count
+
+    def timers(self) -> dict[str, Callable[..., None]]:
+        """For `AddonChain(timers=...)`: hook -> called with the nanoseconds the chain spent in it and its args."""
+        request_latency = self.latency["requestheaders"].observe
+        requests = self.requests
+
+        def request_timed(ns: int, flow: http.HTTPFlow) -> None:
+            request_latency(ns)
+            scheme = flow.request.scheme
+            requests[scheme if scheme in SCHEMES else "other"] += 1
+
+        return {
+            "requestheaders": request_timed,
+            "http_connect": _ignoring_args(self.latency["http_connect"].observe),
+            "tls_clienthello": _ignoring_args(self.latency["tls_clienthello"].observe),
+        }
+
+    # Policy versions.
+
+    def _installed(self, compiled: CompiledPolicy) -> None:
+        path = compiled.loaded.path
+        try:
+            # A few kilobytes, read once per reload: the same file the audit trail records the sha256 of.
+            data = path.read_bytes()
+        except OSError:
+            data = b""
+        self.policy_sha256 = hashlib.sha256(data).hexdigest()
+        self.policy_file = path.name
+        self.policy_loaded_at = time.time()
+        self.policy_installs += 1
+
+    # The server.
+
+    def _start_server(self, listen: str) -> None:
+        from gateway.proxy.metrics_collector import MetricsCollector
+
+        host, port = parse_listen(listen)
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(MetricsCollector(self))
+        ProcessCollector(registry=registry)
+        try:
+            self._server, _ = start_wsgi_server(port, host, registry)
+        except OSError as exc:
+            raise exceptions.OptionsError(
+                f"gateway_metrics_listen {listen}: cannot listen there ({exc.strerror or exc}); is another worker "
+                "or program using that port?"
+            ) from None
+        self.listening = listen
+        if not ipaddress.ip_address(host.strip("[]")).is_loopback:
+            log.warning("metrics served on %s, beyond this machine: keep it behind a firewall", listen)
+        log.info("metrics at http://%s/metrics", listen)
+
+    def _stop_server(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+            self.listening = None
+
+
+def _ignoring_args(observe: Callable[[int], None]) -> Callable[..., None]:
+    def timed(ns: int, *args: Any) -> None:
+        observe(ns)
+
+    return timed
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """`HOST:PORT`, `[V6]:PORT` or a bare `PORT` (loopback) -> (host, port); OptionsError if it is neither."""
+    host, sep, port = listen.rpartition(":")
+    if not sep:
+        host, port = "127.0.0.1", listen
+    host = host.strip("[]")
+    try:
+        ipaddress.ip_address(host)
+        number = int(port)
+        if not 0 < number < 65536:
+            raise ValueError(port)
+    except ValueError:
+        raise exceptions.OptionsError(
+            f"gateway_metrics_listen {listen!r}: give HOST:PORT with an IP address (127.0.0.1:9100) or a port"
+        ) from None
+    return host, number
