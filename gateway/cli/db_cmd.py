@@ -16,11 +16,13 @@ def db() -> None:
 @db.command("upgrade")
 @db_option
 @click.option("--revision", default="head", show_default=True, help="Alembic revision to upgrade to.")
-def upgrade_cmd(db_url: str, revision: str) -> None:
+@click.option("--site", default="main", show_default=True,
+              help="The site (the policy's school.site) given to records written before records carried one.")
+def upgrade_cmd(db_url: str, revision: str, site: str) -> None:
     """Create the tables, or bring them up to this version of the gateway."""
     from gateway.store.migrate import upgrade
 
-    upgrade(db_url, revision)
+    upgrade(db_url, revision, site=site)
     click.echo(f"database at {display_url(db_url)} is at revision {_current(db_url)}")
     if _rollups_missing(db_url):
         click.echo("the access log has rows the dashboard's hourly counts do not: run "

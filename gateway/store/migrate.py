@@ -37,10 +37,12 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
-def upgrade(url: str, revision: str = "head") -> None:
+def upgrade(url: str, revision: str = "head", *, site: str | None = None) -> None:
+    """Migrate; rows written before records carried a site are given `site` ("main" when None)."""
     engine = make_engine(url)
     try:
         config = alembic_config(url)
+        config.attributes["site"] = site
         with engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, revision)

@@ -9,13 +9,14 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Select, delete, select
+from sqlalchemy import Engine, Select, TableClause, column, delete, select, table, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from gateway.store import partitions
 from gateway.store.engine import StallGuard, make_engine
 from gateway.store.models.access_log import AccessLogEntry
 from gateway.store.rollups import after_purge
@@ -44,13 +45,38 @@ def purge(
 ) -> int:
     """Delete access-log rows older than the period, in chunks so the writer is never held up for long; then
     drop the dashboard's counts for the hours emptied and recount the hour the cut fell in. `guard` is entered
-    around each chunk."""
+    around each chunk. On PostgreSQL whole day partitions are dropped instead (`purge_partitions`)."""
     cutoff = now - timedelta(days=older_than_days)
+    with guard, engine.connect() as connection:
+        partitioned = partitions.is_partitioned(connection)
+    if partitioned:
+        return purge_partitions(engine, cutoff, today=now.astimezone(UTC).date(), guard=guard)
+    return _delete_rows(engine, cutoff, guard, AccessLogEntry.__table__)
+
+
+def purge_partitions(
+    engine: Engine, cutoff: datetime, *, today: date, guard: AbstractContextManager[object] = nullcontext()
+) -> int:
+    """Drop the day partitions wholly before the cut-off and the default partition's rows before the same day
+    boundary (rows after it wait for the next day's purge); then fix the dashboard's counts and make the days
+    ahead. The rows dropped."""
+    boundary = datetime.combine(cutoff.astimezone(UTC).date(), time(), UTC)
+    with guard, engine.begin() as connection:
+        expired = [p for p in partitions.day_partitions(connection) if p.end <= boundary]
+        total = sum(connection.scalar(text(f"SELECT count(*) FROM {p.name}")) or 0 for p in expired)
+        partitions.drop_before(connection, boundary)
+    total += _delete_rows(engine, boundary, guard, table(partitions.DEFAULT, column("id"), column("at")))
+    with guard, engine.begin() as connection:
+        partitions.ensure_ahead(connection, today)
+    return total
+
+
+def _delete_rows(engine: Engine, cutoff: datetime, guard: AbstractContextManager[object], log: TableClause) -> int:
     total = 0
     while True:
-        chunk = select(AccessLogEntry.id).where(AccessLogEntry.at < cutoff).limit(_PURGE_CHUNK)
+        chunk = select(log.c.id).where(log.c.at < cutoff).limit(_PURGE_CHUNK)
         with guard, engine.begin() as connection:
-            deleted = connection.execute(delete(AccessLogEntry).where(AccessLogEntry.id.in_(chunk))).rowcount
+            deleted = connection.execute(delete(log).where(log.c.id.in_(chunk))).rowcount
         total += deleted
         if deleted < _PURGE_CHUNK:
             break

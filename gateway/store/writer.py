@@ -7,7 +7,9 @@ that had in fact been committed writes nothing twice. `close` flushes the queue 
 
 Nothing waits on the database for long: connections have a connect timeout and a statement timeout, and a guard
 cuts a connection the server has stopped answering. While the writer thread does wait, rows past `max_queue` are
-spilled to the spool by a second thread rather than held in memory. The daily purge runs in a thread of its own.
+spilled to the spool by a second thread rather than held in memory. The daily purge runs in a thread of its own,
+in one writer per spool folder (so once per machine however many proxy workers share it): the one holding the
+folder's `purge.lock`; if that worker dies another takes the lock, and the purge, over within a minute.
 Each row is made storable (`access_rows.storable`) on the way in, so no text in it can make the database refuse it.
 
 The dashboard's hourly counts (`gateway.store.rollups`), the officer's reports (`gateway.store.reports`: a row's
@@ -34,6 +36,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from gateway.store.access_rows import storable
 from gateway.store.engine import StallGuard, make_engine
 from gateway.store.incidents import incident_rows, record_incidents
+from gateway.store.machine_lock import MachineLock
 from gateway.store.models.access_log import AccessLogEntry
 from gateway.store.reports import record_findings, reportable_rows
 from gateway.store.retention import DailyPurge
@@ -49,6 +52,8 @@ _ID_CHUNK = 500
 # connection (a server that takes the bytes and never answers).
 STATEMENT_TIMEOUT = 15.0
 STALL_SECONDS = 30.0
+# Seconds between a writer's tries at the purge lock while another process holds it.
+PURGE_TURN_INTERVAL = 30.0
 
 
 class RowInserter:
@@ -74,7 +79,8 @@ class RowInserter:
             raise ValueError(f"the access log supports SQLite and PostgreSQL, not {dialect}")
         self._sqlite = dialect == "sqlite"
         head = f"INSERT INTO access_log ({', '.join(self.columns)}) VALUES "
-        tail = " ON CONFLICT (row_id) DO NOTHING"
+        # On PostgreSQL the table is partitioned by `at`, so row_id is unique with it (a replay carries the same `at`).
+        tail = " ON CONFLICT (row_id) DO NOTHING" if dialect == "sqlite" else " ON CONFLICT (row_id, at) DO NOTHING"
         if self._sqlite:
             one = f"({', '.join('?' * len(self.columns))})"
             lengths = self.ROWS_PER_STATEMENT.bit_length()
@@ -165,7 +171,10 @@ class AccessLogWriter:
         self._engine = make_engine(db_url, statement_timeout=STATEMENT_TIMEOUT)
         self._guard = StallGuard(self._engine, stall_seconds)
         self._insert = RowInserter(self._engine)
-        self.purge = DailyPurge(db_url, retention_days) if retention_days is not None else None
+        self.retention_days = retention_days
+        self.purge: DailyPurge | None = None
+        self._purge_lock = MachineLock(Path(spool_dir) / "purge.lock") if retention_days is not None else None
+        self._purge_tried = float("-inf")
         # Rows waiting for the thread. Not a queue.Queue: a thread blocked in `get` is woken by every `put`, so each
         # request would cost a thread switch and a handover of the GIL away from the proxy's event loop. The thread
         # sleeps `interval` and takes what has gathered, woken early only for a full batch or by `close`.
@@ -187,8 +196,7 @@ class AccessLogWriter:
     def start(self) -> AccessLogWriter:
         self._thread.start()
         self._spill_thread.start()
-        if self.purge is not None:
-            self.purge.start()
+        self._purge_turn()
         return self
 
     def submit(self, row: dict[str, Any]) -> None:
@@ -207,10 +215,13 @@ class AccessLogWriter:
         self._stop = True
         self._wake.set()
         self._overflow.set()
-        if self.purge is not None:
-            self.purge.close()
         self._thread.join(timeout)
         self._spill_thread.join(timeout)
+        # After the writer thread, which may have just taken the purge over.
+        if self.purge is not None:
+            self.purge.close()
+        if self._purge_lock is not None:
+            self._purge_lock.release()
         self._guard.close()
         self._engine.dispose()
 
@@ -230,9 +241,22 @@ class AccessLogWriter:
             except Exception:
                 # A bug here must not lose rows or kill the thread; the batch is already spooled or written.
                 log.exception("access-log writer")
+            self._purge_turn()
         if self.spool.pending():
             self._down_until = 0.0
             self._replay()
+
+    def _purge_turn(self) -> None:
+        """Start the daily purge if no other process sharing the spool folder runs it (tried every
+        `PURGE_TURN_INTERVAL` while one does)."""
+        if self._purge_lock is None or self.purge is not None or self._closed:
+            return
+        if time.monotonic() - self._purge_tried < PURGE_TURN_INTERVAL:
+            return
+        self._purge_tried = time.monotonic()
+        if self._purge_lock.take():
+            assert self.retention_days is not None
+            self.purge = DailyPurge(self.db_url, self.retention_days).start()
 
     def _take(self) -> tuple[list[dict[str, Any]], int, bool]:
         """Up to a batch of rows after at most `interval`, the spool number reserved for them, and whether `close`

@@ -122,10 +122,12 @@ def test_purge_drops_the_emptied_hours_and_recounts_the_one_it_cuts(db_url, tmp_
     ]
     write(db_url, tmp_path / "spool", rows)
     engine = make_engine(db_url)
-    assert purge(engine, 90, now=now) == 2
+    # PostgreSQL drops whole UTC days (its day partitions): the row ten minutes before the cut-off waits a day.
+    purged = 2 if db_url.startswith("sqlite") else 1
+    assert purge(engine, 90, now=now) == purged
     engine.dispose()
     kept, _ = stored(db_url)
-    assert kept == counts(rows[2:])
+    assert kept == counts(rows[purged:])
     assert min(hour for _, _, hour, _, _ in kept) == hour_of(cutoff)
 
 
@@ -149,6 +151,8 @@ def test_rebuild_rollups_counts_a_log_filled_before_them(tmp_path):
                              capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert "recounted" in rebuilt.stdout
+    # Rows logged before records carried a site were given "main" by migration 0014.
+    rows = [{**r, "site": r["site"] or "main"} for r in rows]
     assert stored(url)[0] == counts(rows)
     # Idempotent, and it drops counts of hours the log no longer has.
     engine = make_engine(url)

@@ -19,6 +19,8 @@ class AuditEvent(Base):
     __tablename__ = "audit_event"
 
     id: Mapped[int] = mapped_column(RowNumber, primary_key=True, autoincrement=True)
+    # The school it belongs to (the writer's policy's `school.site`); a trust filters by it.
+    site: Mapped[str | None] = mapped_column(String(64))
     at: Mapped[datetime]
     # A console username, or "cli:<os user>" for command-line changes.
     actor: Mapped[str] = mapped_column(String(128))

@@ -21,6 +21,8 @@ class ConsentRecord(Base):
     __tablename__ = "image_consent"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # The school it belongs to (the writer's policy's `school.site`); a trust filters by it.
+    site: Mapped[str | None] = mapped_column(String(64))
     # The pupil's roster username.
     username: Mapped[str] = mapped_column(String(128))
     # The calendar year the academic year starts in: 2026 is 2026/27.

@@ -14,6 +14,8 @@ class DeviceRecord(Base):
     __tablename__ = "device"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # The school it belongs to (the writer's policy's `school.site`); a trust filters by it.
+    site: Mapped[str | None] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(64), unique=True)
     # aa:bb:cc:dd:ee:ff; how a DHCP lease finds the device.
     mac: Mapped[str | None] = mapped_column(String(17), unique=True)

@@ -18,6 +18,8 @@ class GrantRecord(Base):
     __tablename__ = "grant_record"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # The school it belongs to (the writer's policy's `school.site`); a trust filters by it.
+    site: Mapped[str | None] = mapped_column(String(64))
     # Who, where, when and what, as the fields of `gateway.policy.model.ExceptionGrant` (JSON): groups, users,
     # year_groups, classes, periods, lists, domains, action.
     scope: Mapped[str] = mapped_column(Text)

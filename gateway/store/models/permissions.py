@@ -18,6 +18,8 @@ class PersonalPermission(Base):
     __tablename__ = "personal_permission"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # The school it belongs to (the writer's policy's `school.site`); a trust filters by it.
+    site: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime]
     username: Mapped[str] = mapped_column(String(128), index=True)
     # The person's roster group when granted: staff never have lesson time, whatever the form said.

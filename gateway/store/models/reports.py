@@ -74,6 +74,8 @@ class LocalBlock(Base):
     __tablename__ = "local_block"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # The school it belongs to (the writer's policy's `school.site`); a trust filters by it.
+    site: Mapped[str | None] = mapped_column(String(64))
     host: Mapped[str] = mapped_column(String(255))
     # None blocks the whole site and its subdomains; otherwise paths starting with this one.
     path_prefix: Mapped[str | None] = mapped_column(Text)

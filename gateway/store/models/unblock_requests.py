@@ -18,6 +18,8 @@ class UnblockRequest(Base):
     __tablename__ = "unblock_request"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # The school it belongs to (the writer's policy's `school.site`); a trust filters by it.
+    site: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime]
     # A roster username when the gateway knew the device; None for a name typed on an unknown device.
     username: Mapped[str | None] = mapped_column(String(128), index=True)

@@ -34,6 +34,8 @@ class ConsoleUser(Base):
     last_login_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     password_changed_at: Mapped[datetime]
+    # The sites (space separated) whose records the account may see; empty: every site, a trust-wide role.
+    sites: Mapped[str] = mapped_column(String(255), default="", server_default="")
 
     # The session protocol Flask-Login expects, without importing Flask into the store.
     @property

@@ -26,6 +26,8 @@ class CurriculumWindow(Base):
     __tablename__ = "curriculum_window"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # The school it belongs to (the writer's policy's `school.site`); a trust filters by it.
+    site: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime]
     teacher: Mapped[str] = mapped_column(String(128), index=True)
     school_class: Mapped[str] = mapped_column(String(64))
