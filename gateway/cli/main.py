@@ -15,6 +15,7 @@ from gateway.cli.retention_cmd import export_person_cmd, purge_cmd
 from gateway.cli.devices_cmd import devices
 from gateway.cli.consent_cmd import consent
 from gateway.cli.grants_cmd import grants
+from gateway.cli.health_cmd import health
 from gateway.cli.impact_cmd import impact
 from gateway.cli.roster_cmd import roster
 from gateway.cli.run_cmd import run
@@ -47,3 +48,4 @@ cli.add_command(impact)
 cli.add_command(selftest)
 cli.add_command(reports)
 cli.add_command(deploy)
+cli.add_command(health)

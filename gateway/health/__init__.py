@@ -1,0 +1,1 @@
+"""`gateway health`: what a monitoring system asks of a running gateway, as OK, WARNING or CRITICAL."""
