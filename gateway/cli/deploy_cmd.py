@@ -40,9 +40,12 @@ def deploy() -> None:
               help="A DNS resolver fail-closed groups may ask (repeat for each; not needed when the gateway itself "
                    "answers DNS).")
 @click.option("--open-egress", is_flag=True, help="Do not restrict fail-closed groups' other traffic.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256),
+              help="Proxy workers on --proxy-port and the ports after it (`gateway run --workers N`): each device "
+                   "goes to one, by a hash of its address.")  # fmt: skip
 def nftables(policy_path: Path, proxy_port: int, interfaces: tuple[str, ...], networks: tuple[str, ...],
              fail_closed: tuple[str, ...], egress: tuple[str, ...], dns_servers: tuple[str, ...],
-             open_egress: bool) -> None:  # fmt: skip
+             open_egress: bool, workers: int) -> None:  # fmt: skip
     """Print the nftables ruleset for transparent mode (load it with `nft -f FILE`)."""
     from gateway.cli.policy_cmd import load_or_exit
     from gateway.deploy.nftables import DeployError, ruleset, transparent
@@ -51,7 +54,7 @@ def nftables(policy_path: Path, proxy_port: int, interfaces: tuple[str, ...], ne
     try:
         setup = transparent(policy, proxy_port=proxy_port, fail_closed=fail_closed, interfaces=interfaces,
                             networks=networks, egress=None if open_egress else egress,
-                            dns_servers=dns_servers)  # fmt: skip
+                            dns_servers=dns_servers, workers=workers)  # fmt: skip
     except DeployError as exc:
         raise click.UsageError(str(exc)) from None
     click.echo(ruleset(setup), nl=False)

@@ -13,6 +13,9 @@ Fail closed or open: the subnets of fail-closed groups are redirected unconditio
 dropped, so with the proxy down pupils get a refused connection, never the open internet. Fail-open subnets are
 redirected only while their set is filled; the proxy's systemd unit loads this file when it starts and empties the
 set when it stops, so staff and guests are routed around a stopped proxy.
+
+Workers (`gateway run --workers N`): the redirect spreads clients over the workers' ports (the proxy port and the
+N-1 after it) by a hash of the source address (`jhash ... mod N`), so a device always reaches the same worker.
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ class Transparent:
     # None: everything (no egress restriction).
     egress: tuple[tuple[str, int], ...] | None = (("udp", 123),)
     dns_servers: tuple[IPNetwork, ...] = ()
+    # Proxy workers listening on proxy_port, proxy_port + 1, ...
+    workers: int = 1
 
     def subnets(self, fail_closed: bool, version: int) -> list[IPNetwork]:
         found = {
@@ -76,11 +81,13 @@ def client_networks(policy: Policy) -> tuple[ClientNetwork, ...]:
 
 def transparent(policy: Policy, *, proxy_port: int, fail_closed: Sequence[str], interfaces: Sequence[str],
                 networks: Sequence[str] = (), egress: Sequence[str] | None = ("udp/123",),
-                dns_servers: Sequence[str] = ()) -> Transparent:  # fmt: skip
+                dns_servers: Sequence[str] = (), workers: int = 1) -> Transparent:  # fmt: skip
     """Check the operator's choices against the policy; `fail_closed` names groups, or is `["all"]`; `egress` is
     "PROTO/PORT" items, or None for no egress restriction."""
     if not 0 < proxy_port < 65536:
         raise DeployError(f"proxy port {proxy_port} is not a port")
+    if workers < 1 or proxy_port + workers - 1 > 65535:
+        raise DeployError(f"{workers} workers from port {proxy_port} do not fit in the ports (1-65535)")
     allowed = None if egress is None else tuple(_proto_port(item) for item in egress)
     try:
         resolvers = tuple(ipaddress.ip_network(server) for server in dns_servers)
@@ -105,7 +112,7 @@ def transparent(policy: Policy, *, proxy_port: int, fail_closed: Sequence[str], 
         found = tuple(n for n in found if n.name in networks)
     if not found:
         raise DeployError("the policy names no client subnets (networks:) to redirect")
-    return Transparent(found, frozenset(chosen), proxy_port, tuple(interfaces), allowed, resolvers)
+    return Transparent(found, frozenset(chosen), proxy_port, tuple(interfaces), allowed, resolvers, workers)
 
 
 def _proto_port(item: str) -> tuple[str, int]:
@@ -143,7 +150,6 @@ def ruleset(setup: Transparent) -> str:
             "",
         ]
     wifi = "iifname @wifi_interfaces " if setup.interfaces else ""
-    port = setup.proxy_port
     lines += [
         "\tchain prerouting {",
         "\t\ttype nat hook prerouting priority dstnat; policy accept;",
@@ -151,11 +157,12 @@ def ruleset(setup: Transparent) -> str:
         "\t\tfib daddr type local accept",
         "\t\t# Pupils' web traffic always goes to the proxy; with the proxy down the connection is refused (fail",
         "\t\t# closed). The source address is kept: the proxy knows the device, and so its group, by it.",
-        *(f"\t\t{wifi}{family} saddr @fail_closed_v{v} tcp dport {WEB_PORTS} redirect to :{port}"
+        *_workers_comment(setup),
+        *(f"\t\t{wifi}{family} saddr @fail_closed_v{v} tcp dport {WEB_PORTS} redirect to :{_port(setup, family)}"
           for v, family in ((4, "ip"), (6, "ip6"))),
         "\t\t# Other networks go to the proxy while their set is filled: the proxy's unit loads this file when it",
         f"\t\t# starts and runs `nft flush set inet {TABLE} fail_open_v4` (and _v6) when it stops.",
-        *(f"\t\t{wifi}{family} saddr @fail_open_v{v} tcp dport {WEB_PORTS} redirect to :{port}"
+        *(f"\t\t{wifi}{family} saddr @fail_open_v{v} tcp dport {WEB_PORTS} redirect to :{_port(setup, family)}"
           for v, family in ((4, "ip"), (6, "ip6"))),
         "\t}",
         "",
@@ -174,6 +181,24 @@ def ruleset(setup: Transparent) -> str:
         "}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _port(setup: Transparent, family: str) -> str:
+    """The redirect's port: the proxy's, or with workers one of theirs chosen by a hash of the source address."""
+    if setup.workers == 1:
+        return str(setup.proxy_port)
+    ports = ", ".join(f"{n} : {setup.proxy_port + n}" for n in range(setup.workers))
+    return f"jhash {family} saddr mod {setup.workers} map {{ {ports} }}"
+
+
+def _workers_comment(setup: Transparent) -> list[str]:
+    if setup.workers == 1:
+        return []
+    return [
+        f"\t\t# {setup.workers} proxy workers: a hash of the source address picks one, so a device stays on its",
+        "\t\t# worker (and keeps its identity cache and limits there). A stopped worker's devices are refused until",
+        "\t\t# `gateway run` has restarted it, a second or so.",
+    ]
 
 
 def _egress(setup: Transparent, wifi: str) -> list[str]:
@@ -206,7 +231,9 @@ def flush_fail_open() -> list[list[str]]:
 
 
 def _network_comments(setup: Transparent) -> list[str]:
-    lines = [f"# Proxy's transparent port: {setup.proxy_port}."]
+    last = setup.proxy_port + setup.workers - 1
+    ports = f"ports: {setup.proxy_port}-{last} ({setup.workers} workers)" if setup.workers > 1 else f"port: {last}"
+    lines = [f"# Proxy's transparent {ports}."]
     for network in setup.networks:
         closed = "fail closed" if network.group in setup.fail_closed_groups else "fail open"
         subnets = ", ".join(map(str, network.subnets))
