@@ -29,6 +29,7 @@ from gateway.web import report_page
 from gateway.web import reports
 from gateway.web import bans, incidents
 from gateway.web import consent, devices, uploads
+from gateway.web import proxy_pac
 from gateway.web.params import BadParameter
 from gateway.identity.portal_link import load_key
 from gateway.web.roles import Permission, can
@@ -57,6 +58,7 @@ BLUEPRINTS = [
     consent.blueprint,
     devices.blueprint,
     uploads.blueprint,
+    proxy_pac.blueprint,
 ]
 
 CONTENT_SECURITY_POLICY = (
