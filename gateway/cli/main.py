@@ -10,6 +10,7 @@ from gateway.cli.db_cmd import db
 from gateway.cli.deploy_cmd import deploy
 from gateway.cli.lists_cmd import lists
 from gateway.cli.policy_cmd import policy
+from gateway.cli.proxy_cmd import proxy
 from gateway.cli.reports_cmd import reports
 from gateway.cli.retention_cmd import export_person_cmd, purge_cmd
 from gateway.cli.devices_cmd import devices
@@ -43,6 +44,7 @@ cli.add_command(console)
 cli.add_command(purge_cmd)
 cli.add_command(export_person_cmd)
 cli.add_command(run)
+cli.add_command(proxy)
 cli.add_command(grants)
 cli.add_command(impact)
 cli.add_command(selftest)

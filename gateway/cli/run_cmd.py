@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -48,10 +47,10 @@ def prepare(var: Path, db_url: str) -> None:
 
 
 def proxy_command(var: Path, db_url: str, policy: str, public_url: str, listen: list[str]) -> list[str]:
-    """mitmdump with the gateway's addons and options; `listen` says where (`--listen-port`, `--mode`...)."""
-    mitmdump = shutil.which("mitmdump") or str(Path(sys.executable).with_name("mitmdump"))
+    """`gateway proxy` (the gateway's own lean mitmproxy Master) with the gateway's options; `listen` says where
+    (`--listen-port`, `--mode`...)."""
     return [
-        mitmdump, "-s", str(ROOT / "addons" / "gateway.py"), *listen,
+        sys.executable, "-c", "from gateway.cli.main import cli; cli()", "proxy", *listen,
         "--set", f"gateway_policy={policy}", "--set", f"confdir={var / 'ca'}",
         "--set", f"gateway_db={db_url}", "--set", f"gateway_spool={var / 'spool'}",
         "--set", f"gateway_portal_url={public_url}", "--set", f"gateway_portal_link_key={var / 'portal-link-key'}",

@@ -21,7 +21,6 @@ from gateway.proxy.flow_state import Connections
 from gateway.proxy.grant_follower import GrantFollower
 from gateway.proxy.identity import IdentityAddon
 from gateway.proxy.identity_sources import IdentitySources
-from gateway.proxy.lean_proxy import LeanProxy
 from gateway.proxy.metrics import Metrics
 from gateway.proxy.policy_source import PolicySource
 from gateway.proxy.portal import PortalAddon
@@ -55,7 +54,6 @@ def gateway_addons() -> list[object]:
     return [
         StartupGate(),
         AddonChain(
-            LeanProxy(),
             StoreOptions(),
             clock,
             policy,

@@ -51,6 +51,9 @@ from tests.support.ports import LOOPBACK
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MITMDUMP = Path(sys.executable).with_name("mitmdump")
+GATEWAY_PROXY = (sys.executable, "-m", "gateway", "proxy")
+"""``gateway proxy``, the gateway's own mitmproxy Master: mitmdump's listen, ``-s`` and ``--set`` arguments, with
+the gateway's parts built in (so no ``addons/gateway.py`` among the scripts)."""
 ROUTE_SCRIPT = Path(__file__).with_name("route_to_origin.py")
 READY_SCRIPT = Path(__file__).with_name("ready_signal.py")
 READY_LINE = "test harness: mitmdump ready"  # as in ready_signal.py, which mitmproxy loads, not us
@@ -106,6 +109,7 @@ class Mitmdump:
     :param wait_until_ready: ``False``: :meth:`start` returns as soon as the process is spawned, for tests of
         start-up itself (fix the port with ``extra_args=["--listen-port", str(port)]`` to connect before
         mitmdump reports it).
+    :param program: the command to run instead of mitmdump, taking the same arguments (:data:`GATEWAY_PROXY`).
     :param set_confdir: ``False``: no ``--set confdir``, as in the README's bare ``mitmdump -s addons/gateway.py``:
         mitmproxy then uses its default ``~/.mitmproxy`` (``HOME`` is set to ``workdir``, so :attr:`confdir` is
         ``workdir/.mitmproxy``) and makes its certificate store only in its ``running`` hook.
@@ -127,6 +131,7 @@ class Mitmdump:
         startup_timeout: float = 30.0,
         wait_until_ready: bool = True,
         set_confdir: bool = True,
+        program: Sequence[str] = (str(MITMDUMP),),
     ) -> None:
         if not listen_hosts:
             raise ValueError("listen_hosts must name at least one address")
@@ -149,6 +154,7 @@ class Mitmdump:
         self.cwd = Path(cwd)
         self.startup_timeout = startup_timeout
         self.wait_until_ready = wait_until_ready
+        self.program = tuple(program)
         self.addresses: dict[str, int] = {}
         self.process: subprocess.Popen[bytes] | None = None
         self.command = self._command()
@@ -164,12 +170,12 @@ class Mitmdump:
                 options["route_to_origin"] = self.origin.address
                 if self.origin.ca_cert_path is not None:
                     options["ssl_verify_upstream_trusted_ca"] = str(self.origin.ca_cert_path)
-            if any(Path(s).name == "gateway.py" for s in self.scripts):
+            if self.program == GATEWAY_PROXY or any(Path(s).name == "gateway.py" for s in self.scripts):
                 # The gateway refuses loopback destinations; the test origin is the one it may reach.
                 options["gateway_reachable_internal"] = [options["route_to_origin"]]
         options.update(self.options)
 
-        command = [str(MITMDUMP)]
+        command = list(self.program)
         if len(self.listen_hosts) == 1:
             command += ["--listen-host", self.listen_hosts[0], "--listen-port", "0"]
         else:
@@ -185,8 +191,8 @@ class Mitmdump:
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> "Mitmdump":
-        if not MITMDUMP.exists():
-            raise MitmdumpError(f"{MITMDUMP} not found: run scripts/bootstrap")
+        if not Path(self.program[0]).exists():
+            raise MitmdumpError(f"{self.program[0]} not found: run scripts/bootstrap")
         # mitmproxy's log handlers filter on PYTEST_CURRENT_TEST when it is set; the child is not a test.
         env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
         env.update({"PYTHONUNBUFFERED": "1", **self.env})
