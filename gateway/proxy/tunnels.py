@@ -4,9 +4,11 @@
   internal address is refused; a blocked site gets a tunnel the gateway answers itself, with no upstream
   connection, so its TLS is intercepted and the block page shows; an allowed site is connected at once
   (mitmproxy's eager strategy, which keeps HTTPS fast).
-- In the tunnel, TLS passes through untouched only to a never-intercept host that the client's decision allows,
+- In the tunnel, TLS passes through untouched only to a host the client's decision allows that is never
+  intercepted, or passed through for the client's group (`interception.pass_through`, `policy/interception.py`),
   when the TLS server name and the CONNECT target name the same host (in transparent mode: when the name resolves
-  to the original destination). Everything else is intercepted and decided request by request.
+  to the original destination) and the hello does not hide the real name (ECH). Everything else is intercepted and
+  decided request by request; a blocked host gets its block page that way.
 - Bytes that are neither TLS nor HTTP are relayed only to hosts the policy names; otherwise the connection is
   closed.
 - Every connection relayed untouched is logged when it ends: client, identity, host, TLS name, bytes each way and
@@ -34,6 +36,7 @@ from gateway.decisions.engine import decide
 from gateway.decisions.types import Action, Decision, PeriodKind, Source
 from gateway.identity.types import Identity
 from gateway.lists.hosts import is_ip_literal, normalise_host
+from gateway.policy.interception import passes_through
 from gateway.proxy.block_response import refuse
 from gateway.proxy.circumvention_guard import CircumventionGuard
 from gateway.proxy.clock import Clock
@@ -47,6 +50,9 @@ log = logging.getLogger(__name__)
 
 # Proxy modes in which a connection arrives with its destination, instead of naming it in a CONNECT.
 DESTINATION_KNOWN = frozenset({"transparent", "socks5", "wireguard", "local"})
+
+# Encrypted ClientHello (ECH) and its draft, encrypted SNI: the server name in the clear is a front for another.
+HIDDEN_NAME_EXTENSIONS = frozenset({0xFE0D, 0xFFCE})
 
 # Called with a connection that ended or was refused, and the error if any: the access log's `connection`.
 Record = Callable[[ConnectionState, str | None], None]
@@ -145,12 +151,18 @@ class TunnelGuard:
                 tunnel.decision = by_sni
         if self.circumvention.on_hello(tunnel, sni):
             self.record(tunnel, None)
-        if sni is None or tunnel.blocked or tunnel.decision is None or tunnel.decision.action is not Action.ALLOW:
+        decision = tunnel.decision
+        if hello is None or sni is None or tunnel.blocked or decision is None or decision.action is not Action.ALLOW:
             return
+        if any(kind in HIDDEN_NAME_EXTENSIONS for kind, _ in hello.extensions):
+            return  # the name in the clear is not the site: only intercepting shows which site it is
         bits = 0
         for _, entry_bits in compiled.domains.match(sni):
             bits |= entry_bits
-        if not bits & compiled.never_intercept_mask or bits & compiled.illegal_mask:
+        if bits & compiled.illegal_mask:
+            return
+        never = bits & compiled.never_intercept_mask
+        if not never and not passes_through(compiled, tunnel.identity.group, sni, bits):
             return
         if not await self._names_destination(sni, tunnel, nextlayer.context):
             return
