@@ -6,8 +6,10 @@ the other group's entry, a policy reload that takes the entry away."""
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 import ssl
+import subprocess
 import time
 from pathlib import Path
 
@@ -218,3 +220,31 @@ def test_a_reload_that_removes_a_pass_through_intercepts_new_connections(tmp_pat
     finally:
         proxy.stop()
 
+
+
+def test_a_connection_arriving_with_its_destination_passes_through_when_the_name_leads_there(tmp_path, origin):
+    """SOCKS5 by address (transparent mode decides the same way): the hello's name is passed through for pupils
+    and resolves to the destination, so pupils reach the origin undecrypted; staff, without the entry, do not."""
+    name = socket.gethostname()
+    if not any(info[4][0] == "127.0.0.1" for info in socket.getaddrinfo(name, 80)):
+        pytest.skip(f"{name} does not resolve to 127.0.0.1 here")
+    path = policy(tmp_path)
+    path.write_text(path.read_text().replace("domains: [maths-games.example", f"domains: [{name}, maths-games.example"))
+    proxy = start_gateway(tmp_path, path, extra_args=["--mode", "socks5"], gateway_reachable_internal=[origin.address],
+                          ssl_verify_upstream_trusted_ca=str(origin.ca_cert_path))  # fmt: skip
+    try:
+        port = origin.address.split(":")[1]
+
+        def fetch(source: str) -> subprocess.CompletedProcess[str]:
+            # Trusting only the origin's CA: only a connection the gateway did not decrypt succeeds.
+            return subprocess.run(["curl", "-q", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10",
+                                   "--socks5", f"{proxy.host}:{proxy.port}", "--interface", source,
+                                   "--cacert", str(origin.ca_cert_path), f"https://{name}:{port}/homework"],
+                                  capture_output=True, text=True, timeout=20)  # fmt: skip
+
+        assert fetch(PUPIL).stdout == "200"
+        assert fetch(STAFF).returncode != 0
+        row = rows(proxy, f"sni = '{name}' AND bytes_down IS NOT NULL")[-1]
+        assert row["host"] == "127.0.0.1" and row["group_name"] == "pupil"
+    finally:
+        proxy.stop()
