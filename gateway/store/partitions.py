@@ -10,6 +10,7 @@ no row deletes, no dead tuples, no vacuum behind them. SQLite has no partitions;
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -75,10 +76,11 @@ def create_default(connection: Connection) -> None:
     connection.execute(text(f"CREATE TABLE IF NOT EXISTS {DEFAULT} PARTITION OF {PARENT} DEFAULT"))
 
 
-def ensure_day(connection: Connection, day: date) -> bool:
+def ensure_day(connection: Connection, day: date, fill: Callable[[Connection, DayPartition], None] | None = None) -> bool:
     """Make the day's partition unless it exists, moving its rows out of the default partition; whether made.
 
-    The table is filled before it is attached, so attaching finds the default partition already without them."""
+    The table is filled before it is attached, so attaching finds the default partition already without them and
+    builds the partition's indexes in one sort each. `fill` may add rows of its own then (a bulk load)."""
     partition = DayPartition(name_of(day), day)
     exists = connection.scalar(text("SELECT to_regclass(:n) IS NOT NULL"), {"n": partition.name})
     if exists:
@@ -90,6 +92,8 @@ def ensure_day(connection: Connection, day: date) -> bool:
              f"INSERT INTO {partition.name} SELECT * FROM moved"),  # fmt: skip
         bounds,
     )
+    if fill is not None:
+        fill(connection, partition)
     # With the bounds as a constraint first, attaching need not scan the new table to prove them.
     connection.execute(
         text(f"ALTER TABLE {partition.name} ADD CONSTRAINT {partition.name}_bounds "
