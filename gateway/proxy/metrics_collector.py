@@ -25,6 +25,9 @@ from prometheus_client.registry import Collector
 if TYPE_CHECKING:
     from gateway.proxy.metrics import Metrics
 
+# The category label of a decision that names no list (a rule, the default, a connection check).
+NO_CATEGORY = "none"
+
 SPOOL_SUFFIX = ".jsonl"
 
 
@@ -77,7 +80,8 @@ class MetricsCollector(Collector):
                                 "from (rule, list, exception, ban, circumvention, content...) and category (the "
                                 "list or content category; none for a rule, the default or a connection check).",
                                 labels=["worker", "action", "source", "category"]),
-            w, dict(m.decisions),
+            w, {(action.value, source.value, category or NO_CATEGORY): n
+                for (action, source, category), n in dict(m.decisions).items()},
         )  # fmt: skip
         yield _labelled(CounterMetricFamily("gateway_fail_closed", "Times a part raised while deciding and the "
                                             "gateway blocked rather than let through, by hook.",
