@@ -180,9 +180,10 @@ class _Lines(threading.Thread):
 
 def run_curl(
     tools: tuple[str, str], load: CurlLoad, proxy_port: int, ca: Path, url: str, *, duration: float,
-    connections: int, clients: int, settle: float, pid: int | None = None,
+    connections: int, clients: int, settle: float, pid: int | None = None, glob: str = URL_GLOB,
 ) -> Measurement:  # fmt: skip
-    """``clients`` curl processes with ``connections`` transfers in flight in all, for ``settle + duration`` s."""
+    """``clients`` curl processes with ``connections`` transfers in flight in all, for ``settle + duration`` s.
+    ``glob`` is appended to ``url``; a URL that carries its own endless glob passes ""."""
     curl, stdbuf = tools
     per_client = [connections // clients + (1 if i < connections % clients else 0) for i in range(clients)]
     processes = []
@@ -191,7 +192,7 @@ def run_curl(
             stdbuf, "-oL", curl, "--silent", "--show-error", "--no-progress-meter", "--parallel",
             "--parallel-immediate", "--parallel-max", str(parallel), "--proxy", f"http://127.0.0.1:{proxy_port}",
             "--cacert", str(ca), "--max-time", "10", *load.arguments(), "--output", "/dev/null",
-            "--write-out", CURL_FORMAT, url + URL_GLOB,
+            "--write-out", CURL_FORMAT, url + glob,
         ]  # fmt: skip
         processes.append(subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=die_with_parent,
