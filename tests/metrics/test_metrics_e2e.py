@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import shutil
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +27,7 @@ from tests.support.ports import free_port
 
 pytestmark = pytest.mark.e2e
 
+ROOT = Path(__file__).resolve().parents[2]
 PUPIL = "127.0.0.2"
 PAGE = {"Accept": "text/html"}
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -181,3 +184,18 @@ def test_the_endpoint_refuses_to_start_on_a_port_in_use(tmp_path, plain_origin):
             start_gateway(tmp_path, policy, origin=plain_origin, gateway_metrics_listen=f"127.0.0.1:{port}")
     assert f"gateway_metrics_listen 127.0.0.1:{port}: cannot listen there" in str(refused.value)
     assert "Address already in use" in str(refused.value)
+
+
+def test_gateway_health_checks_each_workers_endpoint(gateway, tmp_path):
+    _, url, _ = gateway
+    live = url.removeprefix("http://").removesuffix("/metrics")
+    dead = f"127.0.0.1:{free_port()}"
+    got = subprocess.run(
+        [sys.executable, "-c", "from gateway.cli.main import cli; cli()", "health", "--var", str(tmp_path),
+         "--proxy", dead, "--console", "", "--metrics", live, "--metrics", dead],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    lines = got.stdout.splitlines()
+    assert got.returncode == 2, got.stdout + got.stderr
+    assert f"OK metrics {live}: answers" in lines
+    assert any(line.startswith(f"CRITICAL metrics {dead}: no answer") for line in lines)
