@@ -129,7 +129,8 @@ class MetricsCollector(Collector):
             "audit": self.metrics.audit_spool,
         }
         files = GaugeMetricFamily("gateway_spool_files", "Batches waiting on disk: access-log rows the database "
-                                  "could not take yet, rows it refused, and the audit outbox.",
+                                  "could not take yet, rows it refused, and the audit outbox (the whole folder, which "
+                                  "the workers of a machine share: aggregate with max).",
                                   labels=["worker", "kind"])  # fmt: skip
         size = GaugeMetricFamily("gateway_spool_bytes", "Bytes of those batches.", labels=["worker", "kind"])
         oldest = GaugeMetricFamily("gateway_spool_oldest_age_seconds", "Age of the oldest batch waiting (0: none).",
