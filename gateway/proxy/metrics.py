@@ -110,7 +110,6 @@ class Metrics:
         self.policy_failures = PolicyFailures()
         self.worker = "0"
         self.audit_spool: Path | None = None
-        self.listening: str | None = None
         self._server: WSGIServer | None = None
         policy.on_install(self._installed)
         logging.getLogger("gateway.proxy.policy_source").addHandler(self.policy_failures)
@@ -238,7 +237,6 @@ class Metrics:
                 f"gateway_metrics_listen {listen}: cannot listen there ({exc.strerror or exc}); is another worker "
                 "or program using that port?"
             ) from None
-        self.listening = listen
         if not ipaddress.ip_address(host.strip("[]")).is_loopback:
             log.warning("metrics served on %s, beyond this machine: keep it behind a firewall", listen)
         log.info("metrics at http://%s/metrics", listen)
@@ -248,7 +246,6 @@ class Metrics:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
-            self.listening = None
 
 
 def _ignoring_args(observe: Callable[[int], None]) -> Callable[..., None]:
