@@ -81,8 +81,11 @@ def console_command(var: Path, db_url: str, policy: str, public_url: str, host: 
 @click.option("--var", "var_dir", default="var", show_default=True, help="Directory for the database, CA, spool.")
 @click.option("--demo-data", is_flag=True,
               help=f"Import the demo roster ({DEMO_ROSTER.relative_to(ROOT)}) when the roster is empty.")
+@click.option("--workers", type=click.IntRange(1, 256), default=os.cpu_count() or 1, show_default="the cores",
+              help="Proxy processes, on --listen-port and the free ports after it (not the console's); devices are "
+                   "spread over them by the PAC file the console serves at /proxy.pac.")  # fmt: skip
 def run(db_url: str, policy: str, listen_host: str, listen_port: int, console_host: str, console_port: int,
-        public_url: str | None, var_dir: str, demo_data: bool) -> None:  # fmt: skip
+        public_url: str | None, var_dir: str, demo_data: bool, workers: int) -> None:  # fmt: skip
     """Start the gateway: migrate the database, make a first console account if none, run proxy and console."""
     from gateway.cli.policy_cmd import load_or_exit
     from gateway.cli.roster_cmd import import_demo_roster
@@ -103,20 +106,40 @@ def run(db_url: str, policy: str, listen_host: str, listen_port: int, console_ho
         click.secho(f"First console account: officer / {password}  (change it: it is shown only once)", bold=True)
     if demo_data:
         import_demo_roster(db_url, Path(policy), DEMO_ROSTER)
-    proxy_cmd = proxy_command(var, db_url, policy, public_url, ["--listen-host", listen_host,
-                                                               "--listen-port", str(listen_port)])  # fmt: skip
+    from gateway.cli.workers import ProxyWorkers, worker_ports
+    from gateway.deploy.pac import pac_file
+    from gateway.web.proxy_pac import PAC_NAME
+
+    ports = worker_ports(listen_host, listen_port, workers, avoid=console_port)
+    (var / PAC_NAME).write_text(pac_file(_reachable(listen_host), ports), encoding="utf-8")
+    named = workers > 1
+    proxy_cmds = [
+        (port, [*proxy_command(var, db_url, policy, public_url, ["--listen-host", listen_host, "--listen-port",
+                                                                 str(port)]),
+                *(["--set", f"gateway_worker={n}"] if named else [])])
+        for n, port in enumerate(ports)
+    ]  # fmt: skip
     console_cmd = console_command(var, db_url, policy, public_url, console_host, console_port,
-                                  f"http://{_local(listen_host)}:{listen_port}")  # fmt: skip
+                                  f"http://{_local(listen_host)}:{ports[0]}")  # fmt: skip
     # Children import the gateway from this checkout whether or not it is installed.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    children = [subprocess.Popen(proxy_cmd, env=env), subprocess.Popen(console_cmd, env=env)]
-    click.echo(f"proxy:    {listen_host}:{listen_port}  (set this as the HTTP/HTTPS proxy on school devices)")
+    proxies = ProxyWorkers(proxy_cmds, env)
+    proxies.start()
+    console = subprocess.Popen(console_cmd, env=env)
+    if named:
+        click.echo(f"proxy:    {listen_host} ports {', '.join(map(str, ports))}  ({workers} workers: set "
+                   f"{public_url}/proxy.pac as the automatic proxy configuration on school devices)")
+        click.echo(f"          (transparent mode: gateway deploy nftables --workers {workers} hashes devices over "
+                   "consecutive ports)")
+    else:
+        click.echo(f"proxy:    {listen_host}:{listen_port}  (set this as the HTTP/HTTPS proxy on school devices)")
     click.echo(f"console:  {public_url}/  (and the WiFi sign-in portal, {public_url}/portal/sign-in)")
     click.echo(f"CA:       {var / 'ca' / 'mitmproxy-ca-cert.pem'}  (install on devices; also http://mitm.it via the proxy)")
     click.echo(f"database: {display_url(db_url)}")
     click.echo("Ctrl-C stops both.")
 
     stopping = False
+    gave_up: click.ClickException | None = None
 
     def stop(*_args: object) -> None:
         nonlocal stopping
@@ -124,18 +147,21 @@ def run(db_url: str, policy: str, listen_host: str, listen_port: int, console_ho
 
     signal.signal(signal.SIGTERM, stop)
     try:
-        while not stopping and all(child.poll() is None for child in children):
+        while not stopping and console.poll() is None:
+            proxies.tend()
             time.sleep(0.3)
     except KeyboardInterrupt:
         pass
-    for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGINT)  # mitmdump flushes the access-log queue on a clean stop
-    for child in children:
-        try:
-            child.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            child.kill()
-    failed = [c.args[0] for c in children if c.returncode not in (0, -signal.SIGINT, 130)]
-    if failed and not stopping:
-        raise click.ClickException(f"stopped because a child exited: {', '.join(map(str, failed))}")
+    except click.ClickException as exc:
+        gave_up = exc
+    if console.poll() is None:
+        console.send_signal(signal.SIGINT)
+    proxies.stop()
+    try:
+        console.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        console.kill()
+    if gave_up is not None:
+        raise gave_up
+    if console.returncode not in (0, -signal.SIGINT, 130) and not stopping:
+        raise click.ClickException(f"stopped because the console exited ({console.returncode})")
