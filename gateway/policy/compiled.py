@@ -106,7 +106,7 @@ class CompiledPolicy:
     @cached_property
     def list_files(self) -> tuple[Path, ...]:
         """Every file the compiled policy was built from, so a reload can watch them."""
-        files = [self.loaded.path]
+        files = [*self.loaded.sources]
         for source in self.policy.lists.values():
             files += [self.loaded.resolve(f) for f in (*source.files, *source.url_files)]
             for category in source.ut1:

@@ -15,6 +15,7 @@ from typing import Any
 import pydantic
 import yaml
 
+from gateway.policy import extends
 from gateway.policy.model import Policy
 from gateway.policy.references import Loc, reference_problems
 
@@ -49,6 +50,14 @@ class LoadedPolicy:
     path: Path
     # The line of every key and item, so checks made after loading can still name them.
     lines: Mapping[Loc, int] = field(default_factory=dict, compare=False, repr=False)
+    # For a site over a trust's base (`gateway.policy.extends`): the file of each key and item the base gave.
+    files: Mapping[Loc, Path] = field(default_factory=dict, compare=False, repr=False)
+    # The policy file and every base it extends: a change to any of them reloads the policy.
+    bases: tuple[Path, ...] = ()
+
+    @property
+    def sources(self) -> tuple[Path, ...]:
+        return (self.path, *self.bases)
 
     @property
     def base_dir(self) -> Path:
@@ -59,21 +68,31 @@ class LoadedPolicy:
 
     def problem(self, loc: Loc, message: str) -> Problem:
         """A problem at a field of the policy file, with its line."""
-        return _problem(self.path, self.lines, loc, message)
+        return _problem(self.path, self.lines, loc, message, self.files)
 
 
 def load_policy(path: Path | str) -> LoadedPolicy:
     path = Path(path)
     text = _read(path)
     data, lines = _parse(path, text)
-    problems = [_problem(path, lines, loc, message) for loc, message in reference_problems(data, path.parent)]
+    files: dict[Loc, Path] = {}
+    bases: tuple[Path, ...] = ()
+    if isinstance(data, dict) and extends.KEY in data:
+        try:
+            layered = extends.load_layers(path, data, lines, lambda base: _parse(base, _read(base)))
+        except extends.ExtendsError as error:
+            raise PolicyError([Problem(error.path, error.line, "", error.message)]) from None
+        data, bases = layered.data, layered.sources[1:]
+        lines = {loc: line for loc, (_, line) in layered.where.items()}
+        files = {loc: file for loc, (file, _) in layered.where.items() if file != path}
+    problems = [_problem(path, lines, loc, message, files) for loc, message in reference_problems(data, path.parent)]
     try:
         policy = Policy.model_validate(data)
     except pydantic.ValidationError as exc:
-        problems = [_problem(path, lines, e["loc"], e["msg"]) for e in exc.errors()] + problems
+        problems = [_problem(path, lines, e["loc"], e["msg"], files) for e in exc.errors()] + problems
     if problems:
-        raise PolicyError(sorted(problems, key=lambda p: p.line or 0))
-    return LoadedPolicy(policy, path.resolve(), lines)
+        raise PolicyError(sorted(problems, key=lambda p: (str(p.file) != str(path), p.line or 0)))
+    return LoadedPolicy(policy, path.resolve(), lines, files, bases)
 
 
 def _read(path: Path) -> str:
@@ -175,11 +194,13 @@ class _Plain:
             loader.dispose()
 
 
-def _problem(path: Path, lines: Mapping[Loc, int], loc: tuple, message: str) -> Problem:
+def _problem(path: Path, lines: Mapping[Loc, int], loc: tuple, message: str,
+             files: Mapping[Loc, Path] | None = None) -> Problem:  # fmt: skip
     # pydantic adds type tags (e.g. "function-after[...]") to a loc; the longest prefix we know has the line.
     loc = tuple(loc)
     known = loc
     while known and known not in lines:
         known = known[:-1]
     field = ".".join(str(part) for part in loc if not (isinstance(part, str) and "[" in part))
-    return Problem(path, lines.get(known), field, message.removeprefix("Value error, "))
+    file = (files or {}).get(known, path)
+    return Problem(file, lines.get(known), field, message.removeprefix("Value error, "))
