@@ -84,8 +84,11 @@ def console_command(var: Path, db_url: str, policy: str, public_url: str, host: 
 @click.option("--workers", type=click.IntRange(1, 256), default=os.cpu_count() or 1, show_default="the cores",
               help="Proxy processes, on --listen-port and the free ports after it (not the console's); devices are "
                    "spread over them by the PAC file the console serves at /proxy.pac.")  # fmt: skip
+@click.option("--metrics-port", type=click.IntRange(1, 65535 - 256), metavar="BASE",
+              help="Serve each worker's Prometheus metrics on 127.0.0.1, worker N on BASE+N (default: none).")
 def run(db_url: str, policy: str, listen_host: str, listen_port: int, console_host: str, console_port: int,
-        public_url: str | None, var_dir: str, demo_data: bool, workers: int) -> None:  # fmt: skip
+        public_url: str | None, var_dir: str, demo_data: bool, workers: int,
+        metrics_port: int | None) -> None:  # fmt: skip
     """Start the gateway: migrate the database, make a first console account if none, run proxy and console."""
     from gateway.cli.policy_cmd import load_or_exit
     from gateway.cli.roster_cmd import import_demo_roster
@@ -116,7 +119,8 @@ def run(db_url: str, policy: str, listen_host: str, listen_port: int, console_ho
     proxy_cmds = [
         (port, [*proxy_command(var, db_url, policy, public_url, ["--listen-host", listen_host, "--listen-port",
                                                                  str(port)]),
-                *(["--set", f"gateway_worker={n}"] if named else [])])
+                *(["--set", f"gateway_worker={n}"] if named else []),
+                *(["--set", f"gateway_metrics_listen=127.0.0.1:{metrics_port + n}"] if metrics_port else [])])
         for n, port in enumerate(ports)
     ]  # fmt: skip
     console_cmd = console_command(var, db_url, policy, public_url, console_host, console_port,
