@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/bench_origin.py CA_DIR HOST H1_HOST
 
-prints its port, then serves until killed. Every request gets the same 13-byte body. The first byte of a
+prints its port, then serves until killed. Every request gets the same 13-byte body; a request with
+``Connection: close`` gets it and then the connection closed. The first byte of a
 connection decides between plain and TLS (0x16 is a TLS handshake record), because
 tests/support/route_to_origin.py sends every upstream connection of a proxy to one address. Over TLS it presents
 a certificate for the name the client asked for (SNI), HOST or H1_HOST, signed by a throwaway CA
@@ -71,8 +72,11 @@ class _OriginProtocol(asyncio.Protocol):
         self.buffer += data
         count = self.buffer.count(b"\r\n\r\n")
         if count:
-            self.buffer = self.buffer[self.buffer.rindex(b"\r\n\r\n") + 4 :]
+            requests, _, self.buffer = self.buffer.rpartition(b"\r\n\r\n")
             self.transport.write(ORIGIN_RESPONSE * count)
+            # As an HTTP/1.1 server does: a client that passes TLS through a proxy untouched relies on it.
+            if b"\nconnection: close" in requests.lower():
+                self.transport.close()
 
     def _h2_received(self, conn: h2.connection.H2Connection, data: bytes) -> None:
         try:
