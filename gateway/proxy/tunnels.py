@@ -28,8 +28,9 @@ import socket
 import time
 from collections.abc import Callable
 
-from mitmproxy import ctx, http, tcp, tls
+from mitmproxy import ctx, http, tls
 from mitmproxy.proxy import commands, events, layer, layers, server_hooks
+from mitmproxy.proxy.context import Context
 from mitmproxy.proxy.layers.tls import parse_client_hello
 
 from gateway.decisions.engine import decide
@@ -67,7 +68,36 @@ class RefusedConnection(layer.Layer):
 
 
 class RelayedConnection(layers.TCPLayer):
-    """A connection relayed untouched, as a TCP flow so the gateway sees what crosses it."""
+    """A connection relayed untouched. Its bytes are counted, a ban stops it and its end is logged here in the
+    layer, with no TCP flow: a hook per message is a round trip through every addon, which cost the relay more than
+    relaying the message did."""
+
+    def __init__(self, context: Context, tunnel: ConnectionState, guard: TunnelGuard) -> None:
+        super().__init__(context, ignore=True)
+        self.tunnel = tunnel
+        self.guard = guard
+
+    def start(self, _: events.Event) -> layer.CommandGenerator[None]:
+        if self.context.server.timestamp_start is None:
+            error = yield commands.OpenConnection(self.context.server)
+            if error:
+                self.guard.relay_ended(self.tunnel, str(error))
+                yield commands.CloseConnection(self.context.client)
+                self._handle_event = self.done
+                return
+        self._handle_event = self.relay_messages
+
+    _handle_event = start
+
+    def relay_messages(self, event: events.Event) -> layer.CommandGenerator[None]:
+        if isinstance(event, events.DataReceived):
+            from_client = event.connection == self.context.client
+            if self.guard.carries(self.tunnel, from_client, len(event.data)):
+                yield commands.SendData(self.context.server if from_client else self.context.client, event.data)
+            return
+        yield from super().relay_messages(event)
+        if self._handle_event == self.done:
+            self.guard.relay_ended(self.tunnel, None)
 
 
 class TunnelGuard:
@@ -197,7 +227,7 @@ class TunnelGuard:
 
     def _relay(self, nextlayer: layer.NextLayer, tunnel: ConnectionState) -> None:
         tunnel.relayed, tunnel.started = True, time.monotonic()
-        nextlayer.layer = RelayedConnection(nextlayer.context)
+        nextlayer.layer = RelayedConnection(nextlayer.context, tunnel, self)
 
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
         sni = data.client_hello.sni
@@ -221,32 +251,19 @@ class TunnelGuard:
         if tunnel is not None and tunnel.blocked and not data.server.error:
             data.server.error = "blocked by the school web gateway"
 
-    # -- relayed connections ---------------------------------------------------------------------------------
-    def tcp_message(self, flow: tcp.TCPFlow) -> None:
-        tunnel = self.connections.get(flow.client_conn.id)
-        message = flow.messages[-1]
-        if tunnel is not None:
-            if message.from_client:
-                tunnel.bytes_up += len(message.content)
-            else:
-                tunnel.bytes_down += len(message.content)
-            bans = self.grants.exceptions_for(self.policy.current).bans
-            if bans is not None and bans.blocking(tunnel.identity, tunnel.target or "", "") is not None:
-                # A connection relayed before the person was banned carries nothing more: a ban applies to what
-                # is already open too, not only to the next connection.
-                message.content = b""
-        # Counted: keeping every message of a long connection would grow without bound.
-        flow.messages.clear()
+    # -- relayed connections (called by RelayedConnection) ----------------------------------------------------
+    def carries(self, tunnel: ConnectionState, from_client: bool, size: int) -> bool:
+        """Counts bytes crossing a relayed connection; False once its person is banned: a ban applies to what is
+        already open too, not only to the next connection."""
+        if from_client:
+            tunnel.bytes_up += size
+        else:
+            tunnel.bytes_down += size
+        bans = self.grants.exceptions_for(self.policy.current).bans
+        return bans is None or bans.blocking(tunnel.identity, tunnel.target or "", "") is None
 
-    def tcp_end(self, flow: tcp.TCPFlow) -> None:
-        self._ended(flow, None)
-
-    def tcp_error(self, flow: tcp.TCPFlow) -> None:
-        self._ended(flow, flow.error.msg if flow.error else "error")
-
-    def _ended(self, flow: tcp.TCPFlow, error: str | None) -> None:
-        tunnel = self.connections.get(flow.client_conn.id)
-        if tunnel is not None and tunnel.relayed:
+    def relay_ended(self, tunnel: ConnectionState, error: str | None) -> None:
+        if tunnel.relayed:
             self.record(tunnel, error)
             tunnel.relayed = False
 
