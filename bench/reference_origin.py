@@ -3,9 +3,7 @@
     .venv/bin/python bench/reference_origin.py CA_DIR HOST H1_HOST [ADDRESS:PORT ...]
 
 prints the port of its loopback listener (127.0.0.1, a free port), then serves until killed, on that listener and
-on every ADDRESS:PORT given, with bench_origin's answers and certificates; unlike bench_origin it closes a
-connection after a request carrying `Connection: close`, so a new connection per request means one through a
-proxy that tunnels HTTPS too.
+on every ADDRESS:PORT given, with bench_origin's answers and certificates.
 
 Why the extra listeners: E2Guardian intercepts TLS only in CONNECTs to port 443, so for the references to get the
 same requests as the gateway (``http://www.bbc.co.uk/bench``, ``https://www.bbc.co.uk/bench``, no port), the
@@ -17,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -27,32 +24,12 @@ for _path in (REPO_ROOT, REPO_ROOT / "bench"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from bench_origin import _TLS_HANDSHAKE, CA_CERT_NAME, _first_byte, _OriginProtocol, tls_context  # noqa: E402
+from bench_origin import CA_CERT_NAME, _serve_connection, tls_context  # noqa: E402
 
 from tests.support.mitmdump import die_with_parent  # noqa: E402
 
 NAMED_ADDRESS = "127.0.0.44"
 """Where the reference proxies find the origin by name (ports 80 and 443)."""
-
-
-class _ClosingProtocol(_OriginProtocol):
-    """bench_origin's answers, and the connection closed after a request that asked for it (`Connection: close`),
-    as a web server does: a proxy that tunnels HTTPS (E2Guardian, squid) cannot close the tunnel itself, so
-    without this a client asking for a new connection per request would keep its first one."""
-
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if self.h2 is None and b"connection: close" in data.lower():
-            self.transport.close()
-
-
-async def _serve_connection(conn: socket.socket, tls: ssl.SSLContext) -> None:
-    try:
-        first = await _first_byte(conn)
-        context = tls if first and first[0] == _TLS_HANDSHAKE else None
-        await asyncio.get_running_loop().connect_accepted_socket(_ClosingProtocol, conn, ssl=context)
-    except (OSError, ssl.SSLError):
-        conn.close()  # a client that hangs up or fails the handshake is not the benchmark's concern
 
 
 async def serve(ca_dir: Path, host: str, h1_host: str, extra: list[tuple[str, int]]) -> None:
