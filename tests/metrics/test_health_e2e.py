@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -17,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 
+from gateway.cli.main import cli
 from tests.support.policies import demo_policy_files
 from tests.support.ports import free_port
 
@@ -31,16 +34,20 @@ pytestmark = pytest.mark.e2e
 @dataclass
 class School:
     home: Path
-    proxy_port: int
+    proxy_ports: list[int]
     console_port: int
-    child: subprocess.Popen[str]
+    metrics_ports: list[int]
+    child: subprocess.Popen[bytes]
 
-    def health(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*GATEWAY, "health", "--proxy", f"127.0.0.1:{self.proxy_port}",
-             "--console", f"http://127.0.0.1:{self.console_port}", "--policy", "school.yaml", *args],
-            cwd=self.home, env=ENV, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+    def health(self, *args: str) -> Result:
+        """`gateway health` with the options `gateway run` was given (in this process: a monitoring system starts
+        a new one each time, but the command's outcome is the same and the test is seconds faster)."""
+        each = [f"--proxy=127.0.0.1:{p}" for p in self.proxy_ports]
+        each += [f"--metrics=127.0.0.1:{p}" for p in self.metrics_ports]
+        return CliRunner().invoke(cli, [
+            "health", *each, "--console", f"http://127.0.0.1:{self.console_port}", "--var", str(self.home / "var"),
+            "--policy", str(self.home / "school.yaml"), *args,
+        ])  # fmt: skip
 
     def stop(self) -> None:
         if self.child.poll() is None:
@@ -61,27 +68,34 @@ def school(tmp_path_factory) -> Iterator[School]:
     home = tmp_path_factory.mktemp("school")
     demo_policy_files(home)
     (home / "school.yaml").write_text((ROOT / "policies" / "default.yaml").read_text())
-    proxy_port, console_port = free_port(), free_port()
-    child = subprocess.Popen(
-        [*GATEWAY, "run", "--policy", "school.yaml", "--listen-host", "127.0.0.1", "--listen-port", str(proxy_port),
-         "--console-port", str(console_port)],
-        cwd=home, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )  # fmt: skip
+    proxy_port, console_port, metrics_port = free_port(), free_port(), free_port()
+    output = home / "gateway-run.log"
+    with open(output, "wb") as out:
+        # Two workers, each with its metrics endpoint: the checks a machine with several cores needs.
+        child = subprocess.Popen(
+            [*GATEWAY, "run", "--policy", "school.yaml", "--listen-host", "127.0.0.1", "--listen-port",
+             str(proxy_port), "--console-port", str(console_port), "--workers", "2", "--metrics-port",
+             str(metrics_port)],
+            cwd=home, env=ENV, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
     deadline = time.monotonic() + 90
-    while not (listening(proxy_port) and listening(console_port)):
-        assert child.poll() is None, child.stdout.read() if child.stdout else ""
-        assert time.monotonic() < deadline, "gateway run did not start in 90 s"
+    ports: list[int] = []
+    while not ports or not all(listening(p) for p in [*ports, console_port]):
+        assert child.poll() is None, output.read_text(errors="replace")
+        assert time.monotonic() < deadline, "gateway run did not start in 90 s:\n" + output.read_text(errors="replace")
+        said = re.search(r"proxy: +127\.0\.0\.1 ports ([\d, ]+)", output.read_text(errors="replace"))
+        ports = [int(p) for p in said[1].split(", ")] if said else []
         time.sleep(0.2)
-    school = School(home, proxy_port, console_port, child)
+    school = School(home, ports, console_port, [metrics_port, metrics_port + 1], child)
     yield school
     school.stop()
 
 
-def eventually_health(school: School, code: int, timeout: float = 60.0, *args: str) -> subprocess.CompletedProcess[str]:
+def eventually_health(school: School, code: int, timeout: float = 60.0) -> Result:
     deadline = time.monotonic() + timeout
     while True:
-        got = school.health(*args)
-        if got.returncode == code or time.monotonic() > deadline:
+        got = school.health()
+        if got.exit_code == code or time.monotonic() > deadline:
             return got
         time.sleep(0.5)
 
@@ -89,13 +103,16 @@ def eventually_health(school: School, code: int, timeout: float = 60.0, *args: s
 def test_ok_against_a_running_gateway(school):
     # The proxy may still be loading its policy when its port opens: a monitoring system retries too.
     got = eventually_health(school, 0)
-    assert got.returncode == 0, got.stdout + got.stderr
-    lines = got.stdout.splitlines()
+    assert got.exit_code == 0, got.output
+    lines = got.output.splitlines()
     assert lines[0].startswith("GATEWAY OK - ")
-    assert any(line.startswith(f"OK proxy 127.0.0.1:{school.proxy_port}: answered and decided") for line in lines)
+    for port in school.proxy_ports:
+        assert any(line.startswith(f"OK proxy 127.0.0.1:{port}: answered and decided") for line in lines), port
+    for port in school.metrics_ports:
+        assert f"OK metrics 127.0.0.1:{port}: answers" in lines
     assert any(line.startswith("OK database ") and "migrated" in line for line in lines)
     assert any(line.startswith("OK CA certificate ") and "expires on" in line for line in lines)
-    as_json = json.loads(school.health("--json").stdout)
+    as_json = json.loads(school.health("--json").output)
     assert as_json["status"] == "OK" and all(c["status"] == "OK" for c in as_json["checks"])
 
 
@@ -106,30 +123,34 @@ def test_warning_while_rows_wait_on_disk_for_a_locked_database(school):
         # is still reachable and migrated: only the backlog is wrong.
         database.execute("BEGIN IMMEDIATE")
         got = eventually_health(school, 1)  # its own self-check request is the row that waits
-        assert got.returncode == 1, got.stdout + got.stderr
-        assert got.stdout.startswith("GATEWAY WARNING - access-log spool: ")
-        assert "batches of access-log rows waiting" in got.stdout
-        assert any(line.startswith("OK database ") for line in got.stdout.splitlines())
+        assert got.exit_code == 1, got.output
+        assert got.output.startswith("GATEWAY WARNING - access-log spool: ")
+        assert "batches of access-log rows waiting" in got.output
+        assert any(line.startswith("OK database ") for line in got.output.splitlines())
     finally:
         database.rollback()
         database.close()
     # Let go, the writer replays the spool and the gateway is healthy again.
     recovered = eventually_health(school, 0)
-    assert recovered.returncode == 0, recovered.stdout
+    assert recovered.exit_code == 0, recovered.output
 
 
 def test_critical_when_the_database_cannot_be_reached(school):
     nowhere = f"postgresql+psycopg://gateway@127.0.0.1:{free_port()}/gateway"
     got = school.health("--db", nowhere)
-    assert got.returncode == 2, got.stdout + got.stderr
-    assert got.stdout.startswith("GATEWAY CRITICAL - database postgresql+psycopg://gateway@127.0.0.1:")
-    assert "unreachable" in got.stdout.splitlines()[0]
+    assert got.exit_code == 2, got.output
+    assert got.output.startswith("GATEWAY CRITICAL - database postgresql+psycopg://gateway@127.0.0.1:")
+    assert "unreachable" in got.output.splitlines()[0]
 
 
 def test_critical_when_the_proxy_has_stopped(school):
     # Last in this file: it stops the school's gateway.
     school.stop()
     got = school.health()
-    assert got.returncode == 2, got.stdout + got.stderr
-    first = got.stdout.splitlines()[0]
-    assert first.startswith("GATEWAY CRITICAL - ") and f"proxy 127.0.0.1:{school.proxy_port}: no answer" in first
+    assert got.exit_code == 2, got.output
+    first = got.output.splitlines()[0]
+    assert first.startswith("GATEWAY CRITICAL - ")
+    for port in school.proxy_ports:
+        assert f"proxy 127.0.0.1:{port}: no answer" in first
+    for port in school.metrics_ports:
+        assert f"metrics 127.0.0.1:{port}: no answer" in first
