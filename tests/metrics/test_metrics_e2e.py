@@ -199,3 +199,9 @@ def test_gateway_health_checks_each_workers_endpoint(gateway, tmp_path):
     assert got.returncode == 2, got.stdout + got.stderr
     assert f"OK metrics {live}: answers" in lines
     assert any(line.startswith(f"CRITICAL metrics {dead}: no answer") for line in lines)
+
+
+def test_a_pupil_cannot_read_the_metrics_through_the_proxy(gateway):
+    proxy, url, _ = gateway
+    got = curl(url, proxy=proxy.proxy_url, source_address=PUPIL, headers=PAGE)
+    assert got.status == 403 and "gateway_requests_total" not in got.text
