@@ -159,14 +159,17 @@ def measure(args: argparse.Namespace, scenario: Scenario, workers: list[Mitmdump
 def describe(m: Measurement) -> str:
     cpu = f"   workers' cpu {m.cpu_us_per_request:6.0f} µs/req" if m.cpu_us_per_request is not None else ""
     flags = (f"  non-2xx/3xx: {m.non2xx}" if m.non2xx else "") + (f"  failed: {m.errors}" if m.errors else "")
-    return f"{m.rate:8.0f} req/s   p50 {m.p50_ms:6.1f} ms   p99 {m.p99_ms:6.1f} ms{cpu}{flags}{'  ' + m.problem if m.problem else ''}"
+    problem = f"  {m.problem}" if m.problem else ""
+    return f"{m.rate:8.0f} req/s   p50 {m.p50_ms:6.1f} ms   p99 {m.p99_ms:6.1f} ms{cpu}{flags}{problem}"
 
 
 def report(configs: list[Config], scenarios: list[Scenario], workers: int) -> None:
     one, many = configs
     goal = GOAL_PER_WORKER * workers
-    print(f"\nmean requests/s; ratio = median of same-round ratios {many.name} / {one.name}; workers' CPU µs per request")
-    print(f"{'scenario':<10} {one.name:>14} {many.name:>14} {'ratio':>8} {'cpu 1':>10} {'cpu N':>10}   goal >= {goal:.2f}x")
+    print(f"\nmean requests/s; ratio = median of same-round ratios {many.name} / {one.name}; workers' CPU µs per "
+          "request")
+    print(f"{'scenario':<10} {one.name:>14} {many.name:>14} {'ratio':>8} {'cpu 1':>10} {'cpu N':>10}   "
+          f"goal >= {goal:.2f}x")
     for scenario in scenarios:
         a, b = one.runs.get(scenario.name, []), many.runs.get(scenario.name, [])
         if not a or not b:
@@ -175,8 +178,9 @@ def report(configs: list[Config], scenarios: list[Scenario], workers: int) -> No
         ratio = statistics.median(paired) if paired else 0.0
         cpu = [statistics.mean(m.cpu_us_per_request or 0.0 for m in runs) for runs in (a, b)]
         met = "met" if ratio >= goal else "NOT MET"
-        print(f"{scenario.name:<10} {statistics.mean(m.rate for m in a):14.0f} {statistics.mean(m.rate for m in b):14.0f}"
-              f" {ratio:7.2f}x {cpu[0]:8.0f}µs {cpu[1]:8.0f}µs   {met}  ({scenario.title})")
+        rates = [statistics.mean(m.rate for m in runs) for runs in (a, b)]
+        print(f"{scenario.name:<10} {rates[0]:14.0f} {rates[1]:14.0f} {ratio:7.2f}x {cpu[0]:8.0f}µs {cpu[1]:8.0f}µs   "
+              f"{met}  ({scenario.title})")
     print(f"\nmeasured with the load generator and the origin on the same {os.cpu_count()} cores as the workers")
 
 

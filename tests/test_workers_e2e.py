@@ -99,8 +99,11 @@ def worker_pid(run: subprocess.Popen[str], port: int) -> int:
     raise AssertionError(f"no worker of gateway run on port {port}")
 
 
+School = tuple[Path, int, int, subprocess.Popen[str], Output]
+
+
 @pytest.fixture
-def school(tmp_path: Path) -> Iterator[tuple[Path, int, int, subprocess.Popen[str], Output]]:
+def school(tmp_path: Path) -> Iterator[School]:
     (tmp_path / "policies").symlink_to(ROOT / "policies")
     folder = tmp_path / "school"
     demo_policy_files(folder)
@@ -131,7 +134,7 @@ def school(tmp_path: Path) -> Iterator[tuple[Path, int, int, subprocess.Popen[st
                 os.killpg(child.pid, signal.SIGKILL)
 
 
-def test_gateway_run_with_two_workers_filters_on_both_and_restarts_a_killed_one(school) -> None:  # type: ignore[no-untyped-def]
+def test_gateway_run_with_two_workers_filters_on_both_and_restarts_a_killed_one(school: School) -> None:
     home, port, console, child, output = school
     # Each worker's port filters, and each request is logged.
     for worker_port in (port, port + 1):
@@ -178,11 +181,12 @@ def test_gateway_run_with_two_workers_filters_on_both_and_restarts_a_killed_one(
 
 
 def pac_choice(pac: str, address: str) -> str:
-    script = pac + f"\nfunction myIpAddress() {{ return {address!r}; }}\nconsole.log(FindProxyForURL('http://a/', 'a'));"
+    script = f"{pac}\nfunction myIpAddress() {{ return {address!r}; }}\n"
+    script += "console.log(FindProxyForURL('http://a/', 'a'));"
     return subprocess.run(["node", "-e", script], capture_output=True, text=True, timeout=30, check=True).stdout.strip()
 
 
-def test_the_pac_file_keeps_a_device_on_one_worker_and_falls_back_to_the_next(school) -> None:  # type: ignore[no-untyped-def]
+def test_the_pac_file_keeps_a_device_on_one_worker_and_falls_back_to_the_next(school: School) -> None:
     home, port, console, _child, _output = school
     fetched = curl(f"http://127.0.0.1:{console}/proxy.pac", proxy=None)
     assert fetched.status == 200 and fetched.headers["content-type"].startswith("application/x-ns-proxy-autoconfig")
@@ -190,7 +194,8 @@ def test_the_pac_file_keeps_a_device_on_one_worker_and_falls_back_to_the_next(sc
     if shutil.which("node") is None:
         pytest.skip("running the PAC file needs node (a JavaScript engine)")
     first, second = f"PROXY 127.0.0.1:{port}", f"PROXY 127.0.0.1:{port + 1}"
-    choices = {address: pac_choice(fetched.text, address) for address in (f"10.10.{n}.{n * 7 % 250}" for n in range(12))}
+    addresses = [f"10.10.{n}.{n * 7 % 250}" for n in range(12)]
+    choices = {address: pac_choice(fetched.text, address) for address in addresses}
     # Every device gets both workers, its own first: the browser tries the second when the first does not answer.
     assert set(choices.values()) == {f"{first}; {second}", f"{second}; {first}"}, choices
     # The same device, the same worker, every time.

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 
@@ -114,7 +115,11 @@ def run(db_url: str, policy: str, listen_host: str, listen_port: int, console_ho
     from gateway.web.proxy_pac import PAC_NAME
 
     ports = worker_ports(listen_host, listen_port, workers, avoid=console_port)
-    (var / PAC_NAME).write_text(pac_file(_reachable(listen_host), ports), encoding="utf-8")
+    # Proxy and console share this machine: with the proxy on every address, devices reach it where they reach
+    # the console.
+    wildcard = listen_host in ("0.0.0.0", "::", "")
+    pac_host = _reachable(urlsplit(public_url).hostname or "") if wildcard else _reachable(listen_host)
+    (var / PAC_NAME).write_text(pac_file(pac_host, ports), encoding="utf-8")
     named = workers > 1
     proxy_cmds = [
         (port, [*proxy_command(var, db_url, policy, public_url, ["--listen-host", listen_host, "--listen-port",
