@@ -248,3 +248,33 @@ def test_a_connection_arriving_with_its_destination_passes_through_when_the_name
         assert row["host"] == "127.0.0.1" and row["group_name"] == "pupil"
     finally:
         proxy.stop()
+
+
+def set_clock(path: Path, text: str) -> None:
+    partial = path.with_suffix(".partial")
+    partial.write_text(text)
+    partial.replace(path)
+
+
+def test_a_rule_that_starts_with_a_lesson_intercepts_and_blocks_the_next_connection(tmp_path, origin):
+    """A pass-through host is decided afresh at every connection: once a lesson starts that blocks it, the next
+    connection gets the block page, not the origin."""
+    clock = tmp_path / "clock"
+    set_clock(clock, "2026-09-07T12:30")  # Monday lunch
+    path = policy(tmp_path)
+    lessons = ("  - {id: maths-games-in-lessons, groups: [pupil], periods: [lesson], domains: [maths-games.example],"
+               " action: block, reason: Not in lessons.}\n")  # fmt: skip
+    path.write_text(path.read_text().replace("rules:\n", "rules:\n" + lessons, 1))
+    proxy = start_gateway(tmp_path, path, origin=origin, gateway_clock_file=str(clock))
+    try:
+        assert issuer(proxy, origin, f"{PUPIL_ONLY}:443", PUPIL_ONLY, PUPIL) == "origin"
+        set_clock(clock, "2026-09-07T13:30")  # a lesson
+        deadline = time.monotonic() + 10
+        while (seen := issuer(proxy, origin, f"{PUPIL_ONLY}:443", PUPIL_ONLY, PUPIL)) != "gateway":
+            assert time.monotonic() < deadline, f"still {seen} in lesson time"
+            time.sleep(0.2)
+        got = curl(f"https://{PUPIL_ONLY}/", proxy=proxy.proxy_url, ca=proxy.ca_cert_path, source_address=PUPIL,
+                   headers={"Accept": "text/html"})  # fmt: skip
+        assert got.status == 403 and "Not in lessons." in got.text
+    finally:
+        proxy.stop()
