@@ -150,12 +150,13 @@ def check_database(db_url: str) -> Check:
     try:
         require_migrated(engine)
     except NotMigrated as exc:
-        return Check(name, Status.CRITICAL, str(exc).partition(": run")[0].rpartition(" is ")[2] +
-                     " (run `gateway db upgrade`)")  # fmt: skip
+        # "database at URL is not migrated: run ..." -> "not migrated" (the URL is in the check's name already).
+        state = str(exc).partition(": run")[0].rpartition(" is ")[2]
+        return Check(name, Status.CRITICAL, f"{state} (run `gateway db upgrade`)")
     except Exception as exc:  # noqa: BLE001  refused, unknown host, bad password: all mean unreachable here
         orig = getattr(exc, "orig", None) or exc
-        return Check(name, Status.CRITICAL, f"unreachable: {str(orig).strip().splitlines()[0] if str(orig) else
-                                                              type(orig).__name__}")  # fmt: skip
+        first = str(orig).strip().partition("\n")[0] or type(orig).__name__
+        return Check(name, Status.CRITICAL, f"unreachable: {first}")
     finally:
         engine.dispose()
     return Check(name, Status.OK, "reachable and migrated to the code's head revision")
