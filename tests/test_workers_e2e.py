@@ -1,7 +1,7 @@
 """Proxy workers: `gateway run --workers 2` as a school runs it (a port per worker, each filtering and logging, its
 output named; the PAC file that spreads devices over them; a worker killed with SIGKILL while the other serves on,
-then restarted), and two workers sharing one store and one policy, where grants, local blocks and policy changes
-are in force on both within 5 seconds at the default polling."""
+then restarted), and two workers sharing one store and one policy, where grants, bans, local blocks and policy
+changes are in force on both within 5 seconds at the default polling."""
 
 from __future__ import annotations
 
@@ -24,11 +24,12 @@ from sqlalchemy import create_engine, text
 from gateway.policy.model import ExceptionGrant
 from gateway.store.grants import add_grant, end_grant
 from gateway.store.local_blocks import add_block
-from gateway.store.migrate import upgrade
+from gateway.store.bans import ban_person
 from tests.support.clients import curl
 from tests.support.gateway import start_gateway
 from tests.support.mitmdump import Mitmdump
-from tests.support.policies import demo_policy_files, demo_policy_with_devices
+from tests import test_bans_e2e as bans
+from tests.support.policies import demo_policy_files
 from tests.support.ports import free_port
 from tests.support.stores import in_store
 
@@ -206,26 +207,29 @@ def grant(lists: list[str], expires: datetime) -> ExceptionGrant:
     return ExceptionGrant(id="new", lists=lists, expires=expires, reason="test", approved_by="head", groups=["pupil"])
 
 
-def test_grants_local_blocks_and_policy_changes_reach_every_worker_within_5_seconds(tmp_path, origin) -> None:
+def test_grants_bans_local_blocks_and_policy_changes_reach_every_worker_within_5_seconds(tmp_path, origin) -> None:
     """Two workers as `gateway run --workers 2` makes them: one store, one policy file, one spool folder; the
-    store's counters and the policy file polled at the defaults (every second)."""
+    store's counters and the policy file polled at the defaults (every second). Pupils signed in at the portal."""
     db = f"sqlite:///{tmp_path / 'gateway.db'}"
-    upgrade(db)
-    policy = demo_policy_with_devices(tmp_path / "policy", {PUPIL: "pupil"})
+    leases = bans.seed(db, tmp_path)
+    policy = bans.policy_for(tmp_path / "policy")
     workers: list[Mitmdump] = []
     try:
         for n in range(2):
             workers.append(start_gateway(tmp_path / f"worker-{n}", policy, at="", origin=origin, gateway_db=db,
-                                         gateway_spool=tmp_path / "spool", gateway_worker=str(n)))  # fmt: skip
-        ports = [w.proxy_url for w in workers]
+                                         gateway_spool=tmp_path / "spool", gateway_worker=str(n),
+                                         gateway_leases=str(leases), gateway_portal_url=bans.PORTAL))  # fmt: skip
 
-        def on_every_worker(url: str, wanted: int) -> float:
+        def on_every_worker(url: str, wanted: int | str, device: str = bans.BEN) -> None:
+            """`url` answers `wanted` (a status, or text in the page) through both workers within 5 s."""
             started = time.monotonic()
-            for proxy in ports:
-                while (got := curl(url, proxy=proxy, source_address=PUPIL).status) != wanted:
-                    assert time.monotonic() - started < LIVE_WITHIN, f"{url} via {proxy}: still {got}"
+            for proxy in workers:
+                while True:
+                    got = bans.get(proxy, url, device)
+                    if got.status == wanted or (isinstance(wanted, str) and wanted in got.text):
+                        break
+                    assert time.monotonic() - started < LIVE_WITHIN, f"{url} via {proxy.proxy_url}: {got.status}"
                     time.sleep(0.1)
-            return time.monotonic() - started
 
         store = in_store(db)
         on_every_worker("http://www.tiktok.com/", 403)
@@ -238,6 +242,10 @@ def test_grants_local_blocks_and_policy_changes_reach_every_worker_within_5_seco
         on_every_worker("http://forum.example/", 200)
         store(add_block, host="forum.example", path_prefix=None, reason="a report", by="officer", now=datetime.now(UTC))
         on_every_worker("http://forum.example/", 403)
+
+        on_every_worker("http://www.bbc.co.uk/", 200, bans.AMY)
+        store(ban_person, username="amy.p", display_name="Amy", reason="test", created_by="head", now=datetime.now(UTC))
+        on_every_worker("http://www.bbc.co.uk/", "You are on supervised-only access", bans.AMY)
 
         on_every_worker("http://news.example/", 200)
         policy.write_text(policy.read_text().replace("rules:\n", "rules:\n  - {id: closed, groups: [pupil], domains: "
