@@ -32,6 +32,8 @@ TRUSTED = "www.ixl.com"
 STAFF_ONLY = "login.arbor-education.com"
 PUPIL_ONLY = "maths-games.example"
 PUPIL_ENTRY = "    - groups: [pupil]\n      domains: [maths-games.example, blocked-games.example]\n"
+# On the demo's drugs list, which staff are allowed but flagged on: each visit must be seen to be reported.
+STAFF_ENTRY = "    - groups: [staff]\n      domains: [erowid.org]\n"
 RULE = ("  - {id: no-blocked-games, domains: [blocked-games.example], action: block,"
         " reason: Games are not allowed.}\n")  # fmt: skip
 
@@ -40,7 +42,7 @@ def policy(folder: Path, pupil_entry: bool = True) -> Path:
     """The demo policy with a staff device, a pupil-only pass-through entry and a rule blocking one of its hosts."""
     replace = {"rules:\n": "rules:\n" + RULE}
     if pupil_entry:
-        replace["  pass_through:\n"] = "  pass_through:\n" + PUPIL_ENTRY
+        replace["  pass_through:\n"] = "  pass_through:\n" + PUPIL_ENTRY + STAFF_ENTRY
     return demo_policy_with_devices(folder, {PUPIL: "pupil", STAFF: "staff"}, replace=replace)
 
 
@@ -126,6 +128,14 @@ def test_a_blocked_host_on_a_pass_through_entry_still_gets_the_block_page(gatewa
                source_address=PUPIL, headers={"Accept": "text/html"})  # fmt: skip
     assert got.status == 403 and "Games are not allowed" in got.text
     assert not origin.seen(host="blocked-games.example")
+
+
+def test_a_flagged_host_on_a_pass_through_entry_is_intercepted_so_each_visit_is_reported(gateway, origin):
+    assert issuer(gateway, origin, "erowid.org:443", "erowid.org", STAFF) == "gateway"
+    got = curl("https://erowid.org/chemicals", proxy=gateway.proxy_url, ca=gateway.ca_cert_path, source_address=STAFF)
+    assert got.status == 200
+    row = rows(gateway, "host = 'erowid.org' AND method = 'GET'")[-1]
+    assert row["action"] == "flag" and row["path"] == "/chemicals"
 
 
 @pytest.mark.parametrize(("target", "sni"), [
