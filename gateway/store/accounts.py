@@ -5,6 +5,7 @@ guessing per device and adds a short delay per account instead (`gateway.web.thr
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import UTC, datetime
 
@@ -16,6 +17,8 @@ from sqlalchemy.orm import Session
 from gateway.store.models.users import ConsoleUser, Role
 
 MIN_PASSWORD_LENGTH = 10
+# As the policy's `school.site` (`gateway.policy.model_base.Name`).
+SITE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 _hasher = PasswordHasher()
 # Verified against when the username is unknown, so a wrong name costs as long as a wrong password.
@@ -26,8 +29,11 @@ class AccountError(ValueError):
     pass
 
 
-def create_user(session: Session, username: str, display_name: str, role: str, password: str) -> ConsoleUser:
+def create_user(session: Session, username: str, display_name: str, role: str, password: str,
+                sites: tuple[str, ...] = ()) -> ConsoleUser:  # fmt: skip
+    """A console account; `sites` limits what it sees to those sites of a trust (none: every site)."""
     username = username.strip().lower()
+    site_text = site_list(sites)
     if not username or len(username) > 128:
         raise AccountError("a username is 1 to 128 characters")
     if role not in Role.__members__.values():
@@ -46,8 +52,29 @@ def create_user(session: Session, username: str, display_name: str, role: str, p
         failed_logins=0,
         created_at=now,
         password_changed_at=now,
+        sites=site_text,
     )
     session.add(user)
+    return user
+
+
+def site_list(sites: tuple[str, ...]) -> str:
+    """The `sites` column for these site names (as the policy's `school.site` spells them), space separated."""
+    names = sorted({s.strip() for s in sites if s.strip()})
+    for name in names:
+        if not SITE_NAME.fullmatch(name):
+            raise AccountError(f"{name!r} is not a site name (letters, digits, '-' and '_', as the policy's school.site)")
+    text = " ".join(names)
+    if len(text) > 255:
+        raise AccountError("too many sites for one account: leave them out for a trust-wide account")
+    return text
+
+
+def set_sites(session: Session, username: str, sites: tuple[str, ...]) -> ConsoleUser:
+    user = session.scalar(select(ConsoleUser).where(ConsoleUser.username == username.strip().lower()))
+    if user is None:
+        raise AccountError(f"there is no console account called {username}")
+    user.sites = site_list(sites)
     return user
 
 

@@ -29,6 +29,7 @@ def audit_values(
     detail: dict[str, Any] | None = None,
     role: str | None = None,
     client_ip: str | None = None,
+    site: str | None = None,
 ) -> dict[str, Any]:
     """One audit row as plain values, for a Session, a Core insert or the spool."""
     return {
@@ -39,6 +40,7 @@ def audit_values(
         "target": target[:255] if target else None,
         "detail": json.dumps(detail, sort_keys=True, default=str) if detail else None,
         "client_ip": client_ip,
+        "site": site,
     }
 
 

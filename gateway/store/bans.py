@@ -71,6 +71,7 @@ def ban_person(
     now: datetime,
     incident_id: int | None = None,
     ends_at: datetime | None = None,
+    site: str | None = None,
 ) -> Ban:
     """Ban a person from `now` until `ends_at` (None: until lifted); a person already banned keeps their ban, which
     ends at the later of the two ends."""
@@ -89,7 +90,7 @@ def ban_person(
         return existing
     ban = Ban(
         username=name, display_name=display_name, incident_id=incident_id, reason=reason, created_at=now,
-        created_by=created_by, starts_at=now, ends_at=ends_at,
+        created_by=created_by, starts_at=now, ends_at=ends_at, site=site,
     )  # fmt: skip
     session.add(ban)
     session.flush()

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from gateway.store.audit import record
 from gateway.store.models.consent import ConsentRecord
 from gateway.store.models.people import PersonRecord
+from gateway.store.sites import within
 
 CHANNELS = ("website", "social_media", "newsletter")
 CHANNEL_TITLES = {"website": "school website", "social_media": "school social media", "newsletter": "newsletter"}
@@ -76,8 +77,9 @@ class PupilConsent:
         return f"{what}: {', '.join(CHANNEL_TITLES[c] for c in CHANNELS if c in self.channels)}"
 
 
-def _pupil(session: Session, username: str) -> PersonRecord:
-    person = session.scalar(select(PersonRecord).where(PersonRecord.username == username.strip().lower()))
+def _pupil(session: Session, username: str, allowed_sites: tuple[str, ...] = ()) -> PersonRecord:
+    person = session.scalar(select(PersonRecord).where(PersonRecord.username == username.strip().lower(),
+                                                       *within(PersonRecord.site, allowed_sites)))  # fmt: skip
     if person is None or not person.active:
         raise ConsentRefused(f"{username!r} is not a pupil on the roster")
     # Staff are people with a staff role or no year group (as `gateway.store.permissions.is_staff` has it).
@@ -116,7 +118,7 @@ def record_consent(session: Session, *, username: str, change: str, images: bool
         raise ConsentRefused("name the channels the consent covers (website, social media, newsletter)")
     elif not (images or video):
         channels = []
-    row = ConsentRecord(username=person.username, academic_year=year, change=change, images=images, video=video,
+    row = ConsentRecord(site=person.site, username=person.username, academic_year=year, change=change, images=images, video=video,
                         channels=" ".join(sorted(set(channels))), effective_on=effective_on, source=source,
                         recorded_by=by, recorded_at=now)  # fmt: skip
     session.add(row)
@@ -144,9 +146,11 @@ def in_force(session: Session, day: date) -> dict[str, ConsentRecord]:
     return {row.username: row for row in rows}
 
 
-def register(session: Session, day: date, school_class: str | None = None) -> list[PupilConsent]:
-    """Every pupil on the roster (by class, then name) with the consent in force on `day`."""
-    query = select(PersonRecord).where(*_PUPILS)
+def register(session: Session, day: date, school_class: str | None = None,
+             allowed_sites: tuple[str, ...] = ()) -> list[PupilConsent]:  # fmt: skip
+    """Every pupil on the roster (by class, then name) with the consent in force on `day`, of the given sites
+    (every site for none)."""
+    query = select(PersonRecord).where(*_PUPILS, *within(PersonRecord.site, allowed_sites))
     if school_class:
         query = query.where(PersonRecord.school_class == school_class)
     pupils = sorted(session.scalars(query), key=lambda p: (p.school_class or "", p.display_name.lower()))
@@ -155,8 +159,8 @@ def register(session: Session, day: date, school_class: str | None = None) -> li
             for p in pupils]  # fmt: skip
 
 
-def pupil(session: Session, username: str, day: date) -> PupilConsent:
-    person = _pupil(session, username)
+def pupil(session: Session, username: str, day: date, allowed_sites: tuple[str, ...] = ()) -> PupilConsent:
+    person = _pupil(session, username, allowed_sites)
     return PupilConsent(person.username, person.display_name, person.school_class, person.year_group,
                         in_force(session, day).get(person.username))  # fmt: skip
 
@@ -168,6 +172,7 @@ def history(session: Session, username: str) -> list[ConsentRecord]:
                                           ConsentRecord.id.desc())))  # fmt: skip
 
 
-def classes(session: Session) -> list[str]:
-    found = session.scalars(select(PersonRecord.school_class).where(*_PUPILS).distinct())
+def classes(session: Session, allowed_sites: tuple[str, ...] = ()) -> list[str]:
+    found = session.scalars(select(PersonRecord.school_class).where(*_PUPILS, *within(PersonRecord.site, allowed_sites))
+                            .distinct())  # fmt: skip
     return sorted(c for c in found if c)

@@ -11,22 +11,25 @@ from sqlalchemy.orm import Session
 
 from gateway.store.audit import record
 from gateway.store.models.devices import DeviceRecord
+from gateway.store.sites import within
 
 
 class ApprovalRefused(ValueError):
     """The device cannot be approved, with why."""
 
 
-def devices(session: Session) -> list[DeviceRecord]:
-    """The register's active devices, by name."""
-    return list(session.scalars(select(DeviceRecord).where(DeviceRecord.active).order_by(DeviceRecord.name)))
+def devices(session: Session, allowed_sites: tuple[str, ...] = ()) -> list[DeviceRecord]:
+    """The register's active devices, by name, of the given sites (every site for none)."""
+    return list(session.scalars(select(DeviceRecord).where(DeviceRecord.active, *within(DeviceRecord.site, allowed_sites))
+                                .order_by(DeviceRecord.name)))  # fmt: skip
 
 
 def set_approval(session: Session, device_id: int, *, approved: bool, by: str, now: datetime, role: str | None,
-                 client_ip: str | None) -> DeviceRecord:  # fmt: skip
-    """Approve a school-owned device, or withdraw its approval. LookupError for no such active device."""
+                 client_ip: str | None, allowed_sites: tuple[str, ...] = ()) -> DeviceRecord:  # fmt: skip
+    """Approve a school-owned device, or withdraw its approval. LookupError for no such active device (at the
+    given sites)."""
     device = session.get(DeviceRecord, device_id)
-    if device is None or not device.active:
+    if device is None or not device.active or (allowed_sites and device.site not in allowed_sites):
         raise LookupError(device_id)
     if approved and device.personal:
         raise ApprovalRefused(f"{device.name} is a personal device: only school-owned devices take pupils' pictures")

@@ -36,7 +36,8 @@ def grant_id(number: int) -> str:
     return f"grant-{number}"
 
 
-def add_grant(session: Session, grant: ExceptionGrant, *, created_by: str, now: datetime | None = None) -> int:
+def add_grant(session: Session, grant: ExceptionGrant, *, created_by: str, now: datetime | None = None,
+              site: str | None = None) -> int:  # fmt: skip
     """Store a checked grant (its `id` is replaced by the store's number); returns that number."""
     scope = grant.model_dump(mode="json", include=set(SCOPE_FIELDS))
     record = GrantRecord(
@@ -47,6 +48,7 @@ def add_grant(session: Session, grant: ExceptionGrant, *, created_by: str, now: 
         approved_by=grant.approved_by,
         created_at=now or datetime.now(UTC),
         created_by=created_by,
+        site=site,
     )
     session.add(record)
     session.flush()

@@ -121,7 +121,7 @@ def _auto_ban(connection: Connection, incident_id: int, values: Mapping[str, Any
             session, username=row["username"], display_name=row.get("display_name"),
             reason=f"The gateway saw an attempt to get round the filter: {technique} ({values['detector']})",
             created_by=GATEWAY, now=at, incident_id=incident_id,
-            ends_at=at + timedelta(days=int(days)) if days is not None else None,
+            ends_at=at + timedelta(days=int(days)) if days is not None else None, site=row.get("site"),
         )  # fmt: skip
 
 
@@ -185,7 +185,7 @@ def confirm_incident(
     return ban_person(
         session, username=incident.username, display_name=incident.display_name,
         reason=f"Confirmed by {by}: an attempt to get round the filter ({technique})" + (f". {note}" if note else ""),
-        created_by=by, now=now, incident_id=incident.id, ends_at=ban_ends_at,
+        created_by=by, now=now, incident_id=incident.id, ends_at=ban_ends_at, site=incident.site,
     )  # fmt: skip
 
 

@@ -58,7 +58,7 @@ def place_of(url: str | None, host: str | None, scope: str) -> tuple[str, str | 
 
 
 def add_block(session: Session, *, host: str, path_prefix: str | None, reason: str, by: str, now: datetime,
-              report_id: int | None = None) -> LocalBlock:  # fmt: skip
+              report_id: int | None = None, site: str | None = None) -> LocalBlock:  # fmt: skip
     """A block in force for `host` (and `path_prefix`): an existing one, else a new one. The caller commits."""
     if not reason.strip():
         raise BlockRefused("give a reason: it is shown on the block page")
@@ -68,7 +68,7 @@ def add_block(session: Session, *, host: str, path_prefix: str | None, reason: s
     if existing is not None:
         return existing
     block = LocalBlock(host=host, path_prefix=path_prefix, reason=reason.strip(), created_by=by, created_at=now,
-                       report_id=report_id)  # fmt: skip
+                       report_id=report_id, site=site)  # fmt: skip
     session.add(block)
     bump(session, LOCAL_BLOCKS)
     session.flush()
@@ -83,7 +83,8 @@ def block_site(session: Session, report_id: int, *, by: str, scope: str, reason:
     if report.status not in WAITING:
         raise BlockRefused(f"report {report_id} was already decided ({report.status})")
     host, prefix = place_of(report.url, report.host, scope)
-    block = add_block(session, host=host, path_prefix=prefix, reason=reason, by=by, now=now, report_id=report.id)
+    block = add_block(session, host=host, path_prefix=prefix, reason=reason, by=by, now=now, report_id=report.id,
+                      site=report.site)  # fmt: skip
     report.status, report.decided_by, report.decided_at = "blocked", by, now
     report.decision_note = reason.strip()
     return block

@@ -149,8 +149,11 @@ def query_rows(engine: Engine, query: Select[tuple[AccessLogEntry]]) -> Iterator
             yield row_dict(entry)
 
 
-def person_rows(engine: Engine, username: str) -> Iterator[dict[str, Any]]:
+def person_rows(engine: Engine, username: str, allowed_sites: tuple[str, ...] = ()) -> Iterator[dict[str, Any]]:
+    """A person's rows, of the given sites only (all when none are given)."""
     query = select(AccessLogEntry).where(AccessLogEntry.username == username)
+    if allowed_sites:
+        query = query.where(AccessLogEntry.site.in_(allowed_sites))
     return query_rows(engine, query.order_by(AccessLogEntry.at, AccessLogEntry.id))
 
 

@@ -17,6 +17,7 @@ from gateway.policy.model import ExceptionGrant
 from gateway.store.grants import add_grant
 from gateway.store.models.access_log import AccessLogEntry
 from gateway.store.models.unblock_requests import UnblockRequest
+from gateway.store.sites import within
 from gateway.store.versions import REQUESTS, bump
 
 EXTENTS = ("page", "site")
@@ -52,16 +53,18 @@ class Asked:
     duration: str
 
 
-def add_request(session: Session, asked: Asked, now: datetime) -> UnblockRequest:
-    row = UnblockRequest(created_at=now, status="new", **asked.__dict__)
+def add_request(session: Session, asked: Asked, now: datetime, site: str | None = None) -> UnblockRequest:
+    row = UnblockRequest(created_at=now, status="new", site=site, **asked.__dict__)
     session.add(row)
     session.flush()
     bump(session, REQUESTS)
     return row
 
 
-def queue(session: Session, states: tuple[str, ...]) -> list[UnblockRequest]:
-    return list(session.scalars(select(UnblockRequest).where(UnblockRequest.status.in_(states))
+def queue(session: Session, states: tuple[str, ...], allowed_sites: tuple[str, ...] = ()) -> list[UnblockRequest]:
+    """Requests in these states, oldest first, of the given sites (every site for none)."""
+    return list(session.scalars(select(UnblockRequest).where(UnblockRequest.status.in_(states),
+                                                             *within(UnblockRequest.site, allowed_sites))
                                 .order_by(UnblockRequest.created_at, UnblockRequest.id)))  # fmt: skip
 
 
@@ -132,5 +135,5 @@ def approve(session: Session, number: int, grant: ExceptionGrant, *, by: str, no
             now: datetime) -> tuple[UnblockRequest, int]:  # fmt: skip
     """Mark the request approved and add its grant, in the caller's transaction."""
     row = _move(session, number, HEAD_QUEUE, status="approved", decided_by=by, decided_at=now, decision_note=note)
-    row.grant_number = add_grant(session, grant, created_by=by, now=now)
+    row.grant_number = add_grant(session, grant, created_by=by, now=now, site=row.site)
     return row, row.grant_number

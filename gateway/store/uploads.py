@@ -11,6 +11,7 @@ from sqlalchemy import Connection, insert, select
 from sqlalchemy.orm import Session
 
 from gateway.store.models.consent import UploadEvent
+from gateway.store.sites import within
 
 _TEXT_LIMITS = {"media": 64, "detected_by": 32, "filename": 255, "refusal": 32, "method": 16, "host": 255}
 
@@ -43,10 +44,10 @@ def record_uploads(connection: Connection, rows: Sequence[Mapping[str, Any]]) ->
     return len(values)
 
 
-def recent_uploads(session: Session, *, since: datetime, outcome: str | None = None,
-                   limit: int = 500) -> list[UploadEvent]:  # fmt: skip
-    """Upload events since `since`, newest first."""
-    query = select(UploadEvent).where(UploadEvent.at >= since)
+def recent_uploads(session: Session, *, since: datetime, outcome: str | None = None, limit: int = 500,
+                   allowed_sites: tuple[str, ...] = ()) -> list[UploadEvent]:  # fmt: skip
+    """Upload events since `since`, newest first, of the given sites (every site for none)."""
+    query = select(UploadEvent).where(UploadEvent.at >= since, *within(UploadEvent.site, allowed_sites))
     if outcome is not None:
         query = query.where(UploadEvent.outcome == outcome)
     return list(session.scalars(query.order_by(UploadEvent.at.desc(), UploadEvent.id.desc()).limit(limit)))

@@ -15,7 +15,7 @@ from flask import Blueprint, abort, current_app, g, jsonify, request
 from flask_login import current_user
 
 from gateway.store.retention import row_dict
-from gateway.web import log_queries, params
+from gateway.web import log_queries, params, sites
 from gateway.web.audit_trail import audit
 from gateway.web.auth import check_password
 from gateway.web.people import person_export_response
@@ -24,14 +24,14 @@ from gateway.web.roles import Permission, allowed
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
-def _caller() -> tuple[str, str] | None:
+def _caller() -> tuple[str, str, str] | None:
     if current_user.is_authenticated:
-        return current_user.username, current_user.role
+        return current_user.username, current_user.role, current_user.sites
     auth = request.authorization
     if auth is None or auth.type != "basic" or not auth.username or not auth.password:
         return None
     user = check_password(auth.username.strip().lower()[:128], auth.password[:1024], via="api")
-    return (user.username, user.role) if user is not None else None
+    return (user.username, user.role, user.sites) if user is not None else None
 
 
 def api(permission: Permission) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -46,7 +46,9 @@ def api(permission: Permission) -> Callable[[Callable[..., Any]], Callable[..., 
                 return response
             if not allowed(caller[1], permission):
                 return jsonify(error="your role does not give access to this data"), 403
-            g.api_actor = caller
+            g.api_actor = caller[:2]
+            # A tool signed in with HTTP Basic has no session user: its account's sites limit it all the same.
+            g.api_sites = sites.parse(caller[2])
             return view(*args, **kwargs)
 
         return guarded
@@ -68,7 +70,7 @@ def _json_row(entry: Any) -> dict[str, Any]:
 def log():  # type: ignore[no-untyped-def]
     from gateway.web.app import db
 
-    log_filter = log_queries.LogFilter.from_args(request.args, current_app.extensions["gateway.zone"])
+    log_filter = log_queries.LogFilter.from_args(request.args, current_app.extensions["gateway.zone"], sites.allowed())
     _audit("view_log", target="access_log", detail={**log_filter.used(), "page": log_filter.page, "via": "api"})
     rows, more = log_queries.page(db(), log_filter, current_app.extensions["gateway.zone"])
     return jsonify(page=log_filter.page, more=more, filter=log_filter.used(), rows=[_json_row(r) for r in rows])
@@ -82,7 +84,7 @@ def timeline(username: str):  # type: ignore[no-untyped-def]
     zone = current_app.extensions["gateway.zone"]
     day = params.day(request.args.get("day"), datetime.now(zone).date())
     _audit("view_timeline", target=f"person:{username}", detail={"day": day.isoformat(), "via": "api"})
-    rows, more = log_queries.timeline(db(), username, day, zone)
+    rows, more = log_queries.timeline(db(), username, day, zone, allowed_sites=sites.allowed())
     return jsonify(person=username, day=day.isoformat(), more=more, rows=[_json_row(r) for r in rows])
 
 
@@ -93,9 +95,10 @@ def dashboard():  # type: ignore[no-untyped-def]
     from gateway.web.dashboard import days_arg
 
     days = days_arg()
-    site = request.args.get("site", "").strip()[:64]
+    site = sites.chosen(request.args)
     _audit("view_dashboard", target="access_log", detail={"days": days, "site": site, "via": "api"})
-    figures = log_queries.dashboard(db(), current_app.extensions["gateway.zone"], days=days, site=site)
+    figures = log_queries.dashboard(db(), current_app.extensions["gateway.zone"], days=days, site=site,
+                                    allowed_sites=sites.allowed())  # fmt: skip
     return jsonify(figures.as_json())
 
 

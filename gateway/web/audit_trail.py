@@ -7,6 +7,7 @@ from typing import Any
 from flask_login import current_user
 
 from gateway.store.audit import record
+from gateway.web import sites
 from gateway.web.client_address import client_ip
 
 
@@ -25,5 +26,6 @@ def audit(action: str, *, target: str | None = None, detail: dict[str, Any] | No
         detail=detail,
         role=role or (current_user.role if signed_in else None),
         client_ip=client_ip(),
+        site=sites.console_site(),
     )
     session.commit()

@@ -26,6 +26,7 @@ from gateway.store.bans import StaleBan, end_supervision, lift_ban, normal_usern
 from gateway.store.models.circumvention import Ban, SupervisedSession
 from gateway.store.models.people import PersonRecord
 from gateway.store.teaching import classes_taught
+from gateway.web import sites
 from gateway.web.audit_trail import audit
 from gateway.web.client_address import client_ip
 from gateway.web.console_policy import console_policy
@@ -151,8 +152,11 @@ def _running(now: datetime):  # type: ignore[no-untyped-def]
 @require(Permission.VIEW_INCIDENTS)
 def index():  # type: ignore[no-untyped-def]
     store, now = _db(), datetime.now(UTC)
-    in_force = list(store.scalars(select(Ban).where(_running(now)).order_by(Ban.created_at.desc())))
-    past = list(store.scalars(select(Ban).where(~_running(now)).order_by(Ban.created_at.desc()).limit(PAST_SHOWN)))
+    site = sites.chosen(request.args)
+    mine = [*sites.conditions(Ban.site), *([Ban.site == site] if site else [])]
+    in_force = list(store.scalars(select(Ban).where(_running(now), *mine).order_by(Ban.created_at.desc())))
+    past = list(store.scalars(select(Ban).where(~_running(now), *mine).order_by(Ban.created_at.desc())
+                              .limit(PAST_SHOWN)))  # fmt: skip
     ids = [b.id for b in in_force + past]
     sessions: dict[int, list[SupervisedSession]] = {}
     for supervision in store.scalars(select(SupervisedSession).where(SupervisedSession.ban_id.in_(ids))
@@ -170,6 +174,7 @@ def index():  # type: ignore[no-untyped-def]
 @require(Permission.MANAGE_BANS)
 def set_end(ban_id: int):  # type: ignore[no-untyped-def]
     store, now = _db(), datetime.now(UTC)
+    sites.require_visible(store.get(Ban, ban_id))
     ends_at = ban_end(now)
     try:
         ban = set_ban_end(store, ban_id, ends_at=ends_at, by=current_user.username, now=now)
@@ -189,6 +194,7 @@ def set_end(ban_id: int):  # type: ignore[no-untyped-def]
 def lift(ban_id: int):  # type: ignore[no-untyped-def]
     text = note("note", required="Say why the ban is lifted.")
     store, now = _db(), datetime.now(UTC)
+    sites.require_visible(store.get(Ban, ban_id))
     try:
         ban = lift_ban(store, ban_id, by=current_user.username, note=text, now=now)
     except StaleBan as exc:
@@ -231,7 +237,7 @@ def supervise():  # type: ignore[no-untyped-def]
 def end_early(supervision_id: int):  # type: ignore[no-untyped-def]
     store, now = _db(), datetime.now(UTC)
     supervision = store.get(SupervisedSession, supervision_id)
-    if supervision is None:
+    if supervision is None or not sites.visible(getattr(store.get(Ban, supervision.ban_id), "site", None)):
         abort(404)
     if supervision.teacher != current_user.username and not may_supervise(store, supervision.username):
         abort(403)

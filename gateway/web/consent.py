@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from gateway.store.consent import (CHANGES, CHANNEL_TITLES, CHANNELS, ConsentRefused, PupilConsent, academic_year,
                                    audit_change, classes, history, pupil, record_consent, register,
                                    school_day, year_label)  # fmt: skip
+from gateway.web import sites
 from gateway.web.audit_trail import audit
 from gateway.web.client_address import client_ip
 from gateway.web.roles import Permission, require
@@ -42,10 +43,10 @@ def _today() -> date:
 def index():  # type: ignore[no-untyped-def]
     today = _today()
     school_class = request.args.get("class") or None
-    rows = register(_db(), today, school_class)
+    rows = register(_db(), today, school_class, sites.allowed())
     audit("consent_viewed", target="consent", detail={"class": school_class} if school_class else None)
     return render_template("consent/index.html", rows=rows, today=today, year=year_label(academic_year(today)),
-                           classes=classes(_db()), school_class=school_class)  # fmt: skip
+                           classes=classes(_db(), sites.allowed()), school_class=school_class)  # fmt: skip
 
 
 @blueprint.get("/pupil/<username>")
@@ -53,7 +54,7 @@ def index():  # type: ignore[no-untyped-def]
 def detail(username: str):  # type: ignore[no-untyped-def]
     today = _today()
     try:
-        standing = pupil(_db(), username, today)
+        standing = pupil(_db(), username, today, sites.allowed())
     except ConsentRefused:
         abort(404)
     audit("consent_viewed", target=f"consent-{standing.username}")
@@ -67,6 +68,10 @@ def detail(username: str):  # type: ignore[no-untyped-def]
 def change(username: str):  # type: ignore[no-untyped-def]
     store = _db()
     form = request.form
+    try:
+        pupil(store, username, _today(), sites.allowed())
+    except ConsentRefused:
+        abort(404)
     try:
         effective_on = date.fromisoformat(form.get("effective_on", ""))
     except ValueError:
@@ -90,7 +95,7 @@ def change(username: str):  # type: ignore[no-untyped-def]
 @require(Permission.EXPORT_CONSENT)
 def export_csv():  # type: ignore[no-untyped-def]
     today = _today()
-    rows = register(_db(), today)
+    rows = register(_db(), today, allowed_sites=sites.allowed())
     audit("consent_exported", target="consent", detail={"format": "csv", "day": today.isoformat(), "rows": len(rows)})
     return Response(_csv(rows, today), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="image-consent-{today}.csv"'})  # fmt: skip
@@ -100,7 +105,7 @@ def export_csv():  # type: ignore[no-untyped-def]
 @require(Permission.EXPORT_CONSENT)
 def printable():  # type: ignore[no-untyped-def]
     today = _today()
-    rows = register(_db(), today)
+    rows = register(_db(), today, allowed_sites=sites.allowed())
     audit("consent_exported", target="consent", detail={"format": "print", "day": today.isoformat(), "rows": len(rows)})
     return render_template("consent/print.html", rows=rows, today=today, year=year_label(academic_year(today)),
                            channels=CHANNELS, channel_titles=CHANNEL_TITLES)  # fmt: skip

@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 
 from gateway.decisions.types import PeriodKind
 from gateway.policy.illegal_slot import slot_warning_for_file
-from gateway.web import charts, log_queries
+from gateway.web import charts, log_queries, sites
 from gateway.web.audit_trail import audit
 from gateway.web.roles import Permission, can, require
 
@@ -39,9 +39,10 @@ def dashboard_page():  # type: ignore[no-untyped-def]
     from gateway.web.app import db
 
     days = days_arg()
-    site = request.args.get("site", "").strip()[:64]
+    site = sites.chosen(request.args)
     audit("view_dashboard", target="access_log", detail={"days": days, "site": site})
-    figures = log_queries.dashboard(db(), current_app.extensions["gateway.zone"], days=days, site=site)
+    figures = log_queries.dashboard(db(), current_app.extensions["gateway.zone"], days=days, site=site,
+                                    allowed_sites=sites.allowed())  # fmt: skip
     kinds = [k.value for k in PeriodKind]
     page_charts = [
         charts.grouped_columns(
@@ -64,6 +65,7 @@ def dashboard_page():  # type: ignore[no-untyped-def]
         ),
     ]
     return render_template("dashboard.html", charts=page_charts, days=days, ranges=RANGES, figures=figures, site=site,
+                           site_choices=sites.choices(),
                            illegal_slot=illegal_slot_banner())  # fmt: skip
 
 

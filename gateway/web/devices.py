@@ -10,6 +10,7 @@ from flask_login import current_user
 from sqlalchemy.orm import Session
 
 from gateway.store.device_approval import ApprovalRefused, devices, set_approval
+from gateway.web import sites
 from gateway.web.client_address import client_ip
 from gateway.web.roles import Permission, require
 
@@ -25,7 +26,7 @@ def _db() -> Session:
 @blueprint.get("/")
 @require(Permission.APPROVE_DEVICE)
 def index():  # type: ignore[no-untyped-def]
-    return render_template("consent/devices.html", rows=devices(_db()))
+    return render_template("consent/devices.html", rows=devices(_db(), sites.allowed()))
 
 
 @blueprint.post("/<int:device_id>/approve")
@@ -44,7 +45,7 @@ def _set(device_id: int, *, approved: bool):  # type: ignore[no-untyped-def]
     store = _db()
     try:
         device = set_approval(store, device_id, approved=approved, by=current_user.username, now=datetime.now(UTC),
-                              role=current_user.role, client_ip=client_ip())  # fmt: skip
+                              role=current_user.role, client_ip=client_ip(), allowed_sites=sites.allowed())  # fmt: skip
     except LookupError:
         abort(404)
     except ApprovalRefused as exc:

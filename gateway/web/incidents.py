@@ -22,6 +22,7 @@ from gateway.store.bans import ban_in_force
 from gateway.store.incidents import STATUSES, TECHNIQUE_NAMES, StaleIncident, confirm_incident, dismiss_incident
 from gateway.store.models.access_log import AccessLogEntry
 from gateway.store.models.circumvention import Incident
+from gateway.web import sites
 from gateway.web.audit_trail import audit
 from gateway.web.bans import ban_end, changed, default_ban_days, note
 from gateway.web.roles import Permission, require
@@ -62,11 +63,13 @@ def _filters() -> dict[str, str]:
         abort(400, description="Unknown technique.")
     if len(person) > MAX_PERSON or not person.isprintable():
         abort(400, description=f"Give a person's name or username, at most {MAX_PERSON} characters.")
-    return {"status": status, "technique": technique, "person": person}
+    return {"status": status, "technique": technique, "person": person, "site": sites.chosen(request.args)}
 
 
 def _listed(filters: dict[str, str]) -> list[Incident]:
-    query = select(Incident)
+    query = select(Incident).where(*sites.conditions(Incident.site))
+    if filters["site"]:
+        query = query.where(Incident.site == filters["site"])
     if filters["status"] != "all":
         query = query.where(Incident.status == filters["status"])
     if filters["technique"]:
@@ -88,8 +91,9 @@ def index():  # type: ignore[no-untyped-def]
     filters = _filters()
     incidents = _listed(filters)
     store = _db()
-    failed = store.scalar(select(func.count()).select_from(Incident).where(Incident.notice_state == "failed"))
-    to_tune = store.scalar(select(func.count()).select_from(Incident).where(Incident.status == "dismissed"))
+    mine = sites.conditions(Incident.site)
+    failed = store.scalar(select(func.count()).select_from(Incident).where(Incident.notice_state == "failed", *mine))
+    to_tune = store.scalar(select(func.count()).select_from(Incident).where(Incident.status == "dismissed", *mine))
     audit("incidents_viewed", target="incidents", detail={**filters, "shown": len(incidents)})
     return render_template("incidents/index.html", incidents=incidents, filters=filters, statuses=STATUSES,
                            techniques=TECHNIQUES, notice_words=NOTICE_WORDS, failed=failed,
@@ -97,10 +101,7 @@ def index():  # type: ignore[no-untyped-def]
 
 
 def _incident(number: int) -> Incident:
-    incident = _db().get(Incident, number)
-    if incident is None:
-        abort(404)
-    return incident
+    return sites.require_visible(_db().get(Incident, number))  # type: ignore[no-any-return]
 
 
 def _who(incident: Incident):  # type: ignore[no-untyped-def]
@@ -131,7 +132,8 @@ def detail(number: int):  # type: ignore[no-untyped-def]
     who, target = _who(incident)
     recent: list[AccessLogEntry] = []
     if who is not None:
-        recent = list(store.scalars(select(AccessLogEntry).where(who).order_by(AccessLogEntry.at.desc())
+        recent = list(store.scalars(select(AccessLogEntry).where(who, *sites.conditions(AccessLogEntry.site))
+                                    .order_by(AccessLogEntry.at.desc())
                                     .limit(RECENT_ROWS)))  # fmt: skip
         # A look at the log, recorded as any other (gateway.web.logs).
         audit("view_log", target=target, detail={"incident": number, "rows": len(recent)})

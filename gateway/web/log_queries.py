@@ -48,11 +48,16 @@ class LogFilter:
     until: str = ""
     sort: str = "newest"
     page: int = 1
+    # The sites the account may see (`gateway.web.sites`); empty: every site. Never read from a request.
+    allowed_sites: tuple[str, ...] = ()
 
     @classmethod
-    def from_args(cls, args: Any, zone: tzinfo) -> LogFilter:
-        """The filter a query string or form asks for; a value out of range raises `params.BadParameter`."""
-        values: dict[str, Any] = {f.name: str(args.get(f.name, "")).strip()[:255] for f in fields(cls)}
+    def from_args(cls, args: Any, zone: tzinfo, allowed_sites: tuple[str, ...] = ()) -> LogFilter:
+        """The filter a query string or form asks for, within the account's sites; a value out of range raises
+        `params.BadParameter`."""
+        values: dict[str, Any] = {f.name: str(args.get(f.name, "")).strip()[:255] for f in fields(cls)
+                                  if f.name != "allowed_sites"}  # fmt: skip
+        values["allowed_sites"] = allowed_sites
         values["page"] = params.page_number(values["page"])
         values["sort"] = params.one_of(values["sort"], list(SORTS), "newest", "sort")
         values["action"] = params.one_of(values["action"], ACTIONS, "", "action")
@@ -62,7 +67,8 @@ class LogFilter:
 
     def used(self) -> dict[str, Any]:
         """The filter as recorded in the audit trail and carried in links: only what was set."""
-        return {k: v for k, v in asdict(self).items() if v and not (k == "sort" and v == "newest") and k != "page"}
+        return {k: v for k, v in asdict(self).items()
+                if v and not (k == "sort" and v == "newest") and k not in ("page", "allowed_sites")}  # fmt: skip
 
     def time_range(self, zone: tzinfo) -> tuple[datetime | None, datetime | None]:
         return _local(self.since, zone), _local(self.until, zone)
@@ -87,6 +93,8 @@ class LogFilter:
         ):
             if value:
                 where.append(column == value)
+        if self.allowed_sites:
+            where.append(Log.site.in_(self.allowed_sites))
         bounds = self.domain_range()
         if bounds and with_domain:
             where.append(and_(Log.host_rev >= bounds[0], Log.host_rev < bounds[1]))
@@ -128,6 +136,7 @@ def _hosts_in(session: Session, log_filter: LogFilter) -> list[str] | None:
     hosts: list[str] = []
     while len(hosts) <= MAX_HOSTS_TO_MERGE:
         after = [Log.host_rev > hosts[-1]] if hosts else [Log.host_rev >= low]
+        # Hosts of every site: only the names are read here, and each page's rows are limited to the account's sites.
         found = session.scalar(select(func.min(Log.host_rev)).where(*after, Log.host_rev < high))
         if found is None:
             return hosts
@@ -156,12 +165,14 @@ def export_query(log_filter: LogFilter, zone: tzinfo) -> Select[tuple[Log]]:
     return filtered(log_filter, zone).order_by(*SORTS[log_filter.sort])
 
 
-def timeline(session: Session, username: str, day: date, zone: tzinfo, limit: int = 2000) -> tuple[list[Log], bool]:
+def timeline(session: Session, username: str, day: date, zone: tzinfo, limit: int = 2000,
+             allowed_sites: tuple[str, ...] = ()) -> tuple[list[Log], bool]:  # fmt: skip
     start = datetime.combine(day, datetime.min.time(), zone)
     end = start + timedelta(days=1)
     query = (
         select(Log)
-        .where(Log.username == username.lower(), Log.at >= start, Log.at < end)
+        .where(Log.username == username.lower(), Log.at >= start, Log.at < end,
+               *([Log.site.in_(allowed_sites)] if allowed_sites else []))  # fmt: skip
         .order_by(Log.at, Log.id)
         .limit(limit + 1)
     )
@@ -198,14 +209,18 @@ class Dashboard:
         }
 
 
-def dashboard(session: Session, zone: tzinfo, *, days: int = 7, now: datetime | None = None, site: str = "") -> Dashboard:
-    """The dashboard's figures for the last `days` local days, from the hourly counts alone (never the log)."""
+def dashboard(session: Session, zone: tzinfo, *, days: int = 7, now: datetime | None = None, site: str = "",
+              allowed_sites: tuple[str, ...] = ()) -> Dashboard:  # fmt: skip
+    """The dashboard's figures for the last `days` local days, from the hourly counts alone (never the log), of
+    one site or every site the account may see."""
     now = now or datetime.now(UTC)
     today = now.astimezone(zone).date()
     since = datetime.combine(today - timedelta(days=days - 1), datetime.min.time(), zone)
     until = datetime.combine(today + timedelta(days=1), datetime.min.time(), zone)
     # Local midnights are whole UTC hours wherever the offset is whole hours (the UK's is).
     hours_in = [Rollup.hour >= hour_of(since), Rollup.hour < hour_of(until)] + ([Rollup.site == site] if site else [])
+    if allowed_sites:
+        hours_in.append(Rollup.site.in_(allowed_sites))
 
     per_day: dict[str, Counter[str]] = defaultdict(Counter)
     hours: dict[int, dict[str, int]] = {h: {} for h in range(24)}

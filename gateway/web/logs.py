@@ -8,7 +8,7 @@ from flask import Blueprint, Response, current_app, render_template, request, st
 from flask_wtf import FlaskForm
 
 from gateway.store.retention import csv_lines, query_rows
-from gateway.web import log_queries, params
+from gateway.web import log_queries, params, sites
 from gateway.web.audit_trail import audit
 from gateway.web.roles import Permission, require
 
@@ -28,7 +28,7 @@ def zone():  # type: ignore[no-untyped-def]
 def index():  # type: ignore[no-untyped-def]
     from gateway.web.app import db
 
-    log_filter = log_queries.LogFilter.from_args(request.args, zone())
+    log_filter = log_queries.LogFilter.from_args(request.args, zone(), sites.allowed())
     audit("view_log", target="access_log", detail={**log_filter.used(), "page": log_filter.page})
     rows, more = log_queries.page(db(), log_filter, zone())
     return render_template(
@@ -40,6 +40,7 @@ def index():  # type: ignore[no-untyped-def]
         export_form=ExportForm(),
         actions=log_queries.ACTIONS,
         sorts=list(log_queries.SORTS),
+        site_choices=sites.choices(),
     )
 
 
@@ -47,7 +48,7 @@ def index():  # type: ignore[no-untyped-def]
 @require(Permission.EXPORT_LOG)
 def export_csv():  # type: ignore[no-untyped-def]
     ExportForm()  # CSRF is checked by CSRFProtect before the view runs
-    log_filter = log_queries.LogFilter.from_args(request.form, zone())
+    log_filter = log_queries.LogFilter.from_args(request.form, zone(), sites.allowed())
     audit("export_log", target="access_log", detail={**log_filter.used(), "format": "csv"})
     rows = query_rows(current_app.extensions["gateway.engine"], log_queries.export_query(log_filter, zone()))
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
@@ -65,5 +66,5 @@ def timeline(username: str):  # type: ignore[no-untyped-def]
 
     day = params.day(request.args.get("day"), datetime.now(zone()).date())
     audit("view_timeline", target=f"person:{username}", detail={"day": day.isoformat()})
-    rows, more = log_queries.timeline(db(), username, day, zone())
+    rows, more = log_queries.timeline(db(), username, day, zone(), allowed_sites=sites.allowed())
     return render_template("timeline.html", username=username, day=day, rows=rows, more=more, export_form=ExportForm())

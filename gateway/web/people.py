@@ -8,6 +8,7 @@ from flask import Blueprint, Response, abort, current_app, request, stream_with_
 from flask_wtf import FlaskForm
 
 from gateway.store.retention import csv_lines, json_document, person_rows
+from gateway.web import sites
 from gateway.web.audit_trail import audit
 from gateway.web.roles import Permission, require
 
@@ -20,7 +21,7 @@ class PersonExportForm(FlaskForm):
 
 def person_export_response(username: str, fmt: str) -> Response:
     engine = current_app.extensions["gateway.engine"]
-    rows = person_rows(engine, username)
+    rows = person_rows(engine, username, sites.allowed())
     stamp = datetime.now(UTC)
     name = f"subject-access-{username}-{stamp:%Y%m%d}"
     if fmt == "json":

@@ -22,6 +22,7 @@ from gateway.store.local_blocks import BlockRefused, block_site, blocks_in_force
 from gateway.store.models.access_log import AccessLogEntry
 from gateway.store.models.reports import LocalBlock, Report
 from gateway.store.reports import KINDS, STATUSES, WAITING, StaleReport, matches_of, move_report
+from gateway.web import sites
 from gateway.web.audit_trail import audit
 from gateway.web.console_policy import console_policy
 from gateway.web.roles import Permission, can, require
@@ -58,15 +59,18 @@ def _filters() -> dict[str, str]:
     status = request.args.get("status", "open")
     kind = request.args.get("kind", "")
     category = request.args.get("category", "").strip()[:64]
+    site = sites.chosen(request.args)
     if status not in (*STATUSES, "all"):
         abort(400, description="Unknown status.")
     if kind and kind not in KINDS:
         abort(400, description="Unknown kind of report.")
-    return {"status": status, "kind": kind, "category": category}
+    return {"status": status, "kind": kind, "category": category, "site": site}
 
 
 def _listed(queue: str, filters: dict[str, str], waiting: tuple[str, ...]) -> list[Report]:
-    query = select(Report).where(Report.queue == queue)
+    query = select(Report).where(Report.queue == queue, *sites.conditions(Report.site))
+    if filters["site"]:
+        query = query.where(Report.site == filters["site"])
     status = filters["status"]
     if status == "open":
         query = query.where(Report.status.in_(waiting))
@@ -100,9 +104,7 @@ def head_queue():  # type: ignore[no-untyped-def]
 
 
 def _report(number: int) -> Report:
-    report = _db().get(Report, number)
-    if report is None:
-        abort(404)
+    report = sites.require_visible(_db().get(Report, number))
     # Contact attempts are the headteacher's alone (the policy: staff report them to the headteacher).
     if report.kind == "contact" and not can(Permission.VIEW_HEAD_REPORTS):
         abort(403)
@@ -121,7 +123,8 @@ def _recent(report: Report, now: datetime) -> list[AccessLogEntry]:
         return []
     return list(_db().scalars(
         select(AccessLogEntry).where(who, or_(AccessLogEntry.action == "block", AccessLogEntry.action == "flag"),
-                                     AccessLogEntry.at >= now - timedelta(days=RECENT_DAYS))
+                                     AccessLogEntry.at >= now - timedelta(days=RECENT_DAYS),
+                                     *sites.conditions(AccessLogEntry.site))
         .order_by(AccessLogEntry.at.desc()).limit(RECENT_ROWS)))  # fmt: skip
 
 

@@ -23,6 +23,7 @@ from gateway.policy.compiled import CompiledPolicy
 from gateway.store.request_outcomes import shown_to_requester
 from gateway.store.unblock_requests import (AUDIENCES, DURATIONS, EXTENTS, Asked, StaleRequest, add_information,
                                             add_request, asked_since, requests_by)  # fmt: skip
+from gateway.web import sites
 from gateway.web.audit_trail import audit
 from gateway.web.client_address import client_ip
 from gateway.web.unblock_scope import NoPolicy, hosts_for, running_policy, unliftable
@@ -146,7 +147,7 @@ def submit():  # type: ignore[no-untyped-def]
         username=claims["username"], display_name=name, client_ip=ip, group_name=claims["group"],
         school_class=claims["class"], year_group=claims["year"], url=claims["url"], host=claims["host"],
         rule=claims["rule"], list_name=claims["list"], reference=claims["ref"], why=why, extent=extent,
-        audience=audience, duration=duration), now)  # fmt: skip
+        audience=audience, duration=duration), now, site=sites.console_site())  # fmt: skip
     store.commit()
     audit("unblock_requested", target=f"unblock-request:{row.id}", actor=claims["username"] or f"{name} at {ip}",
           role="requester", detail={"url": row.url, "rule": row.rule, "extent": extent, "audience": audience,

@@ -20,6 +20,7 @@ from gateway.store.impact_rows import preview_from_log
 from gateway.store.models.unblock_requests import UnblockRequest
 from gateway.store.unblock_requests import (AUDIENCES, DURATIONS, EXTENTS, HEAD_QUEUE, OFFICER_QUEUE, StaleRequest,
                                             approve, officer_step, queue, recent_blocks, reject)  # fmt: skip
+from gateway.web import sites
 from gateway.web.audit_trail import audit
 from gateway.web.roles import Permission, require
 from gateway.web.unblock_form import AUDIENCE_WORDS, DURATION_WORDS, EXTENT_WORDS
@@ -50,15 +51,13 @@ def already_moved(error):  # type: ignore[no-untyped-def]
 @require(Permission.REVIEW_UNBLOCK)
 def queues():  # type: ignore[no-untyped-def]
     store = _db()
-    return render_template("unblock/queues.html", officer=queue(store, OFFICER_QUEUE), head=queue(store, HEAD_QUEUE),
-                           **_words())  # fmt: skip
+    mine = sites.allowed()
+    return render_template("unblock/queues.html", officer=queue(store, OFFICER_QUEUE, mine),
+                           head=queue(store, HEAD_QUEUE, mine), **_words())  # fmt: skip
 
 
 def _request(number: int) -> UnblockRequest:
-    row = _db().get(UnblockRequest, number)
-    if row is None:
-        abort(404)
-    return row
+    return sites.require_visible(_db().get(UnblockRequest, number))  # type: ignore[no-any-return]
 
 
 @blueprint.get("/<int:number>")

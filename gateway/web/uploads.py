@@ -9,6 +9,7 @@ from flask import Blueprint, render_template, request
 from sqlalchemy.orm import Session
 
 from gateway.store.uploads import recent_uploads
+from gateway.web import sites
 from gateway.web.audit_trail import audit
 from gateway.web.roles import Permission, require
 from gateway.web.unblock_scope import NoPolicy, running_policy
@@ -31,7 +32,7 @@ def index():  # type: ignore[no-untyped-def]
     outcome = request.args.get("outcome")
     outcome = outcome if outcome in OUTCOMES else None
     since = datetime.now(UTC) - timedelta(days=DAYS)
-    rows = recent_uploads(_db(), since=since, outcome=outcome)
+    rows = recent_uploads(_db(), since=since, outcome=outcome, allowed_sites=sites.allowed())
     try:
         accounts = running_policy().policy.uploads.school_accounts
     except NoPolicy:
