@@ -17,7 +17,10 @@ time, after they have been loaded and configured). This Master never loads them.
 - `ScriptLoader`, only when scripts are given (`-s`): to add a mitmproxy script in front of the gateway's parts.
 - `ErrorCheck`: an error logged while starting stops the process instead of serving with a part half-started
   (the gateway's `StartupGate` also waits for its check to end before letting clients on).
-- `TermLog` (through `Master(with_termlog=True)`): the log lines on standard output, at `termlog_verbosity`.
+- `TermLog`: the log lines on standard output, at `termlog_verbosity`.
+
+Events go through `IndexedAddonManager` (`proxy/hook_index.py`), which offers each only to the addons with a
+hook for it.
 
 Left out besides the rewriting and recording ones: `Dumper` (a line per flow; the access log is the gateway's
 record), `KeepServing` and `ReadFileStdin` (reading saved flows), the commands of mitmproxy's interactive tools.
@@ -45,8 +48,11 @@ from mitmproxy.addons import (
     proxyserver,
     script,
     strip_dns_https_records,
+    termlog,
     tlsconfig,
 )
+
+from gateway.proxy.hook_index import IndexedAddonManager
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +73,13 @@ class GatewayParts:
 
 class GatewayMaster(master.Master):
     def __init__(self, opts: options.Options, *, scripts: bool = False) -> None:
-        super().__init__(opts, with_termlog=True)
+        super().__init__(opts)
+        self.options.changed.disconnect(self.addons._configure_all)
+        self.addons = IndexedAddonManager(self)
+        self._termlog_addon = termlog.TermLog()
         self.parts = GatewayParts()
         self.addons.add(
+            self._termlog_addon,
             core.Core(),
             block.Block(),
             strip_dns_https_records.StripDnsHttpsRecords(),
@@ -91,6 +101,7 @@ class GatewayMaster(master.Master):
         for part in parts:
             self.addons.register(part)
         self.parts.addons.extend(parts)
+        self.addons.forget()
         for part in parts:
             self.addons.invoke_addon_sync(part, hooks.ConfigureHook(set(self.options.keys())))
 
