@@ -93,7 +93,8 @@ def pass_through_problems(loaded: LoadedPolicy, domains: DomainIndex, bits: Mapp
         at = ("interception", "pass_through", i)
         for j, group in enumerate(entry.groups):
             if group not in policy.groups:
-                yield loaded.problem((*at, "groups", j), f"unknown group {group!r} (groups: {', '.join(policy.groups)})")
+                known = ", ".join(policy.groups)
+                yield loaded.problem((*at, "groups", j), f"unknown group {group!r} (groups: {known})")
         mask = bits.get(f"{INLINE}{i}", 0)
         for j, name in enumerate(entry.lists):
             problem = _list_problem(policy, name, kept)
@@ -131,8 +132,14 @@ def _covered(loaded: LoadedPolicy, at: tuple[str | int, ...], domains: DomainInd
              groups: list[str], services: ServicePlans, age: AgeTable,
              locks: Mapping[str, tuple[str, ...]]) -> Iterator[Problem]:  # fmt: skip
     """Hosts the policy changes or age-checks for one of `groups` that the entry's hosts (`mask`) cover."""
+    # Groups mostly share their hosts (every country's Google for safe search): each is looked up once.
+    covered: dict[str, bool] = {}
+
     def under(host: str) -> bool:
-        return any(m & mask for _, m in domains.match(host))
+        found = covered.get(host)
+        if found is None:
+            found = covered[host] = any(m & mask for _, m in domains.match(host))
+        return found
 
     for group in groups:
         for host in sorted(services.for_group(group)):
