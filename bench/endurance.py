@@ -99,9 +99,10 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
 
 async def steady_load(
     port: int, run: str, *, rate: float, seconds: float, connections: int = 16, tally: Tally | None = None,
-    host: str = HOST,
+    host: str = HOST, stop: asyncio.Event | None = None,
 ) -> Tally:  # fmt: skip
-    """Requests at `rate` per second for `seconds` through the proxy on `port`, each to its own path."""
+    """Requests at `rate` per second for `seconds` (or until `stop` is set) through the proxy on `port`, each to its
+    own path."""
     tally = tally or Tally(run)
     start = time.monotonic()
     deadline = start + seconds
@@ -115,7 +116,7 @@ async def steady_load(
         while True:
             n = next(numbers)
             due = start + (n - base) / rate
-            if due >= deadline:
+            if due >= deadline or (stop is not None and stop.is_set()):
                 break
             now = time.monotonic()
             if due > now:
