@@ -10,6 +10,7 @@ from __future__ import annotations
 from gateway.proxy.access_log import AccessLog
 from gateway.proxy.age_gate import AgeGate
 from gateway.proxy.bans import BanKeeper
+from gateway.proxy.cert_cache import CertCache
 from gateway.proxy.chain import AddonChain
 from gateway.proxy.circumvention_guard import BrowserSwitches, CircumventionGuard
 from gateway.proxy.clock import Clock
@@ -55,6 +56,7 @@ def gateway_addons() -> list[object]:
         StartupGate(),
         AddonChain(
             StoreOptions(),
+            CertCache(),
             clock,
             policy,
             identity_sources,
