@@ -36,12 +36,6 @@ if shutil.which("curl") is None:
     pytest.skip("curl is not installed (scripts/bootstrap installs it)", allow_module_level=True)
 
 
-@pytest.fixture(scope="module")
-def plain_origin():
-    with OriginServer() as server:
-        yield server
-
-
 def start_with_metrics(folder: Path, origin: OriginServer, **options: object) -> tuple[Mitmdump, str, Path]:
     policy = demo_policy_with_devices(folder, {PUPIL: "pupil"}, copy_lists=True)
     listen = f"127.0.0.1:{free_port()}"
@@ -74,8 +68,8 @@ def eventually(url: str, check: Callable[[Samples], bool], timeout: float = 30.0
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory, plain_origin):
-    proxy, url, policy = start_with_metrics(tmp_path_factory.mktemp("metrics"), plain_origin)
+def gateway(tmp_path_factory, origin):
+    proxy, url, policy = start_with_metrics(tmp_path_factory.mktemp("metrics"), origin)
     yield proxy, url, policy
     proxy.stop()
 
@@ -85,21 +79,29 @@ def test_metrics_count_requests_decisions_and_latency(gateway):
     _, before = scrape(url)
     blocked = curl("http://instagram.com/", proxy=proxy.proxy_url, source_address=PUPIL, headers=PAGE)
     allowed = curl("http://example.org/hello", proxy=proxy.proxy_url, source_address=PUPIL)
-    assert blocked.status == 403 and allowed.status == 200
+    secure = curl("https://www.bbc.co.uk/bitesize", proxy=proxy.proxy_url, ca=proxy.ca_cert_path,
+                  source_address=PUPIL)  # fmt: skip
+    assert blocked.status == 403 and allowed.status == 200 and secure.status == 200
 
     def counted(s: Samples) -> bool:
-        return value(s, "gateway_requests_total", scheme="http") >= value(before, "gateway_requests_total") + 2
+        return value(s, "gateway_requests_total") >= value(before, "gateway_requests_total") + 3
 
     after = eventually(url, counted)
     assert value(after, "gateway_requests_total", scheme="http") - value(before, "gateway_requests_total",
                                                                           scheme="http") == 2  # fmt: skip
     blocks = dict(action="block", source="rule", category="social_media_named")
     assert value(after, "gateway_decisions_total", **blocks) - value(before, "gateway_decisions_total", **blocks) == 1
+    assert value(after, "gateway_requests_total", scheme="https") - value(before, "gateway_requests_total",
+                                                                          scheme="https") == 1  # fmt: skip
     assert value(after, "gateway_decisions_total", action="allow") - value(before, "gateway_decisions_total",
-                                                                           action="allow") == 1  # fmt: skip
-    # Every request's decision is timed, and well inside the histogram's range.
+                                                                           action="allow") == 2  # fmt: skip
+    # Every request's decision is timed, and well inside the histogram's range; so are the tunnel's CONNECT and
+    # TLS ClientHello.
     timed = value(after, "gateway_decision_seconds_count", hook="requestheaders")
-    assert timed - value(before, "gateway_decision_seconds_count", hook="requestheaders") == 2
+    assert timed - value(before, "gateway_decision_seconds_count", hook="requestheaders") == 3
+    for hook in ("http_connect", "tls_clienthello"):
+        assert value(after, "gateway_decision_seconds_count", hook=hook) - value(
+            before, "gateway_decision_seconds_count", hook=hook) == 1, hook  # fmt: skip
     assert value(after, "gateway_decision_seconds_bucket", hook="requestheaders", le="0.1") == timed
     assert 0 < value(after, "gateway_decision_seconds_sum", hook="requestheaders") < timed * 0.1
     # The policy running, as the audit trail names it.
@@ -108,7 +110,7 @@ def test_metrics_count_requests_decisions_and_latency(gateway):
     assert value(after, "gateway_policy_loads_total") == 1
     assert value(after, "gateway_policy_reload_failures_total") == 0
     assert value(after, "gateway_policy_loaded_timestamp_seconds") > time.time() - 3600
-    assert value(after, "gateway_connections_total") >= 2
+    assert value(after, "gateway_connections_total") >= 3
     assert value(after, "gateway_fail_closed_total") == 0
     # The single proxy is worker 0; its process's own figures come along.
     assert value(after, "gateway_requests_total", worker="0") > 0
@@ -133,8 +135,8 @@ def test_a_hostile_url_leaves_no_person_address_or_url_in_the_metrics(gateway):
                      "sha256"}, names  # fmt: skip
 
 
-def test_a_broken_policy_reload_is_counted_and_the_old_policy_keeps_its_version(tmp_path, plain_origin):
-    proxy, url, policy = start_with_metrics(tmp_path, plain_origin, gateway_reload_interval_ms=100)
+def test_a_broken_policy_reload_is_counted_and_the_old_policy_keeps_its_version(tmp_path, origin):
+    proxy, url, policy = start_with_metrics(tmp_path, origin, gateway_reload_interval_ms=100)
     try:
         running = hashlib.sha256(policy.read_bytes()).hexdigest()
         mark = proxy.mark()
@@ -148,7 +150,7 @@ def test_a_broken_policy_reload_is_counted_and_the_old_policy_keeps_its_version(
         proxy.stop()
 
 
-def test_the_spool_gauge_rises_while_the_database_is_away(tmp_path, plain_origin):
+def test_the_spool_gauge_rises_while_the_database_is_away(tmp_path, origin):
     # Nothing listens on this port: every write is refused, as with a database server that is down.
     away = f"postgresql+psycopg://gateway@127.0.0.1:{free_port()}/gateway"
     policy = demo_policy_with_devices(tmp_path, {PUPIL: "pupil"})
@@ -157,7 +159,7 @@ def test_the_spool_gauge_rises_while_the_database_is_away(tmp_path, plain_origin
         ["addons/gateway.py"],
         {"gateway_policy": policy, "gateway_now": "2026-09-07T09:30", "gateway_db": away,
          "gateway_spool": tmp_path / "spool", "gateway_metrics_listen": listen},
-        workdir=tmp_path, origin=plain_origin, ready_line=r"policy .* loaded",
+        workdir=tmp_path, origin=origin, ready_line=r"policy .* loaded",
     ).start()  # fmt: skip
     try:
         url = f"http://{listen}/metrics"
@@ -176,12 +178,12 @@ def test_the_spool_gauge_rises_while_the_database_is_away(tmp_path, plain_origin
         proxy.stop()
 
 
-def test_the_endpoint_refuses_to_start_on_a_port_in_use(tmp_path, plain_origin):
+def test_the_endpoint_refuses_to_start_on_a_port_in_use(tmp_path, origin):
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
         policy = demo_policy_with_devices(tmp_path, {PUPIL: "pupil"})
         with pytest.raises(MitmdumpError) as refused:
-            start_gateway(tmp_path, policy, origin=plain_origin, gateway_metrics_listen=f"127.0.0.1:{port}")
+            start_gateway(tmp_path, policy, origin=origin, gateway_metrics_listen=f"127.0.0.1:{port}")
     assert f"gateway_metrics_listen 127.0.0.1:{port}: cannot listen there" in str(refused.value)
     assert "Address already in use" in str(refused.value)
 
