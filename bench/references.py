@@ -16,6 +16,7 @@ What it does, in one run:
     bench/throughput.py), identity and the access log (SQLite in the run's folder);
   - ``gateway-proxy``: ``gateway proxy`` (the gateway's own lean mitmproxy Master), same options, when the
     command exists;
+  - ``gateway-workers``: ``--workers`` of those, as ``gateway run --workers N`` runs them (see below);
   - ``e2guardian``: Debian's E2Guardian with Debian's own configuration moved into the run's folder
     (bench/reference_proxies.py), HTTPS tunnelled as it ships (``sslmitm = off``);
   - ``e2guardian-mitm``: the same with its TLS interception switched on (``enablessl``, ``sslmitm``, a CA made
@@ -41,8 +42,11 @@ What it does, in one run:
   ``e2guardian`` is shown too), and proxy CPU µs per request; and the geometric mean over the scenarios (the
   "mixed workload").
 
-E2Guardian runs threads on every core; mitmdump and one gateway process use one. ``gateway run --workers N``
-(every core) is not measured here yet (see the output). Figures on a shared machine are noisy: compare ratios
+E2Guardian runs threads on every core; mitmdump and one gateway process use one; ``gateway-workers`` is
+``--workers`` (default: the cores) ``gateway proxy`` processes as ``gateway run --workers N`` runs them (one store,
+one spool folder, one CA, worker i on a port of its own; started directly, so they load
+tests/support/route_to_origin.py), the load's connections spread evenly over their ports (as the PAC file or the
+nftables hash spreads devices), the figures and the workers' CPU summed. Figures on a shared machine are noisy: compare ratios
 from one run. ``--quick`` takes about two minutes; the default about six (plus the UT1 import).
 Needs ``wrk``, ``curl``, ``e2guardian`` and ``squid`` (Debian: ``apt-get install -y wrk curl e2guardian squid``;
 the installed services need not run: the benchmark starts its own).
@@ -58,6 +62,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -97,7 +102,7 @@ SCENARIOS = {
         Scenario("https-new", "HTTPS, a new CONNECT + TLS per request (curl)", "https", CurlLoad(new_connections=True), True),
     )
 }
-CONFIG_NAMES = ["bare", "gateway", "gateway-proxy", "e2guardian", "e2guardian-mitm", "squid"]
+CONFIG_NAMES = ["bare", "gateway", "gateway-proxy", "gateway-workers", "e2guardian", "e2guardian-mitm", "squid"]
 
 
 class Proxy(Protocol):
@@ -125,7 +130,8 @@ class _MitmdumpProxy:
 class Config:
     name: str
     describe: str
-    proxy: Proxy | None = None
+    proxies: list[Proxy] = field(default_factory=list)
+    """One, or a gateway's workers, over whose ports the load is spread."""
     ca: Path | None = None
     """The CA its clients trust for HTTPS."""
     url_port: str = ""
@@ -144,6 +150,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=16, help="connections in flight (default 16)")
     parser.add_argument("--clients", type=int, default=2, help="curl processes sharing them (default 2)")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="gateway-workers: N (default: the cores)")
     parser.add_argument(
         "--ut1", default=str(REPO_ROOT.parent / "shared" / "data" / "ut1"), metavar="PATH",
         help="UT1 folder or .tar.gz imported for the gateway's demo policy (default ../shared/data/ut1)",
@@ -169,36 +176,53 @@ def gateway_proxy_exists() -> bool:
 
 
 def start_mitmdumps(args: argparse.Namespace, workdir: Path, origin: str, origin_ca: Path) -> list[Config]:
-    wanted = [n for n in ("bare", "gateway", "gateway-proxy") if n in args.only]
-    if "gateway-proxy" in wanted and not gateway_proxy_exists():
-        print("NOTE: `gateway proxy` does not exist in this checkout: gateway-proxy not measured")
-        wanted.remove("gateway-proxy")
+    wanted = [n for n in ("bare", "gateway", "gateway-proxy", "gateway-workers") if n in args.only]
+    if any(n in wanted for n in ("gateway-proxy", "gateway-workers")) and not gateway_proxy_exists():
+        print("NOTE: `gateway proxy` does not exist in this checkout: gateway-proxy and gateway-workers not measured")
+        wanted = [n for n in wanted if n not in ("gateway-proxy", "gateway-workers")]
     gateway_sets: dict[str, str] = {}
     if any(n.startswith("gateway") for n in wanted):
         policy = DEFAULT_POLICY if args.no_ut1 else policy_with_ut1(args.ut1, workdir)
         gateway_sets = {"gateway_policy": str(policy), "gateway_reachable_internal": origin}
     configs = []
     for name in wanted:
-        options = {"flow_detail": "0", "ssl_verify_upstream_trusted_ca": str(origin_ca)}
+        options = {"ssl_verify_upstream_trusted_ca": str(origin_ca)}
         scripts: list[str] = []
         program: tuple[str, ...] = (str(Path(sys.executable).with_name("mitmdump")),)
+        # As `gateway run --workers N` runs them: one store, one spool folder, one CA, worker i on a port of its own.
+        count = args.workers if name == "gateway-workers" else 1
         if name != "bare":
             options |= private_store(workdir / name) | gateway_sets
             prepare_database(options["gateway_db"])
-            if name == "gateway":
-                scripts = ["addons/gateway.py"]
-            else:
-                program = GATEWAY_PROXY
-        proxy = Mitmdump(scripts, options, workdir=workdir / name, origin=origin, startup_timeout=180, program=program)
-        try:
-            proxy.start()
-        except MitmdumpError as e:
-            print(f"{name}: did not start, leaving it out.\n{e}", file=sys.stderr)
+        if name == "gateway":
+            scripts = ["addons/gateway.py"]
+        elif name.startswith("gateway-"):
+            program = GATEWAY_PROXY
+        else:
+            options["flow_detail"] = "0"  # mitmdump's console lines; the gateway's own Master prints none
+        config = Config(name, "")
+        for n in range(count):
+            worker = options | ({"gateway_worker": str(n)} if count > 1 else {})
+            proxy = Mitmdump(
+                scripts, worker, workdir=workdir / name / str(n), origin=origin, startup_timeout=180, program=program,
+                confdir=workdir / name / "ca",
+            )  # fmt: skip
+            try:
+                proxy.start()
+            except MitmdumpError as e:
+                print(f"{name}: did not start, leaving it out.\n{e}", file=sys.stderr)
+                break
+            config.stop.append(proxy)
+            config.proxies.append(_MitmdumpProxy(proxy))
+            config.ca = proxy.ca_cert_path
+        if len(config.proxies) < count:
+            for proxy in config.stop:
+                proxy.stop()  # type: ignore[attr-defined]
             continue
         command = "gateway proxy" if program == GATEWAY_PROXY else "mitmdump"
         shown = " ".join(f"-s {s}" for s in scripts) + "".join(f" --set {k}={v}" for k, v in options.items())
-        config = Config(name, f"{command} {shown}".strip(), _MitmdumpProxy(proxy), proxy.ca_cert_path)
-        config.stop.append(proxy)
+        workers = f"{count} x " if count > 1 else ""
+        config.describe = f"{workers}{command} {shown}".strip() + (" (the load spread over their ports)" if count > 1 else "")
         configs.append(config)
     return configs
 
@@ -233,7 +257,7 @@ def start_references(args: argparse.Namespace, workdir: Path, named: str, origin
             "e2guardian-mitm": "e2guardian -N -c <Debian's configuration, moved>, enablessl + sslmitm on: HTTPS intercepted",
             "squid": "squid -N -f <no cache>: HTTPS tunnelled",
         }[name]
-        config = Config(name, f"{how}  (folder {reference.folder})", reference, reference.ca_cert_path or origin_ca, url_port)
+        config = Config(name, f"{how}  (folder {reference.folder})", [reference], reference.ca_cert_path or origin_ca, url_port)
         config.stop.append(reference)
         configs.append(config)
     return configs
@@ -261,19 +285,47 @@ class Driver:
         return self._lua[key]
 
     def run(self, scenario: Scenario, config: Config, duration: float, *, measured: bool) -> Measurement:
-        assert config.proxy is not None
-        pid = config.proxy.pid if measured else None
+        """The load on the configuration's one port, or spread evenly over its workers' ports at once (the same
+        connections in flight in all), the figures summed."""
+        proxies = config.proxies
+        shares = [self.args.connections // len(proxies) + (i < self.args.connections % len(proxies)) for i in range(len(proxies))]
+        results: list[Measurement | None] = [None] * len(proxies)
+
+        def one(i: int) -> None:
+            results[i] = self._one(scenario, config, proxies[i], shares[i], duration, measured)
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(len(proxies))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        done = [r for r in results if r is not None]
+        if len(done) == 1:
+            return done[0]
+        cpus = [r.cpu_seconds for r in done]
+        return Measurement(
+            requests=sum(r.requests for r in done), seconds=statistics.mean(r.seconds for r in done),
+            non2xx=sum(r.non2xx for r in done), errors=sum(r.errors for r in done),
+            p50_ms=max(r.p50_ms for r in done), p99_ms=max(r.p99_ms for r in done),
+            cpu_seconds=None if None in cpus else sum(cpus),  # type: ignore[arg-type]
+            connects=None if any(r.connects is None for r in done) else sum(r.connects or 0 for r in done),
+            problem=" ".join(r.problem for r in done if r.problem),
+        )  # fmt: skip
+
+    def _one(self, scenario: Scenario, config: Config, proxy: Proxy, connections: int, duration: float,
+             measured: bool) -> Measurement:  # fmt: skip
+        pid = proxy.pid if measured else None
         if scenario.curl is None:
             assert self.wrk is not None
             return run_wrk(
-                self.wrk, config.proxy.port, self.lua(config.url_port, scenario.new_connections), duration=duration,
-                connections=self.args.connections, threads=self.args.threads, pid=pid,
+                self.wrk, proxy.port, self.lua(config.url_port, scenario.new_connections), duration=duration,
+                connections=connections, threads=self.args.threads, pid=pid,
             )  # fmt: skip
         assert self.curl is not None and config.ca is not None
         return run_curl(
-            self.curl, scenario.curl, config.proxy.port, config.ca, f"https://{HOST}{config.url_port}{PATH}",
-            duration=duration, connections=self.args.connections, clients=self.args.clients, settle=self.args.settle,
-            pid=pid,
+            self.curl, scenario.curl, proxy.port, config.ca, f"https://{HOST}{config.url_port}{PATH}",
+            duration=duration, connections=connections, clients=min(self.args.clients, connections),
+            settle=self.args.settle, pid=pid,
         )  # fmt: skip
 
 
@@ -334,8 +386,8 @@ def report(configs: list[Config], scenarios: list[Scenario]) -> None:
             if name in rates and reference:
                 to_e2g.append(rates[name] / rates[reference])
         print(f"  {name:<16} {geometric_mean(to_bare):>8} {geometric_mean(to_e2g):>8}")
-    print("\ngoal (issue 12): the gateway on all cores >= 1.0x E2Guardian on a mixed workload, in requests/s and in new "
-          "connections/s; one gateway process is what is measured here")  # fmt: skip
+    print("\ngoal (issue 12): the gateway on all cores (gateway-workers) >= 1.0x E2Guardian on a mixed workload, in "
+          "requests/s and in new connections/s")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -364,8 +416,6 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.rounds} round(s), after a {args.warmup:g}s warm-up of each")  # fmt: skip
         for config in configs:
             print(f"  {config.name:<16} {config.describe}")
-        print(f"  not measured: gateway run --workers N (all cores) -- measure it with bench/throughput.py's "
-              "--workers when it exists, against the same E2Guardian figures")  # fmt: skip
         driver = Driver(args, workdir)
         for scenario in scenarios:
             for config in configs:
