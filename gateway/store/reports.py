@@ -69,6 +69,7 @@ def create_report(
     person: Mapping[str, Any] | None = None,
     alert: bool = False,
     now: datetime,
+    site: str | None = None,
 ) -> Report:
     """A report filed by a person; the caller commits and audits it."""
     if kind not in KINDS:
@@ -77,7 +78,7 @@ def create_report(
         raise ValueError(f"report queue {queue!r}: one of {', '.join(QUEUES)}")
     about = {field: (person or {}).get(field) for field in PERSON_FIELDS}
     report = Report(
-        kind=kind, queue=queue, status="open", created_at=now, last_seen_at=now, hits=1,
+        kind=kind, queue=queue, status="open", created_at=now, last_seen_at=now, hits=1, site=site,
         **about, person_key=person_key(about),
         url=url, host=host.lower().rstrip(".") if host else None, category=category,
         reporter=reporter, reporter_role=reporter_role, details=details,
