@@ -64,6 +64,32 @@ def rebuild_rollups_cmd(db_url: str) -> None:
     click.echo(f"recounted {hours} hours of the access log in {time.perf_counter() - started:.1f} s")
 
 
+@db.command("partitions")
+@db_option
+@click.option("--days-ahead", type=click.IntRange(0, 366), default=7, show_default=True,
+              help="Make today's partition and this many days' after it.")
+@click.option("--day", "days", multiple=True, type=click.DateTime(["%Y-%m-%d"]),
+              help="Make this UTC day's partition too (moving its rows out of the default one); repeatable.")
+def partitions_cmd(db_url: str, days_ahead: int, days: tuple) -> None:  # type: ignore[type-arg]
+    """Make the access log's day partitions ahead, on PostgreSQL (the daily purge does it too)."""
+    from datetime import UTC, datetime
+
+    from gateway.store import partitions
+
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as connection:
+            if not partitions.is_partitioned(connection):
+                raise click.ClickException("this access log is not partitioned (SQLite, or not migrated to 0014)")
+            made = partitions.ensure_ahead(connection, datetime.now(UTC).date(), days_ahead)
+            made += sum(partitions.ensure_day(connection, day.date()) for day in days)
+            known = partitions.day_partitions(connection)
+    finally:
+        engine.dispose()
+    span = f"{known[0].day} to {known[-1].day}" if known else "none"
+    click.echo(f"made {made} day partition(s); {len(known)} in all ({span}), and {partitions.DEFAULT}")
+
+
 @db.command("current")
 @db_option
 def current_cmd(db_url: str) -> None:

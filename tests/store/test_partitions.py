@@ -118,3 +118,21 @@ def test_retention_drops_whole_days_and_their_counts(pg_url, tmp_path):
     assert not names & {partitions.name_of(d) for d in old_days}
     assert left == [noon(TODAY - timedelta(days=89)), noon(TODAY)]
     assert counted == 2, "the dashboard's counts of the dropped days went with them"
+
+
+def test_gateway_db_partitions_makes_days_on_demand(pg_url, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.support.policies import ROOT
+
+    upgrade(pg_url)
+    far = TODAY - timedelta(days=30)
+    write(pg_url, tmp_path / "spool", [row(noon(far))])
+    done = subprocess.run([sys.executable, "-m", "gateway", "db", "partitions", "--db", pg_url, "--days-ahead", "10",
+                           "--day", far.isoformat()], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "made 4 day partition(s)" in done.stdout
+    assert where_rows_are(pg_url) == Counter({partitions.name_of(far): 1})
