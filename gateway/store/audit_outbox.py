@@ -2,7 +2,8 @@
 
 A row is written to its own spool file before the database is tried, so a database that is away, or a proxy
 stopped at that moment, loses nothing: whatever is left is delivered at the next try (`flush`). Called from a
-worker thread, never the event loop.
+worker thread, never the event loop. Proxy workers share the folder: each delivers the rows it kept, and those a
+dead worker left once it has adopted them (`gateway.store.spool`), so no row is inserted twice.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ import os
 import secrets
 import threading
 import time
+import weakref
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -82,11 +83,14 @@ def _take_lock(path: Path, *, wait: bool) -> int | None:
 
 
 class _Owner:
-    """This process in one spool directory: its name, its lock and its numbering."""
+    """This process in one spool directory: its name, its lock and its numbering, shared by its Spools there."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, key: str) -> None:
+        self.directory = directory
+        self.key = key
         self.name = f"{os.getpid()}-{secrets.token_hex(3)}"
         self.fd = _take_lock(directory / f"{self.name}{_LOCK}", wait=True)
+        self.spools = 0
         self.next = 1
         self.numbering = threading.Lock()
         self.adopting = threading.Lock()
@@ -98,10 +102,28 @@ def _owner(directory: Path) -> _Owner:
         if _process["pid"] != os.getpid():  # a forked child is an owner of its own
             _process.clear()
             _process["pid"] = os.getpid()
-        key = str(directory.resolve())
+        resolved = directory.resolve()
+        key = str(resolved)
         if key not in _process:
-            _process[key] = _Owner(directory)
-        return _process[key]  # type: ignore[no-any-return]
+            _process[key] = _Owner(resolved, key)
+        owner: _Owner = _process[key]
+        owner.spools += 1
+        return owner
+
+
+def _let_go(owner: _Owner) -> None:
+    """The last Spool of this process on a directory is gone: its lock is let go (any batches left are then
+    adoptable), and its lock file removed if it has none."""
+    with _process_lock:
+        owner.spools -= 1
+        if owner.spools or _process.get(owner.key) is not owner:
+            return
+        del _process[owner.key]
+        if owner.fd is not None:
+            if not any(name == owner.name for _, name, _ in _batches(owner.directory, _SUFFIX)):
+                (owner.directory / f"{owner.name}{_LOCK}").unlink(missing_ok=True)
+            os.close(owner.fd)
+            owner.fd = None
 
 
 class Spool:
@@ -109,6 +131,7 @@ class Spool:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._owner = _owner(self.directory)
+        weakref.finalize(self, _let_go, self._owner)
         highest = max((number for number, _, _ in _batches(self.directory, _SUFFIX)), default=0)
         with self._owner.numbering:
             self._owner.next = max(self._owner.next, highest + 1)
