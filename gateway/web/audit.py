@@ -6,7 +6,7 @@ from flask import Blueprint, render_template, request, url_for
 from sqlalchemy import select
 
 from gateway.store.models.audit import AuditEvent
-from gateway.web import params
+from gateway.web import params, sites
 from gateway.web.audit_trail import audit
 from gateway.web.roles import Permission, require
 
@@ -15,9 +15,9 @@ PAGE_SIZE = 100
 
 
 def audit_page(session, actor: str, action: str, page: int, target: str = ""):  # type: ignore[no-untyped-def]
-    """A page of the trail, newest first; `target` matches what was looked at or changed, and everything in it
-    ("person:amy", "policy", "lists")."""
-    query = select(AuditEvent)
+    """A page of the trail of the account's sites, newest first; `target` matches what was looked at or changed,
+    and everything in it ("person:amy", "policy", "lists")."""
+    query = select(AuditEvent).where(*sites.conditions(AuditEvent.site))
     if actor:
         query = query.where(AuditEvent.actor == actor)
     if action:
@@ -43,14 +43,15 @@ def index():  # type: ignore[no-untyped-def]
     session = db()
     rows, more = audit_page(session, actor, action, page, target)
     links = {"actor": actor or None, "action": action or None, "target": target or None}
+    mine = sites.conditions(AuditEvent.site)
     return render_template(
         "audit.html",
         rows=rows,
         actor=actor,
         action=action,
         target=target,
-        actions=session.scalars(select(AuditEvent.action).distinct().order_by(AuditEvent.action)).all(),
-        actors=session.scalars(select(AuditEvent.actor).distinct().order_by(AuditEvent.actor)).all(),
+        actions=session.scalars(select(AuditEvent.action).where(*mine).distinct().order_by(AuditEvent.action)).all(),
+        actors=session.scalars(select(AuditEvent.actor).where(*mine).distinct().order_by(AuditEvent.actor)).all(),
         previous_url=url_for(".index", **links, page=page - 1) if page > 1 else None,
         next_url=url_for(".index", **links, page=page + 1) if more else None,
     )

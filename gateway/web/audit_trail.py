@@ -26,6 +26,6 @@ def audit(action: str, *, target: str | None = None, detail: dict[str, Any] | No
         detail=detail,
         role=role or (current_user.role if signed_in else None),
         client_ip=client_ip(),
-        site=sites.console_site(),
+        site=sites.audit_site(),
     )
     session.commit()

@@ -97,7 +97,7 @@ def index():  # type: ignore[no-untyped-def]
     audit("incidents_viewed", target="incidents", detail={**filters, "shown": len(incidents)})
     return render_template("incidents/index.html", incidents=incidents, filters=filters, statuses=STATUSES,
                            techniques=TECHNIQUES, notice_words=NOTICE_WORDS, failed=failed,
-                           to_tune=to_tune)  # fmt: skip
+                           to_tune=to_tune, site_choices=sites.choices())  # fmt: skip
 
 
 def _incident(number: int) -> Incident:

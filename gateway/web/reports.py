@@ -88,7 +88,8 @@ def _queue_page(queue: str, title: str, waiting: tuple[str, ...]):  # type: igno
     reports = _listed(queue, filters, waiting)
     audit("reports_viewed", target=f"report-queue:{queue}", detail={**filters, "shown": len(reports)})
     return render_template("reports/queue.html", title=title, queue=queue, reports=reports, filters=filters,
-                           statuses=STATUSES, kinds=KINDS, kind_words=KIND_WORDS, matches_of=matches_of)  # fmt: skip
+                           statuses=STATUSES, kinds=KINDS, kind_words=KIND_WORDS, matches_of=matches_of,
+                           site_choices=sites.choices())  # fmt: skip
 
 
 @blueprint.get("/")

@@ -69,6 +69,13 @@ def choices() -> tuple[str, ...]:
     return tuple(sorted(named | {console_site()}))
 
 
+def audit_site() -> str:
+    """The site an audit row of this request belongs to: the account's, when it has exactly one, else the
+    console's (so a site's head sees what was done at their site, whichever console it was done in)."""
+    own = allowed() if getattr(current_user, "is_authenticated", False) or "api_sites" in g else ()
+    return own[0] if len(own) == 1 else console_site()
+
+
 def console_site() -> str:
     """The site records the console makes belong to: its policy's `school.site`, else "main"."""
     from gateway.web.console_policy import console_policy

@@ -198,6 +198,17 @@ def test_lists_show_only_the_accounts_site(trust):
     assert "north-doh.example" in page and "south-doh.example" in page
 
 
+def test_the_audit_trail_shows_only_what_was_done_at_the_accounts_site(trust):
+    app, _ = trust
+    signed_in(app, "south.head").get("/logs?person=ben")
+    signed_in(app, "north.officer").get("/logs?person=amy")
+    page = text(signed_in(app, "north.dpo").get("/audit"))
+    assert "north.officer" in page and "amy" in page
+    assert "south.head" not in page and "ben" not in page
+    page = text(signed_in(app, "south.head").get("/audit"))
+    assert "south.head" in page and "north.officer" not in page
+
+
 def test_users_add_site_and_users_sites_set_what_an_account_sees(trust):
     app, _ = trust
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
