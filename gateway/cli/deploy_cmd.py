@@ -82,9 +82,12 @@ def nftables(policy_path: Path, proxy_port: int, interfaces: tuple[str, ...], ne
                    "are taken off the proxy when it stops.")  # fmt: skip
 @click.option("--retention-days", default=DEFAULT_RETENTION_DAYS, show_default=True, type=click.IntRange(min=1),
               help="The daily maintenance deletes access-log rows older than this.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256),
+              help="Proxy workers, a unit each; worker n on --transparent-port + n and --explicit-port + n (make the "
+                   "ruleset with `gateway deploy nftables --workers N`).")  # fmt: skip
 def systemd(policy_path: Path, out_dir: Path, public_url: str, var_dir: Path, db_url: str | None, user: str,
             transparent_port: int, explicit_port: int, console_host: str, console_port: int,
-            nft_file: Path | None, retention_days: int) -> None:  # fmt: skip
+            nft_file: Path | None, retention_days: int, workers: int) -> None:  # fmt: skip
     """Write systemd units: prepare, proxy (transparent mode), console, and a daily maintenance timer."""
     from gateway.cli.policy_cmd import load_or_exit
     from gateway.cli.run_cmd import ROOT, console_command, proxy_command
@@ -98,15 +101,24 @@ def systemd(policy_path: Path, out_dir: Path, public_url: str, var_dir: Path, db
     var = var_dir.resolve()
     policy = str(policy_path.resolve())
     db_url = db_url or f"sqlite:///{var / 'gateway.db'}"
-    listen = ["--mode", f"transparent@0.0.0.0:{transparent_port}", "--mode", f"regular@0.0.0.0:{explicit_port}"]
-    # The daily purge is the maintenance timer's, once per machine, not every proxy process's.
-    proxy = [*proxy_command(var, db_url, policy, public_url, listen), "--set", "gateway_retention_days=0"]
+    ports = {*range(transparent_port, transparent_port + workers), *range(explicit_port, explicit_port + workers)}
+    if len(ports) < 2 * workers or console_port in ports or max(ports) > 65535:
+        raise click.UsageError(f"{workers} workers' transparent ports from {transparent_port} and explicit ports from "
+                               f"{explicit_port} overlap each other, the console's port or the last port")
+
+    def proxy(n: int) -> list[str]:
+        listen = ["--mode", f"transparent@0.0.0.0:{transparent_port + n}",
+                  "--mode", f"regular@0.0.0.0:{explicit_port + n}"]  # fmt: skip
+        # The daily purge is the maintenance timer's, once per machine, not every proxy process's.
+        command = [*proxy_command(var, db_url, policy, public_url, listen), "--set", "gateway_retention_days=0"]
+        return [*command, "--set", f"gateway_worker={n}"] if workers > 1 else command
+
     console = console_command(var, db_url, policy, public_url, console_host, console_port,
                               f"http://127.0.0.1:{explicit_port}")  # fmt: skip
     deployment = Deployment(
         user=user, var=var, checkout=ROOT,
         prepare=[*GATEWAY_CLI, "deploy", "prepare", "--var", str(var), "--db", db_url],
-        proxy=proxy, console=console,
+        proxy=proxy(0), console=console, workers=[proxy(n) for n in range(workers)] if workers > 1 else [],
         maintenance=[*GATEWAY_CLI, "purge", "--db", db_url, "--older-than", str(retention_days)],
         nftables=nft_file.resolve() if nft_file else None, nft_stop=flush_fail_open() if nft_file else (),
     )  # fmt: skip
@@ -114,7 +126,8 @@ def systemd(policy_path: Path, out_dir: Path, public_url: str, var_dir: Path, db
     for name, text in unit_files(deployment).items():
         (out_dir / name).write_text(text)
         click.echo(out_dir / name)
-    click.echo("then: systemctl daemon-reload && systemctl enable --now school-gateway-proxy "
+    proxies = " ".join(f"school-gateway-proxy-{n}" for n in range(workers)) if workers > 1 else "school-gateway-proxy"
+    click.echo(f"then: systemctl daemon-reload && systemctl enable --now {proxies} "
                "school-gateway-console school-gateway-maintenance.timer", err=True)  # fmt: skip
 
 

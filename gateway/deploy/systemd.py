@@ -6,6 +6,12 @@ than once per proxy process). The services run as an unprivileged user, with the
 gateway's own folder, no new privileges and no capabilities: transparent mode reads a redirected connection's
 destination with a plain getsockopt, and the ports are above 1024, so nothing needs CAP_NET_ADMIN. Only loading and
 flushing the nftables rules needs it, and those two lines run as root (systemd's `+` prefix).
+
+With proxy workers (`gateway deploy systemd --workers N`) there is a proxy unit per worker,
+`school-gateway-proxy-0.service` ... `-N-1`, each on its own ports and restarted on its own. Every one loads the
+(same) ruleset as it starts and empties the fail-open sets as it stops: while any worker is down, fail-open networks
+go around the proxies (they fail open) and pupils' devices hashed to it are refused (they fail closed), until it is
+back and has loaded the ruleset again.
 """
 
 from __future__ import annotations
@@ -17,6 +23,12 @@ from pathlib import Path
 PREFIX = "school-gateway"
 PREPARE = f"{PREFIX}-prepare.service"
 PROXY = f"{PREFIX}-proxy.service"
+
+
+def worker_unit(n: int) -> str:
+    return f"{PREFIX}-proxy-{n}.service"
+
+
 CONSOLE = f"{PREFIX}-console.service"
 MAINTENANCE = f"{PREFIX}-maintenance.service"
 MAINTENANCE_TIMER = f"{PREFIX}-maintenance.timer"
@@ -39,6 +51,8 @@ class Deployment:
     nft_binary: str = "/usr/sbin/nft"
     # SMTP and other settings the console and maintenance read (GATEWAY_SMTP_HOST...); optional.
     environment_file: str = "/etc/school-gateway/environment"
+    # With proxy workers, each one's command (a unit each, instead of the one `proxy` unit).
+    workers: Sequence[list[str]] = ()
 
 
 def unit_files(deployment: Deployment) -> dict[str, str]:
@@ -67,22 +81,25 @@ def unit_files(deployment: Deployment) -> dict[str, str]:
                 *hardened,
             ],
         ),
-        PROXY: _unit(
-            "School web gateway: the filtering proxy (transparent mode)",
-            [f"Requires={PREPARE}", f"After={PREPARE} network-online.target", "Wants=network-online.target"],
-            [
-                "Type=exec",
-                f"ExecStart={command_line(d.proxy)}",
-                *proxy_nft,
-                # SIGINT is mitmproxy's clean stop: the access-log queue is flushed before it exits.
-                "KillSignal=SIGINT",
-                "TimeoutStopSec=30",
-                "Restart=on-failure",
-                "RestartSec=2",
-                *hardened,
-            ],
-            install=True,
-        ),
+        **{
+            name: _unit(
+                f"School web gateway: the filtering proxy (transparent mode){title}",
+                [f"Requires={PREPARE}", f"After={PREPARE} network-online.target", "Wants=network-online.target"],
+                [
+                    "Type=exec",
+                    f"ExecStart={command_line(command)}",
+                    *proxy_nft,
+                    # SIGINT is mitmproxy's clean stop: the access-log queue is flushed before it exits.
+                    "KillSignal=SIGINT",
+                    "TimeoutStopSec=30",
+                    "Restart=on-failure",
+                    "RestartSec=2",
+                    *hardened,
+                ],
+                install=True,
+            )
+            for name, title, command in _proxies(d)
+        },
         CONSOLE: _unit(
             "School web gateway: console and sign-in portal",
             [f"Requires={PREPARE}", f"After={PREPARE} network-online.target", "Wants=network-online.target"],
@@ -117,6 +134,13 @@ def unit_files(deployment: Deployment) -> dict[str, str]:
             "",
         ]),  # fmt: skip
     }
+
+
+def _proxies(d: Deployment) -> list[tuple[str, str, Sequence[str]]]:
+    """(unit file, title suffix, command) of each proxy process."""
+    if not d.workers:
+        return [(PROXY, "", d.proxy)]
+    return [(worker_unit(n), f", worker {n}", command) for n, command in enumerate(d.workers)]
 
 
 def command_line(args: Sequence[str]) -> str:
