@@ -110,6 +110,13 @@ def test_a_base_item_after_the_sites_keeps_its_own_line(tmp_path):
     assert problems(site) == [f"{base}:{line}: exceptions.1.groups.0: unknown group 'pupils' (groups: guest, pupil, staff)"]
 
 
+def test_a_site_must_name_its_own_site(tmp_path):
+    site = trust(tmp_path)
+    site.write_text(site.read_text().replace("school: {name: North School, site: north}", "school: {name: North School}"))
+    assert problems(site) == [f"{site}:1: extends: a policy that extends a base names its own school.site "
+                              "(the trust's records are kept and shown by site)"]  # fmt: skip
+
+
 def test_bases_extending_each_other_in_a_cycle_are_refused(tmp_path):
     site = trust(tmp_path)
     base = tmp_path / "trust" / "base.yaml"
@@ -120,9 +127,9 @@ def test_bases_extending_each_other_in_a_cycle_are_refused(tmp_path):
 
 def test_a_missing_or_unnamed_base_names_the_line_that_extends_it(tmp_path):
     site = tmp_path / "site.yaml"
-    site.write_text("# a site\nextends: ../nowhere/base.yaml\nschool: {name: x}\n")
+    site.write_text("# a site\nextends: ../nowhere/base.yaml\nschool: {name: x, site: x}\n")
     assert problems(site) == [f"{site}:2: extends: base policy not found: {(tmp_path / '../nowhere/base.yaml').resolve()}"]
-    site.write_text("extends: [a, b]\n")
+    site.write_text("extends: [a, b]\nschool: {site: x}\n")
     assert problems(site) == [f"{site}:1: extends: name the base policy file, relative to this one"]
 
 

@@ -55,7 +55,14 @@ class Layered:
 
 
 def load_layers(path: Path, data: Any, lines: dict[Loc, int], read: Reader) -> Layered:
-    """The policy at `path` (already parsed) merged over every base it extends."""
+    """The policy at `path` (already parsed) merged over every base it extends.
+
+    The site's own file must name its `school.site`: inherited from the base, every school of the trust would
+    log under one name and each site's staff would see the others' records."""
+    school = data.get("school") if isinstance(data, dict) else None
+    if not (isinstance(school, dict) and "site" in school):
+        raise ExtendsError(path, lines.get((KEY,)), f"{KEY}: a policy that extends a base names its own school.site "
+                                                    "(the trust's records are kept and shown by site)")  # fmt: skip
     return _layered(path, data, lines, read, (path.resolve(),))
 
 
