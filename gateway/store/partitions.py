@@ -21,6 +21,8 @@ DEFAULT = "access_log_default"
 # Days made ahead of today by each purge (it runs daily) and by `gateway db partitions`.
 DAYS_AHEAD = 7
 _DAY_NAME = re.compile(r"^access_log_p(\d{8})$")
+# The advisory lock partition changes take: every school of a trust purges the one log, maybe at the same moment.
+_LOCK_KEY = 0x6761_7465_7761_7901
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,11 @@ def day_partitions(connection: Connection) -> list[DayPartition]:
     return sorted(found, key=lambda p: p.day)
 
 
+def lock(connection: Connection) -> None:
+    """Hold the partitions still until the caller's transaction ends (other gateways' purges wait)."""
+    connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+
+
 def create_default(connection: Connection) -> None:
     connection.execute(text(f"CREATE TABLE IF NOT EXISTS {DEFAULT} PARTITION OF {PARENT} DEFAULT"))
 
@@ -82,6 +89,7 @@ def ensure_day(connection: Connection, day: date, fill: Callable[[Connection, Da
     The table is filled before it is attached, so attaching finds the default partition already without them and
     builds the partition's indexes in one sort each. `fill` may add rows of its own then (a bulk load)."""
     partition = DayPartition(name_of(day), day)
+    lock(connection)
     exists = connection.scalar(text("SELECT to_regclass(:n) IS NOT NULL"), {"n": partition.name})
     if exists:
         return False
@@ -116,6 +124,7 @@ def drop_before(connection: Connection, cutoff: datetime) -> tuple[list[str], da
     """Drop every day partition that ends at or before the cut-off; the names dropped and the end of the last.
 
     Rows after the last whole day stay until the next day's purge: retention on PostgreSQL is by whole UTC days."""
+    lock(connection)
     dropped: list[str] = []
     boundary: datetime | None = None
     for partition in day_partitions(connection):

@@ -62,6 +62,7 @@ def purge_partitions(
     ahead. The rows dropped."""
     boundary = datetime.combine(cutoff.astimezone(UTC).date(), time(), UTC)
     with guard, engine.begin() as connection:
+        partitions.lock(connection)
         expired = [p for p in partitions.day_partitions(connection) if p.end <= boundary]
         total = sum(connection.scalar(text(f"SELECT count(*) FROM {p.name}")) or 0 for p in expired)
         partitions.drop_before(connection, boundary)

@@ -136,3 +136,22 @@ def test_gateway_db_partitions_makes_days_on_demand(pg_url, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "made 4 day partition(s)" in done.stdout
     assert where_rows_are(pg_url) == Counter({partitions.name_of(far): 1})
+
+
+def test_two_gateways_purging_at_once_both_succeed(pg_url, tmp_path):
+    """Every school of a trust purges the one log daily; two at the same moment must not trip over each other."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    upgrade(pg_url)
+    engine = make_engine(pg_url)
+    old_days = [TODAY - timedelta(days=n) for n in range(92, 100)]
+    with engine.begin() as c:
+        for day in old_days:
+            partitions.ensure_day(c, day)
+    write(pg_url, tmp_path / "spool", [row(noon(d)) for d in old_days])
+    now = datetime.combine(TODAY, time(15), UTC)
+    with ThreadPoolExecutor(2) as pool:
+        dropped = list(pool.map(lambda _: purge(engine, 90, now=now), range(2)))
+    engine.dispose()
+    assert sorted(dropped) == [0, len(old_days)]
+    assert where_rows_are(pg_url) == Counter()
