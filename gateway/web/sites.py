@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import abort, current_app, g
 from flask_login import current_user
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import ColumnElement, select
 
 from gateway.policy.loader import PolicyError
 
@@ -33,10 +33,6 @@ def conditions(column: Any) -> list[ColumnElement[bool]]:
     """The WHERE clause limiting `column` to the account's sites (none for a trust-wide account)."""
     sites = allowed()
     return [column.in_(sites)] if sites else []
-
-
-def limit[T: Select[Any]](query: T, column: Any) -> T:
-    return query.where(*conditions(column))
 
 
 def visible(site: str | None) -> bool:
