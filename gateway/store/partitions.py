@@ -120,17 +120,15 @@ def ensure_ahead(connection: Connection, today: date, days: int = DAYS_AHEAD) ->
     return sum(ensure_day(connection, today + timedelta(days=n)) for n in range(days + 1))
 
 
-def drop_before(connection: Connection, cutoff: datetime) -> tuple[list[str], datetime | None]:
-    """Drop every day partition that ends at or before the cut-off; the names dropped and the end of the last.
+def drop_before(connection: Connection, cutoff: datetime) -> list[str]:
+    """Drop every day partition that ends at or before the cut-off; the names dropped.
 
     Rows after the last whole day stay until the next day's purge: retention on PostgreSQL is by whole UTC days."""
     lock(connection)
     dropped: list[str] = []
-    boundary: datetime | None = None
     for partition in day_partitions(connection):
         if partition.end > cutoff:
             break
         connection.execute(text(f"DROP TABLE {partition.name}"))
         dropped.append(partition.name)
-        boundary = partition.end
-    return dropped, boundary
+    return dropped
