@@ -77,7 +77,8 @@ def python(code: str, *args: object, **kwargs) -> subprocess.Popen[str]:  # type
 def read_line(child: subprocess.Popen[str], timeout: float = 60.0) -> str:
     assert child.stdout is not None
     lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.append(child.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+    stream = child.stdout
+    reader = threading.Thread(target=lambda: lines.append(stream.readline()), daemon=True)
     reader.start()
     reader.join(timeout)
     assert lines and lines[0], f"no line from the worker in {timeout} s (exit status {child.poll()})"
