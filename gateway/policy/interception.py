@@ -34,7 +34,8 @@ INLINE = "inline:pass_through:"
 class PassThroughPlan:
     # Per group: the lists whose hosts pass through for it.
     by_group: Mapping[str, int] = field(default_factory=dict)
-    # Lists whose hosts stay intercepted for everyone, whichever other list also holds them.
+    # Lists whose hosts stay intercepted for everyone, whichever other list also holds them (the illegal slot
+    # among them).
     kept: int = 0
     # Per group: the lists its rules use, and the illegal slot: a path entry on one keeps its host intercepted.
     paths: Mapping[str, int] = field(default_factory=dict)
@@ -74,7 +75,7 @@ def passes_through(compiled: CompiledPolicy, group: str, host: str, bits: int) -
     """Whether a connection of `group` to `host` (a normalised TLS server name held by the lists in `bits`) may be
     relayed untouched by the group's pass-through lists."""
     plan = compiled.pass_through
-    if not bits & plan.by_group.get(group, 0) or bits & (plan.kept | compiled.illegal_mask):
+    if not bits & plan.by_group.get(group, 0) or bits & plan.kept:
         return False
     if compiled.services.for_group(group).get(host) is not None:
         return False
