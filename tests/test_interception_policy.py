@@ -17,7 +17,7 @@ from gateway.policy.local_blocks import LocalEntry, with_local_blocks
 from tests.support.policies import write_policy
 
 LISTS = {
-    "trusted.txt": "learning.example\nvideo.example\n",
+    "trusted.txt": "learning.example\nvideo.example\nillegal.example\n",
     "uploads.txt": "video.example\n",
     "vpn.txt": "vpn.example\n",
     "illegal.txt": "illegal.example\n",
@@ -93,6 +93,12 @@ def test_a_host_also_on_an_upload_controlled_list_stays_intercepted(tmp_path):
     policy = compiled(tmp_path, STAFF_TRUSTED)
     assert not passes(policy, "staff", "video.example")
     assert not passes(policy, "staff", "upload.video.example")
+
+
+def test_a_host_also_on_an_illegal_list_is_never_passed_through(tmp_path):
+    policy = compiled(tmp_path, STAFF_TRUSTED)
+    assert not passes(policy, "staff", "illegal.example")
+    assert not passes(policy, "staff", "www.illegal.example")
 
 
 def test_a_host_with_a_path_the_groups_rules_list_stays_intercepted_for_that_group_only(tmp_path):
