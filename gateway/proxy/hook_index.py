@@ -46,8 +46,9 @@ class IndexedAddonManager(addonmanager.AddonManager):
         super().clear()
 
     def trigger(self, event: hooks.Hook) -> None:
-        # Synchronous triggers are configure, load and done: rare, and where an addon may change its hooks.
-        self.forget()
+        if isinstance(event, hooks.ConfigureHook):
+            # Where an addon may turn its hooks on or off.
+            self.forget()
         super().trigger(event)
 
     def _holders(self, name: str) -> list[tuple[Any, list[Any]]]:

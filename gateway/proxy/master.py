@@ -74,6 +74,9 @@ class GatewayParts:
 class GatewayMaster(master.Master):
     def __init__(self, opts: options.Options, *, scripts: bool = False) -> None:
         super().__init__(opts)
+        # mitmproxy formats every log record a second time for the deprecated `add_log` event, and offers it to
+        # every addon; none of this Master's has that hook.
+        self._legacy_log_events.uninstall()
         self.options.changed.disconnect(self.addons._configure_all)
         self.addons = IndexedAddonManager(self)
         self._termlog_addon = termlog.TermLog()
