@@ -167,7 +167,8 @@ def index():  # type: ignore[no-untyped-def]
     today = now.astimezone(_zone()).date()
     return render_template("bans/index.html", in_force=in_force, past=past, sessions=sessions, now=now,
                            default_end=(today + timedelta(days=days)).isoformat() if days else "",
-                           shortest=SHORTEST_SUPERVISION, longest=LONGEST_SUPERVISION)  # fmt: skip
+                           shortest=SHORTEST_SUPERVISION, longest=LONGEST_SUPERVISION, site=site,
+                           site_choices=sites.choices())  # fmt: skip
 
 
 @blueprint.post("/<int:ban_id>/end")

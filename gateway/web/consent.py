@@ -43,10 +43,11 @@ def _today() -> date:
 def index():  # type: ignore[no-untyped-def]
     today = _today()
     school_class = request.args.get("class") or None
-    rows = register(_db(), today, school_class, sites.allowed())
+    rows = register(_db(), today, school_class, sites.narrowed(request.args))
     audit("consent_viewed", target="consent", detail={"class": school_class} if school_class else None)
     return render_template("consent/index.html", rows=rows, today=today, year=year_label(academic_year(today)),
-                           classes=classes(_db(), sites.allowed()), school_class=school_class)  # fmt: skip
+                           classes=classes(_db(), sites.allowed()), school_class=school_class,
+                           site=sites.chosen(request.args), site_choices=sites.choices())  # fmt: skip
 
 
 @blueprint.get("/pupil/<username>")

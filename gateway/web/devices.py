@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy.orm import Session
 
@@ -26,7 +26,8 @@ def _db() -> Session:
 @blueprint.get("/")
 @require(Permission.APPROVE_DEVICE)
 def index():  # type: ignore[no-untyped-def]
-    return render_template("consent/devices.html", rows=devices(_db(), sites.allowed()))
+    return render_template("consent/devices.html", rows=devices(_db(), sites.narrowed(request.args)),
+                           site=sites.chosen(request.args), site_choices=sites.choices())  # fmt: skip
 
 
 @blueprint.post("/<int:device_id>/approve")

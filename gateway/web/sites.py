@@ -52,6 +52,17 @@ def chosen(args: Any) -> str:
     return str(args.get("site", "")).strip()[:64]
 
 
+def narrowed(args: Any) -> tuple[str, ...]:
+    """The sites a page shows: the one its `site` asks for, else all the account's. A site the account may not see
+    is a 404, whatever its name, so it tells nothing about which sites exist."""
+    site = chosen(args)
+    if not site:
+        return allowed()
+    if not visible(site):
+        abort(404)
+    return (site,)
+
+
 def choices() -> tuple[str, ...]:
     """The sites a site filter offers: the account's own; for a trust-wide account, every site some account is
     limited to and the console's own (a cheap list: the log itself is never scanned for it)."""

@@ -51,9 +51,10 @@ def already_moved(error):  # type: ignore[no-untyped-def]
 @require(Permission.REVIEW_UNBLOCK)
 def queues():  # type: ignore[no-untyped-def]
     store = _db()
-    mine = sites.allowed()
+    mine = sites.narrowed(request.args)
     return render_template("unblock/queues.html", officer=queue(store, OFFICER_QUEUE, mine),
-                           head=queue(store, HEAD_QUEUE, mine), **_words())  # fmt: skip
+                           head=queue(store, HEAD_QUEUE, mine), site=sites.chosen(request.args),
+                           site_choices=sites.choices(), **_words())  # fmt: skip
 
 
 def _request(number: int) -> UnblockRequest:

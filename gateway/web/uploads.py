@@ -32,10 +32,11 @@ def index():  # type: ignore[no-untyped-def]
     outcome = request.args.get("outcome")
     outcome = outcome if outcome in OUTCOMES else None
     since = datetime.now(UTC) - timedelta(days=DAYS)
-    rows = recent_uploads(_db(), since=since, outcome=outcome, allowed_sites=sites.allowed())
+    rows = recent_uploads(_db(), since=since, outcome=outcome, allowed_sites=sites.narrowed(request.args))
     try:
         accounts = running_policy().policy.uploads.school_accounts
     except NoPolicy:
         accounts = None
     audit("uploads_viewed", target="uploads", detail={"outcome": outcome} if outcome else None)
-    return render_template("consent/uploads.html", rows=rows, outcome=outcome, days=DAYS, accounts=accounts)
+    return render_template("consent/uploads.html", rows=rows, outcome=outcome, days=DAYS, accounts=accounts,
+                           site=sites.chosen(request.args), site_choices=sites.choices())  # fmt: skip

@@ -193,9 +193,17 @@ def test_lists_show_only_the_accounts_site(trust):
     assert "Amy North" in register and "Ben South" not in register
     assert dpo.get("/consent/pupil/ben").status_code == 404
     assert "Ben South" not in text(post(dpo, "/consent/export.csv"))
+    # Asking for another site's list by name is a 404, whichever name it is.
+    for path in ("/uploads/?site=south", "/uploads/?site=nowhere", "/consent/?site=south"):
+        assert dpo.get(path).status_code == 404, path
+    assert north.get("/unblock/?site=south").status_code == 404
+    assert "north-upload.example" in text(dpo.get("/uploads/?site=north&outcome=refused"))
     trust_wide = signed_in(app, "trust.officer")
     page = text(trust_wide.get("/incidents/?status=all"))
     assert "north-doh.example" in page and "south-doh.example" in page
+    page = text(trust_wide.get("/unblock/?site=south"))
+    assert "south-games.example" in page and "north-games.example" not in page
+    assert 'list="site-choices"' in page and '<option value="north">' in page
 
 
 def test_the_audit_trail_shows_only_what_was_done_at_the_accounts_site(trust):
