@@ -208,8 +208,8 @@ def send_hello(proxy: Mitmdump, target: str, hello: bytes, source: str) -> bytes
 def test_a_hello_that_hides_its_real_name_is_never_passed_through(gateway, origin, extension):
     """The name in the clear of an ECH hello is the front; the site is inside. The same hello without the hidden
     name passes through (the control), so the refusal is the extension's doing."""
-    control = "lessons.purplemash.com"
-    hidden = f"hidden-{extension:x}.purplemash.com"
+    control = "lessons.mathletics.com"
+    hidden = f"hidden-{extension:x}.mathletics.com"
     assert send_hello(gateway, f"{control}:443", client_hello(control), STAFF)
     send_hello(gateway, f"{hidden}:443", client_hello(hidden, extra_extension=extension), STAFF)
     assert rows(gateway, f"host = '{control}' AND bytes_up IS NOT NULL"), "the control hello was passed through"
