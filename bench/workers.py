@@ -35,6 +35,7 @@ import statistics
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -131,18 +132,18 @@ def measure(args: argparse.Namespace, scenario: Scenario, workers: list[Mitmdump
                                     f"https://{args.host}/bench", duration=duration, connections=connections,
                                     clients=min(args.clients, connections), settle=1.0))  # fmt: skip
 
-    before = sum(cpu_seconds(pid) or 0.0 for pid in pids)
     threads = [threading.Thread(target=load, args=(worker, connections))
                for worker, connections in zip(workers, split(args.connections, len(workers)))]  # fmt: skip
+    before, started = sum(cpu_seconds(pid) or 0.0 for pid in pids), time.monotonic()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    after = sum(cpu_seconds(pid) or 0.0 for pid in pids)
-    # curl's settling second is outside its measured window but inside this CPU reading: counted per second of
-    # the run instead, the CPU per request is the same for both configurations.
+    after, wall = sum(cpu_seconds(pid) or 0.0 for pid in pids), time.monotonic() - started
+    # The load generators' start, curl's settling second and their stopping are outside the measured window but
+    # inside this CPU reading: the CPU is taken per second of the whole (the load runs throughout), so the CPU per
+    # request compares alike for one and several generators.
     seconds = max(m.seconds for m in results)
-    wall = seconds + (1.0 if scenario.curl is not None else 0.0)
     requests = sum(m.requests for m in results)
     return Measurement(
         requests=requests,
