@@ -4,8 +4,9 @@ id, and the proxy's memory.
 
 The load is plain HTTP keep-alive through the proxy, absolute-form (``GET http://www.bbc.co.uk/<run>/<n>``, as a
 browser with a proxy sends), from an asyncio client in this process: request n is due at ``start + n / rate``;
-connections take the due requests in turn, so the rate holds while the proxy keeps up, and a request that starts
-more than a second after it was due counts as late. A request is never retried: one that fails counts as failed,
+connections take the due requests in turn, so the rate holds while the proxy keeps up; a request that starts
+more than a second after it was due counts as late, and a load that falls behind catches up as fast as the proxy
+answers, until its time is up. A request is never retried: one that fails counts as failed,
 and its id is what the access log is checked against.
 """
 
@@ -116,9 +117,10 @@ async def steady_load(
         while True:
             n = next(numbers)
             due = start + (n - base) / rate
-            if due >= deadline or (stop is not None and stop.is_set()):
-                break
             now = time.monotonic()
+            # A load that fell behind stops at its deadline all the same, with what it could not send unsent.
+            if due >= deadline or now >= deadline or (stop is not None and stop.is_set()):
+                break
             if due > now:
                 await asyncio.sleep(due - now)
             elif now - due > 1.0:
