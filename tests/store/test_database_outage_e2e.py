@@ -110,7 +110,9 @@ def test_a_database_that_stops_answering_for_a_minute_loses_no_row(tmp_path, mit
         sent = load.sent
         assert not load.failures, load.failures[:5]
         assert during > OUTAGE_SECONDS * REQUESTS_PER_SECOND / 2, "the proxy kept answering through the outage"
-        assert load.slowest < 2.0, f"a request waited {load.slowest:.1f} s for the database"
+        # A request held by the database would wait out the outage (or at least its 5 s connect timeout); a
+        # busy machine running tests side by side can slow one request past 2 s without any database wait.
+        assert load.slowest < 4.5, f"a request waited {load.slowest:.1f} s for the database"
         assert {sent[f"/page/{n}"] for n in (1, 3, 5)} == {403} and {sent[f"/page/{n}"] for n in (2, 4)} == {200}
         assert peak - before < 40 * 1024, f"RSS grew from {before} KiB to {peak} KiB during the outage"
 
