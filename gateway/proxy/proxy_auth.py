@@ -3,6 +3,9 @@ proxy): HTTP Basic checked against the roster, or LDAP / Active Directory (spec 
 
 Unlike mitmproxy's `proxyauth` option, which applies to every client, this asks only the listed addresses,
 and checks credentials in a worker thread so argon2 or an LDAP round trip never holds up the event loop.
+Wrong passwords are limited per device and per device and account across every worker on the machine
+(`gateway.identity.attempt_limits`, `sign_in_failures`): over the limit the proxy answers 407 with the reason and
+does not ask the roster or the directory at all.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from pathlib import Path
 from mitmproxy import connection, ctx, exceptions, http
 from mitmproxy.addons.proxyauth import Ldap, make_auth_required_response, parse_http_basic_auth
 
+from gateway.identity.attempt_limits import AttemptLimits, Refusal
 from gateway.identity.ldap_auth import LdapSettings, LdapUnavailable, LdapValidator
 from gateway.identity.proxy_auth import RosterValidator
+from gateway.identity.sign_in_failures import SignInFailures
 from gateway.proxy.flow_state import flow_state
 from gateway.proxy.identity_sources import IdentitySources
 from gateway.store.engine import make_engine, session_factory
@@ -30,6 +35,11 @@ Validator = Callable[[str, str], bool]
 
 # At most one warning this often while the directory is away: every request would otherwise log one.
 UNAVAILABLE_WARNING_SECONDS = 60.0
+REFUSED = {
+    Refusal.DEVICE: "Too many wrong passwords from this computer. Wait {minutes} minutes and try again.",
+    Refusal.ACCOUNT: "Too many wrong passwords for this account from this computer. Wait {minutes} minutes, or sign "
+                     "in from another computer.",
+}
 
 
 class ProxyAuthAddon:
@@ -44,6 +54,9 @@ class ProxyAuthAddon:
         self.authenticated: MutableMapping[connection.Client, str] = weakref.WeakKeyDictionary()
         self._engine = None
         self._warned_at = float("-inf")
+        self.failures: SignInFailures | None = None
+        # When each refused device was last logged, so a guesser's refusals make one line per window.
+        self._refusals_logged: dict[tuple[str, Refusal], float] = {}
         self._set_hooks()
 
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
@@ -57,10 +70,21 @@ class ProxyAuthAddon:
                           "empty: the system's. The certificate is always checked.")
         loader.add_option("gateway_proxy_auth_clients", str, "",
                           "Comma-separated client addresses or networks that must authenticate to the proxy.")
+        loader.add_option("gateway_proxy_auth_window_seconds", int, int(AttemptLimits().window),
+                          "Wrong proxy passwords are counted over this many seconds per device (10 stop its "
+                          "sign-ins) and over three times as long per device and account (5 stop that device "
+                          "trying that account), across every worker sharing gateway_spool.")
 
     def configure(self, updated: set[str]) -> None:
-        if not {"gateway_proxy_auth", "gateway_proxy_auth_clients", "gateway_proxy_auth_ldap_ca"} & updated:
+        if not {"gateway_proxy_auth", "gateway_proxy_auth_clients", "gateway_proxy_auth_ldap_ca",
+                "gateway_proxy_auth_window_seconds", "gateway_spool"} & updated:
             return
+        window = ctx.options.gateway_proxy_auth_window_seconds
+        if window <= 0:
+            raise exceptions.OptionsError("gateway_proxy_auth_window_seconds must be more than 0")
+        if self.failures is not None:
+            self.failures.close()
+        self.failures = SignInFailures(Path(ctx.options.gateway_spool), AttemptLimits(window=float(window)))
         spec = ctx.options.gateway_proxy_auth
         try:
             self.clients = [ipaddress.ip_network(c.strip(), strict=False)
@@ -97,58 +121,106 @@ class ProxyAuthAddon:
     def done(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
+        if self.failures is not None:
+            self.failures.close()
 
-    def _applies(self, flow: http.HTTPFlow) -> bool:
+    def _address(self, flow: http.HTTPFlow) -> str | None:
+        """The device's address (the connection's, never a header's) if it must authenticate."""
         if self.validator is None or not self.clients:
-            return False
+            return None
         try:
             address = ipaddress.ip_address(flow.client_conn.peername[0])
         except ValueError:
-            return False
+            return None
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
             address = address.ipv4_mapped
-        return any(address in net for net in self.clients)
+        return str(address) if any(address in net for net in self.clients) else None
 
-    async def _authenticate(self, flow: http.HTTPFlow) -> str | None:
-        assert self.validator is not None
+    async def _authenticate(self, flow: http.HTTPFlow, address: str) -> str | Refusal | None:
+        """The username, or why this device may not try now, or None for credentials that are missing or wrong."""
+        assert self.validator is not None and self.failures is not None
         try:
             _, username, password = parse_http_basic_auth(flow.request.headers.get("Proxy-Authorization", ""))
         except ValueError:
             return None
+        failures = self.failures
+        if failures.proven(address, username, password):
+            if not await self._check(username, password):
+                failures.forget(address, username, password)
+                return None
+        else:
+            verdict = await asyncio.to_thread(failures.attempt, address, username)
+            if verdict.refusal is not None:
+                self._log_refusal(address, username, verdict.refusal)
+                return verdict.refusal
+            assert verdict.ticket is not None
+            if verdict.delay:
+                await asyncio.sleep(verdict.delay)
+            ok = await self._check(username, password)
+            if ok is None:
+                await asyncio.to_thread(failures.unchecked, verdict.ticket)
+            if not ok:
+                return None
+            await asyncio.to_thread(failures.succeeded, verdict.ticket, password)
+        del flow.request.headers["Proxy-Authorization"]
+        return username.strip().lower()
+
+    async def _check(self, username: str, password: str) -> bool | None:
+        """Whether the password is right; None when it could not be checked."""
+        assert self.validator is not None
         try:
-            ok = await asyncio.to_thread(self.validator, username, password)
+            return await asyncio.to_thread(self.validator, username, password)
         except LdapUnavailable as e:
             now = time.monotonic()
             if now - self._warned_at >= UNAVAILABLE_WARNING_SECONDS:
                 self._warned_at = now
                 log.warning("proxy authentication: the directory cannot check passwords, so everyone is asked "
                             "again: %s", e)
-            ok = False
+            return None
         except Exception:
             log.exception("proxy authentication: checking credentials for %r failed", username)
-            ok = False
-        if not ok:
             return None
-        del flow.request.headers["Proxy-Authorization"]
-        return username.strip().lower()
+
+    def _log_refusal(self, address: str, username: str, refusal: Refusal) -> None:
+        assert self.failures is not None
+        now, key = time.monotonic(), (address, refusal)
+        if now - self._refusals_logged.get(key, float("-inf")) < self.failures.limits.refused_for(refusal):
+            return
+        if len(self._refusals_logged) > 10_000:
+            self._refusals_logged = {k: t for k, t in self._refusals_logged.items()
+                                     if now - t < self.failures.limits.refused_for(k[1])}
+        self._refusals_logged[key] = now
+        log.warning("proxy authentication: %s refused, too many wrong passwords from this %s (last tried %r); "
+                    "the directory is not asked until the limit's window has passed", address, refusal, username)
+
+    def _refuse(self, flow: http.HTTPFlow, refusal: Refusal | None) -> None:
+        response = make_auth_required_response(True)
+        if refusal is not None:
+            assert self.failures is not None
+            minutes = max(1, round(self.failures.limits.refused_for(refusal) / 60))
+            response.text = REFUSED[refusal].format(minutes=minutes)
+            response.headers["Content-Type"] = "text/plain; charset=utf-8"
+        flow.response = response
 
     async def _http_connect(self, flow: http.HTTPFlow) -> None:
-        if not self._applies(flow):
+        address = self._address(flow)
+        if address is None:
             return
-        username = await self._authenticate(flow)
-        if username is None:
-            flow.response = make_auth_required_response(True)
+        outcome = await self._authenticate(flow, address)
+        if outcome is None or isinstance(outcome, Refusal):
+            self._refuse(flow, outcome)
         else:
-            self.authenticated[flow.client_conn] = username
-            flow_state(flow).proxy_user = username
+            self.authenticated[flow.client_conn] = outcome
+            flow_state(flow).proxy_user = outcome
 
     async def _requestheaders(self, flow: http.HTTPFlow) -> None:
-        if not self._applies(flow) or flow.response is not None:
+        address = self._address(flow)
+        if address is None or flow.response is not None:
             return
-        username = self.authenticated.get(flow.client_conn)
-        if username is None:
-            username = await self._authenticate(flow)
-        if username is None:
-            flow.response = make_auth_required_response(True)
+        outcome: str | Refusal | None = self.authenticated.get(flow.client_conn)
+        if outcome is None:
+            outcome = await self._authenticate(flow, address)
+        if outcome is None or isinstance(outcome, Refusal):
+            self._refuse(flow, outcome)
             return
-        flow_state(flow).proxy_user = username
+        flow_state(flow).proxy_user = outcome
