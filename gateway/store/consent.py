@@ -90,10 +90,10 @@ def _pupil(session: Session, username: str, allowed_sites: tuple[str, ...] = ())
 
 def record_consent(session: Session, *, username: str, change: str, images: bool, video: bool,
                    channels: list[str], effective_on: date, source: str, by: str, now: datetime,
-                   today: date) -> ConsentRecord:  # fmt: skip
+                   today: date, allowed_sites: tuple[str, ...] = ()) -> ConsentRecord:  # fmt: skip
     """Add one change to a pupil's consent for the academic year `effective_on` falls in; `today` is the school's
-    local date. ConsentRefused when it cannot be taken."""
-    person = _pupil(session, username)
+    local date. ConsentRefused when it cannot be taken (a pupil of a site not in `allowed_sites` is no pupil)."""
+    person = _pupil(session, username, allowed_sites)
     if change not in CHANGES:
         raise ConsentRefused(f"the change is one of {', '.join(CHANGES)}, not {change!r}")
     source = source.strip()

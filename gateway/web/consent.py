@@ -70,10 +70,6 @@ def change(username: str):  # type: ignore[no-untyped-def]
     store = _db()
     form = request.form
     try:
-        pupil(store, username, _today(), sites.allowed())
-    except ConsentRefused:
-        abort(404)
-    try:
         effective_on = date.fromisoformat(form.get("effective_on", ""))
     except ValueError:
         return _refused("Give the date of the written source as YYYY-MM-DD.")
@@ -82,6 +78,7 @@ def change(username: str):  # type: ignore[no-untyped-def]
             store, username=username, change=form.get("change", ""), images=form.get("images") == "yes",
             video=form.get("video") == "yes", channels=form.getlist("channels"), effective_on=effective_on,
             source=form.get("source", ""), by=current_user.username, now=datetime.now(UTC), today=_today(),
+            allowed_sites=sites.allowed(),
         )  # fmt: skip
     except ConsentRefused as exc:
         store.rollback()

@@ -192,6 +192,9 @@ def test_lists_show_only_the_accounts_site(trust):
     register = text(dpo.get("/consent/"))
     assert "Amy North" in register and "Ben South" not in register
     assert dpo.get("/consent/pupil/ben").status_code == 404
+    refused = post(dpo, "/consent/pupil/ben", change="recorded", images="yes", channels="website",
+                   effective_on=datetime.now(UTC).date().isoformat(), source="forged form")  # fmt: skip
+    assert refused.status_code == 400 and "not a pupil on the roster" in text(refused)
     assert "Ben South" not in text(post(dpo, "/consent/export.csv"))
     # Asking for another site's list by name is a 404, whichever name it is.
     for path in ("/uploads/?site=south", "/uploads/?site=nowhere", "/consent/?site=south"):
