@@ -79,12 +79,13 @@ class ProxyAuthAddon:
         if not {"gateway_proxy_auth", "gateway_proxy_auth_clients", "gateway_proxy_auth_ldap_ca",
                 "gateway_proxy_auth_window_seconds", "gateway_spool"} & updated:
             return
-        window = ctx.options.gateway_proxy_auth_window_seconds
-        if window <= 0:
-            raise exceptions.OptionsError("gateway_proxy_auth_window_seconds must be more than 0")
-        if self.failures is not None:
-            self.failures.close()
-        self.failures = SignInFailures(Path(ctx.options.gateway_spool), AttemptLimits(window=float(window)))
+        if self.failures is None or {"gateway_proxy_auth_window_seconds", "gateway_spool"} & updated:
+            window = ctx.options.gateway_proxy_auth_window_seconds
+            if window <= 0:
+                raise exceptions.OptionsError("gateway_proxy_auth_window_seconds must be more than 0")
+            if self.failures is not None:
+                self.failures.close()
+            self.failures = SignInFailures(Path(ctx.options.gateway_spool), AttemptLimits(window=float(window)))
         spec = ctx.options.gateway_proxy_auth
         try:
             self.clients = [ipaddress.ip_network(c.strip(), strict=False)
