@@ -118,3 +118,31 @@ def test_the_grants_command_refuses_what_may_never_be_lifted_and_adds_what_may(t
     assert gateway_cli("grants", "end", "--db", db, "grant-1").returncode == 0
     assert "grant-1" not in gateway_cli("grants", "list", "--db", db).stdout
     assert gateway_cli("grants", "end", "--db", db, "grant-1").returncode != 0
+
+
+def test_a_trusts_gateways_sharing_one_store_each_follow_their_own_schools_grants(tmp_path, origin):
+    """A grant the head of one school approved never opens a site at another school of the trust; one made for no
+    school in particular (by the trust's own staff) reaches every school."""
+    db_url = f"sqlite:///{tmp_path / 'trust.db'}"
+    upgrade(db_url)
+    proxies = {}
+    for site in ("oakfield", "riverside"):
+        folder = tmp_path / site
+        folder.mkdir()
+        policy = demo_policy_with_devices(folder, {PUPIL: "pupil"}, replace={"site: perryfields": f"site: {site}"})
+        proxies[site] = start_gateway(folder, policy, at="", origin=origin, gateway_db=db_url,
+                                      gateway_grants_interval_ms=200)  # fmt: skip
+    store = in_store(db_url)
+    try:
+        expires = datetime.now(UTC) + timedelta(hours=1)
+        store(add_grant, grant(["social_media_other"], expires, groups=["pupil"]), created_by="head", site="oakfield")
+        eventually(proxies["oakfield"], "http://www.tiktok.com/", 200)
+        # The other school's gateway has read the store since (its poll is faster than the wait above), and still
+        # blocks: the grant is not its school's.
+        time.sleep(1)
+        assert status(proxies["riverside"], "http://www.tiktok.com/") == 403
+        store(add_grant, grant(["social_media_other"], expires, groups=["pupil"]), created_by="trust", site=None)
+        eventually(proxies["riverside"], "http://www.tiktok.com/", 200)
+    finally:
+        for proxy in proxies.values():
+            proxy.stop()

@@ -134,9 +134,10 @@ def systemd(policy_path: Path, out_dir: Path, public_url: str, var_dir: Path, db
 @deploy.command("prepare")
 @click.option("--var", "var_dir", type=click.Path(path_type=Path, file_okay=False), required=True)
 @click.option("--db", "db_url", envvar="GATEWAY_DB", required=True)
-def prepare_cmd(var_dir: Path, db_url: str) -> None:
+@click.option("--site", help="The policy's school.site: what rows from before records carried a site become.")
+def prepare_cmd(var_dir: Path, db_url: str, site: str | None) -> None:
     """Make the gateway's folders, migrate the database and make the keys proxy and console share (as `gateway run`
     does before it starts them; the prepare unit runs this)."""
     from gateway.cli.run_cmd import prepare
 
-    prepare(var_dir, db_url)
+    prepare(var_dir, db_url, site)

@@ -32,7 +32,7 @@ def _local(host: str) -> str:
     return {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}.get(host) or _reachable(host)
 
 
-def prepare(var: Path, db_url: str) -> None:
+def prepare(var: Path, db_url: str, site: str | None = None) -> None:
     """What proxy and console need before either starts: the folders, the migrated database, and the two keys they
     share, made here once rather than raced for by both (`gateway deploy prepare` runs this for systemd)."""
     from gateway.identity.portal_link import load_key
@@ -41,7 +41,7 @@ def prepare(var: Path, db_url: str) -> None:
 
     for sub in ("ca", "spool"):
         (var / sub).mkdir(parents=True, exist_ok=True)
-    upgrade(db_url)
+    upgrade(db_url, site=site)  # rows from before records carried a site become this school's
     load_key(var / "portal-link-key")
     # The proxy honours the self-test tokens the console signs with its secret.
     _secret_key(ConsoleConfig(secret_key_file=str(var / "console-secret")))
@@ -95,7 +95,7 @@ def run(db_url: str, policy: str, listen_host: str, listen_port: int, console_ho
     from gateway.cli.roster_cmd import import_demo_roster
     from gateway.cli.users_cmd import add_account, has_accounts
 
-    load_or_exit(Path(policy))  # a policy that does not load stops here, with its errors, before anything starts
+    loaded = load_or_exit(Path(policy))  # a policy that does not load stops here, before anything starts
     public_url = (public_url or f"http://{_reachable(console_host)}:{console_port}").rstrip("/")
     if not public_url.startswith(("http://", "https://")):
         raise click.BadParameter(f"{public_url!r} is not an http:// or https:// address", param_hint="--public-url")
@@ -103,7 +103,7 @@ def run(db_url: str, policy: str, listen_host: str, listen_port: int, console_ho
     var = Path(var_dir)
     if db_url == DEFAULT_DB_URL and var_dir != "var":
         db_url = f"sqlite:///{var / 'gateway.db'}"
-    prepare(var, db_url)
+    prepare(var, db_url, loaded.policy.school.site)
     if not has_accounts(db_url):
         password = secrets.token_urlsafe(12)
         add_account(db_url, "officer", "E-safety officer (demo)", "officer", password)

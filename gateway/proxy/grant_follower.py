@@ -66,6 +66,7 @@ class GrantFollower:
         self._base: CompiledPolicy | None = None
         self._overlaid: CompiledPolicy | None = None
         self._versions: dict[str, int] = {}
+        self._site: str | None = None
         self._requests = EarlierRequests()
         self._task: asyncio.Task[None] | None = None
         self._away = False
@@ -131,7 +132,12 @@ class GrantFollower:
 
     async def _poll(self, engine, guard: StallGuard) -> None:  # type: ignore[no-untyped-def]
         try:
-            read = await asyncio.to_thread(self._read, engine, guard, self._versions)
+            # A trust's gateways share one store: each follows its own school's records, all read again when
+            # a reload names another school.
+            site = self.policy.current.policy.school.site
+            if site != self._site:
+                self._site, self._versions = site, {}
+            read = await asyncio.to_thread(self._read, engine, guard, self._versions, site)
         except Exception as exc:  # the database is away: keep what was read last
             if not self._away:
                 log.warning("grants: the store does not answer; the grants read last stay in force: %s",
@@ -175,7 +181,7 @@ class GrantFollower:
             self._compile()
 
     @staticmethod
-    def _read(engine, guard: StallGuard, seen: dict[str, int]):  # type: ignore[no-untyped-def]
+    def _read(engine, guard: StallGuard, seen: dict[str, int], site: str):  # type: ignore[no-untyped-def]
         """In a thread: None when no counter moved, else (counters, grants or None when they did not move, recent
         requests, local blocks or None when they did not move, bans or None when they did not move). The requests
         are read whichever moved: each names its grant's end, and whether it was ended."""
@@ -184,8 +190,8 @@ class GrantFollower:
             if current == seen:
                 return None
             now = datetime.now(UTC)
-            outcomes = recent_outcomes(session, now - REQUESTS_KEPT_FOR, MAX_REQUESTS_KEPT)
-            grants = grants_in_force(session, now) if current[GRANTS] != seen.get(GRANTS) else None
-            blocks = entries_in_force(session) if current[LOCAL_BLOCKS] != seen.get(LOCAL_BLOCKS) else None
+            outcomes = recent_outcomes(session, now - REQUESTS_KEPT_FOR, MAX_REQUESTS_KEPT, site)
+            grants = grants_in_force(session, now, site) if current[GRANTS] != seen.get(GRANTS) else None
+            blocks = entries_in_force(session, site) if current[LOCAL_BLOCKS] != seen.get(LOCAL_BLOCKS) else None
             bans = bans_in_force(session, now) if current[BANS] != seen.get(BANS) else None
             return current, grants, outcomes, blocks, bans

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from gateway.policy.model import ExceptionGrant
@@ -68,12 +68,14 @@ def end_grant(session: Session, number: int, *, by: str, now: datetime | None = 
     return bool(ended)
 
 
-def grants_in_force(session: Session, now: datetime) -> tuple[list[StoredGrant], list[str]]:
+def grants_in_force(session: Session, now: datetime, site: str | None = None) -> tuple[list[StoredGrant], list[str]]:
     """Grants not ended and not yet expired (those that start later included, so they begin on time), and what
-    was wrong with any row that no longer reads as a grant (it is left out, never widened)."""
-    rows = session.scalars(
-        select(GrantRecord).where(GrantRecord.revoked_at.is_(None), GrantRecord.expires > now).order_by(GrantRecord.id)
-    )
+    was wrong with any row that no longer reads as a grant (it is left out, never widened). With `site`, only that
+    school's grants and those made for no school in particular: a trust's gateways share one store."""
+    query = select(GrantRecord).where(GrantRecord.revoked_at.is_(None), GrantRecord.expires > now)
+    if site is not None:
+        query = query.where(or_(GrantRecord.site == site, GrantRecord.site.is_(None)))
+    rows = session.scalars(query.order_by(GrantRecord.id))
     grants, problems = [], []
     for row in rows:
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from gateway.lists.hosts import is_ip_literal, normalise_url_prefix, split_url_prefix
@@ -27,13 +27,17 @@ class BlockRefused(ValueError):
     """A block that cannot be made, with the reason to show."""
 
 
-def blocks_in_force(session: Session) -> list[LocalBlock]:
-    return list(session.scalars(select(LocalBlock).where(LocalBlock.removed_at.is_(None)).order_by(LocalBlock.id)))
+def blocks_in_force(session: Session, site: str | None = None) -> list[LocalBlock]:
+    """Blocks not removed; with `site`, only that school's and those made for no school in particular."""
+    query = select(LocalBlock).where(LocalBlock.removed_at.is_(None))
+    if site is not None:
+        query = query.where(or_(LocalBlock.site == site, LocalBlock.site.is_(None)))
+    return list(session.scalars(query.order_by(LocalBlock.id)))
 
 
-def entries_in_force(session: Session) -> tuple[LocalEntry, ...]:
-    """What the proxies lay over their policy."""
-    return tuple(LocalEntry(block.host, block.path_prefix) for block in blocks_in_force(session))
+def entries_in_force(session: Session, site: str | None = None) -> tuple[LocalEntry, ...]:
+    """What the proxies of `site` lay over their policy."""
+    return tuple(LocalEntry(block.host, block.path_prefix) for block in blocks_in_force(session, site))
 
 
 def place_of(url: str | None, host: str | None, scope: str) -> tuple[str, str | None]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from gateway.store.models.grants import GrantRecord
@@ -59,15 +59,16 @@ def shown_to_requester(row: UnblockRequest) -> str | None:
     return None
 
 
-def recent_outcomes(session: Session, since: datetime, limit: int) -> list[RequestOutcome]:
-    """Requests asked since `since`, the newest `limit` of them, oldest first."""
-    rows = session.execute(
+def recent_outcomes(session: Session, since: datetime, limit: int, site: str | None = None) -> list[RequestOutcome]:
+    """Requests asked since `since`, the newest `limit` of them, oldest first; with `site`, that school's only."""
+    query = (
         select(UnblockRequest, GrantRecord.expires, GrantRecord.revoked_at)
         .outerjoin(GrantRecord, GrantRecord.id == UnblockRequest.grant_number)
         .where(UnblockRequest.created_at >= since)
-        .order_by(UnblockRequest.id.desc())
-        .limit(limit)
     )
+    if site is not None:
+        query = query.where(or_(UnblockRequest.site == site, UnblockRequest.site.is_(None)))
+    rows = session.execute(query.order_by(UnblockRequest.id.desc()).limit(limit))
     outcomes = [
         RequestOutcome(
             number=row.id, username=row.username, client_ip=row.client_ip, host=row.host,
