@@ -173,6 +173,10 @@ class Mitmdump:
             if self.program == GATEWAY_PROXY or any(Path(s).name == "gateway.py" for s in self.scripts):
                 # The gateway refuses loopback destinations; the test origin is the one it may reach.
                 options["gateway_reachable_internal"] = [options["route_to_origin"]]
+        if self.program == GATEWAY_PROXY or any(Path(s).name == "gateway.py" for s in self.scripts):
+            # The spool holds machine-wide state (proxy sign-in failures, locks): never the checkout's, which tests
+            # running side by side would share.
+            options["gateway_spool"] = str(self.workdir / "spool")
         options.update(self.options)
 
         command = list(self.program)
