@@ -51,24 +51,34 @@ DEMO_ROSTER = REPO_ROOT / "policies" / "demo" / "roster.csv"
 EVENTS = (HttpRequestHeadersHook, HttpRequestHook, HttpResponseHeadersHook, HttpResponseHook)
 
 
-def plain(i: int) -> tflow.HTTPFlow:
-    """A plain-HTTP request from a browser set to use the proxy: no TLS between client and gateway."""
-    f = tflow.tflow()
-    f.client_conn.peername = ("127.0.0.1", 40000 + i % 1000)
-    f.client_conn.sni = None
-    f.client_conn.tls_version = None
-    f.client_conn.timestamp_tls_setup = None
-    f.request.host = "www.bbc.co.uk"
-    f.request.headers["Host"] = "www.bbc.co.uk"
-    f.request.path = f"/bench?{i}"
-    return f
+class Plain:
+    """Plain-HTTP requests from a browser set to use the proxy: no TLS between client and gateway."""
+
+    def __init__(self, host: str = "www.bbc.co.uk", path: str = "/bench") -> None:
+        self.host, self.path = host, path
+
+    def flow(self, i: int) -> tflow.HTTPFlow:
+        f = tflow.tflow()
+        f.client_conn.peername = ("127.0.0.1", 40000 + i % 1000)
+        f.client_conn.sni = None
+        f.client_conn.tls_version = None
+        f.client_conn.timestamp_tls_setup = None
+        f.request.host = self.host
+        f.request.headers["Host"] = self.host
+        f.request.path = _numbered(self.path, i)
+        return f
+
+
+def _numbered(path: str, i: int) -> str:
+    return f"{path}{'&' if '?' in path else '?'}n={i}"
 
 
 class Tunnels:
     """HTTPS keep-alive: 16 client connections, each opened with a CONNECT (through the http_connect hook), then
     request after request inside it, as curl's keep-alive tunnels send them."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "www.bbc.co.uk", path: str = "/bench") -> None:
+        self.host, self.path = host, path
         self.clients: list[tflow.connection.Client] = []
 
     async def open(self, master: GatewayMaster) -> None:
@@ -76,18 +86,18 @@ class Tunnels:
             connect = tflow.tflow()
             client = connect.client_conn
             client.peername = ("127.0.0.1", 50000 + i)
-            client.sni = "www.bbc.co.uk"
+            client.sni = self.host
             connect.request.method = "CONNECT"
-            connect.request.authority = "www.bbc.co.uk:443"
-            connect.request.host, connect.request.port = "www.bbc.co.uk", 443
+            connect.request.authority = f"{self.host}:443"
+            connect.request.host, connect.request.port = self.host, 443
             await master.addons.handle_lifecycle(HttpConnectHook(connect))
             self.clients.append(client)
 
     def flow(self, i: int) -> tflow.HTTPFlow:
         f = tflow.tflow(client_conn=self.clients[i % len(self.clients)])
-        f.request.scheme, f.request.host, f.request.port = "https", "www.bbc.co.uk", 443
-        f.request.headers["Host"] = "www.bbc.co.uk"
-        f.request.path = f"/bench?{i}"
+        f.request.scheme, f.request.host, f.request.port = "https", self.host, 443
+        f.request.headers["Host"] = self.host
+        f.request.path = _numbered(self.path, i)
         return f
 
 
@@ -105,16 +115,17 @@ async def per_request(master: GatewayMaster, flow: Callable[[int], tflow.HTTPFlo
     return (time.process_time() - started) / count * 1e6
 
 
-async def measure(specs: list[str], with_parts: bool, https: bool, count: int, profile: int) -> float:
+async def measure(specs: list[str], with_parts: bool, https: bool, count: int, profile: int,
+                  target: tuple[str, str] = ("www.bbc.co.uk", "/bench")) -> float:  # fmt: skip
     opts = options.Options()
     master = GatewayMaster(opts)
     opts.set(*specs, defer=True)
     master.add_parts(gateway_addons() if with_parts else [])
     await master.running()
     await asyncio.sleep(1)  # the identity sources and grant follower finish their first load
-    flow = plain
+    flow = Plain(*target).flow
     if https:
-        tunnels = Tunnels()
+        tunnels = Tunnels(*target)
         await tunnels.open(master)
         flow = tunnels.flow
     await per_request(master, flow, min(count, 2000))  # warm-up: caches, first-time code paths

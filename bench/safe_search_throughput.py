@@ -3,6 +3,8 @@
 
     .venv/bin/python bench/safe_search_throughput.py [--quick] [--target search|other|both] [bench/throughput.py
         options: --duration, --rounds, --connections, --scenarios ...]
+    .venv/bin/python bench/safe_search_throughput.py --hooks [--hook-rounds 6] [--hook-requests 10000]
+        [--proxy-cpu-us 1000] [--target ...]
 
 Runs bench/throughput.py with two gateway configurations on the demo policy (its own lists, no UT1): ``gateway``,
 the policy with safe search, YouTube's restricted mode and the sign-in locks turned off, and ``gateway+extra``, the
@@ -15,6 +17,13 @@ demo policy as shipped (all of them on). Both see the same origin and load, alte
   the rewriter one dict lookup.
 
 The demo policy's loopback network is the pupil network, so the benchmark's requests are a pupil's.
+
+``--hooks`` measures the same two policies without the network instead (bench/gateway_hooks.py: the gateway's
+Master in this process, flows through mitmproxy's dispatch of the four request hooks), alternating off and on for
+``--hook-rounds`` rounds, HTTP and HTTPS, for each target. It prints the CPU per request of each and what rewriting
+adds, and the throughput ratio that cost implies for a proxy spending ``--proxy-cpu-us`` per request in all (the
+``cpu/req`` figure of the throughput run's ``gateway`` column): a reading a busy machine hardly moves, beside the
+requests/s ratio it does.
 """
 
 from __future__ import annotations
@@ -57,15 +66,53 @@ def policies(folder: Path) -> tuple[Path, Path]:
     return off, on
 
 
+def hooks(off: Path, on: Path, targets: list[str], rounds: int, count: int, proxy_cpu_us: float, folder: Path) -> int:
+    """The in-process reading: µs per request with rewriting off and on, alternated, medians over the rounds."""
+    import asyncio
+    import statistics
+
+    import gateway_hooks
+
+    db = f"sqlite:///{folder / 'access.db'}"
+    throughput.prepare_database(db)
+    worst = 1.0
+    for target in targets:
+        for https in (False, True):
+            runs: dict[Path, list[float]] = {off: [], on: []}
+            for round_no in range(rounds):
+                for policy in (off, on) if round_no % 2 == 0 else (on, off):
+                    specs = [f"confdir={folder / 'ca'}", f"gateway_policy={policy}", f"gateway_db={db}",
+                             f"gateway_spool={folder / 'spool'}", "termlog_verbosity=error"]  # fmt: skip
+                    runs[policy].append(asyncio.run(gateway_hooks.measure(specs, True, https, count, 0, TARGETS[target])))
+            cost_off, cost_on = statistics.median(runs[off]), statistics.median(runs[on])
+            implied = proxy_cpu_us / (proxy_cpu_us + cost_on - cost_off)
+            worst = min(worst, implied)
+            print(f"{target:<7} {'https' if https else 'http':<6} off {cost_off:7.1f} µs   on {cost_on:7.1f} µs   "
+                  f"rewriting adds {cost_on - cost_off:6.1f} µs   implied on/off {implied:.3f} "
+                  f"(of {proxy_cpu_us:.0f} µs per request)", flush=True)  # fmt: skip
+    print(f"\ngoal: on/off >= 0.98: {'met' if worst >= 0.98 else 'NOT MET'} (lowest {worst:.3f})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], add_help=False)
     parser.add_argument("--target", choices=[*TARGETS, "both"], default="both")
+    parser.add_argument("--hooks", action="store_true", help="measure in this process, without the network")
+    parser.add_argument("--hook-rounds", type=int, default=6)
+    parser.add_argument("--hook-requests", type=int, default=10000)
+    parser.add_argument("--proxy-cpu-us", type=float, default=1000.0)
     args, rest = parser.parse_known_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="bench-safe-search-"))
     off, on = policies(folder)
+    targets = list(TARGETS) if args.target == "both" else [args.target]
+    if args.hooks:
+        try:
+            return hooks(off, on, targets, args.hook_rounds, args.hook_requests, args.proxy_cpu_us, folder)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
     scenarios = [] if any(a.startswith("--scenarios") for a in rest) else ["--scenarios", "http,https"]
     status = 0
-    for target in TARGETS if args.target == "both" else [args.target]:
+    for target in targets:
         host, path = TARGETS[target]
         print(f"\n=== {target}: {host}{path} — safe search off (gateway) against on (gateway+extra) ===", flush=True)
         status |= throughput.main([
