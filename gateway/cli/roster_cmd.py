@@ -37,17 +37,21 @@ def report_csv_error(exc: CsvImportError) -> NoReturn:
 @db_option
 @policy_option
 @click.option("--dry-run", is_flag=True, help="Check the file and say what would change, change nothing.")
+@click.option("--site", help="In a trust's shared store: the file is this school's roster only, so only this "
+              "school's people can be marked as left (default: the file is the whole roster).")
 @click.argument("path", type=click.Path(path_type=Path, exists=True, dir_okay=False))
-def import_cmd(db_url: str, policy_path: Path, dry_run: bool, path: Path) -> None:
+def import_cmd(db_url: str, policy_path: Path, dry_run: bool, site: str | None, path: Path) -> None:
     """Import a roster CSV exported from the MIS (a header row names the columns).
 
     Columns: username and group are required; display name (or forename and surname), year group, class,
     date of birth, email and role are read when present; other columns are ignored. People missing from the
-    file are marked as left, keeping their history. A bad row stops the import with its line number.
+    file are marked as left, keeping their history. A bad row stops the import with its line number. Everyone
+    imported belongs to --site, or to the policy's school.site.
     """
     people = _read_roster(policy_path, path)
     with open_store(db_url) as store, store() as session:
-        summary = import_people(session, people)
+        summary = import_people(session, people, site=site or load_policy(policy_path).school.site,
+                                only_site=site is not None)  # fmt: skip
         finish_import(session, summary, path=path, rows=len(people), noun="people", target="roster",
                       dry_run=dry_run)  # fmt: skip
     if summary.left and not dry_run:

@@ -87,16 +87,20 @@ def device_from_record(r: DeviceRecord) -> Device:
     )
 
 
-def import_people(session: Session, people: Iterable[Person], now: datetime | None = None) -> ImportSummary:
+def import_people(session: Session, people: Iterable[Person], now: datetime | None = None, *,
+                  site: str | None = None, only_site: bool = False) -> ImportSummary:  # fmt: skip
     """Make the store's roster match `people`, in the caller's transaction: new people are added, changed ones
-    updated, people missing from the import marked as left (inactive, kept). Credentials are never touched."""
+    updated, people missing from the import marked as left (inactive, kept). Credentials are never touched.
+    Everyone imported belongs to `site`. With `only_site`, the import is that school's roster only (a trust's
+    shared store): only its people can be marked as left, and only its class teachers are replaced; someone
+    imported from another school moves to this one."""
     now = now or datetime.now(UTC)
     existing = {r.username: r for r in session.scalars(select(PersonRecord))}
     added, updated, returned, left = [], [], [], []
     unchanged = 0
     seen = set()
     people = list(people)
-    replace_teaching(session, people)
+    replace_teaching(session, people, {u for u, r in existing.items() if r.site == site} if only_site else None)
     for p in people:
         seen.add(p.username)
         values = {
@@ -108,6 +112,8 @@ def import_people(session: Session, people: Iterable[Person], now: datetime | No
             "email": p.email,
             "roles": " ".join(sorted(r.value for r in p.roles)),
         }
+        if site is not None:
+            values["site"] = site
         r = existing.get(p.username)
         if r is None:
             session.add(PersonRecord(username=p.username, active=True, created_at=now, updated_at=now, **values))
@@ -126,7 +132,7 @@ def import_people(session: Session, people: Iterable[Person], now: datetime | No
                 setattr(r, k, v)
             r.updated_at = now
     for username, r in existing.items():
-        if username not in seen and r.active:
+        if username not in seen and r.active and (not only_site or r.site == site):
             r.active, r.left_at, r.updated_at = False, now, now
             left.append(username)
     session.flush()

@@ -22,9 +22,15 @@ def classes_taught(session: Session, username: str) -> list[str]:
     ))  # fmt: skip
 
 
-def replace_teaching(session: Session, people: Iterable[Person]) -> None:
-    """Make the store's class teachers exactly those the import names (a roster import is the whole roster)."""
-    session.execute(delete(ClassTeacher))
+def replace_teaching(session: Session, people: Iterable[Person], of: set[str] | None = None) -> None:
+    """Make the store's class teachers exactly those the import names (a roster import is the whole roster); with
+    `of`, replace only those people's (one school's in a trust's store) and the imported people's."""
+    people = list(people)
+    if of is None:
+        session.execute(delete(ClassTeacher))
+    else:
+        mine = of | {person.username for person in people}
+        session.execute(delete(ClassTeacher).where(ClassTeacher.username.in_(mine)))
     session.add_all(
         ClassTeacher(username=person.username, school_class=name)
         for person in people for name in sorted(person.teaches)
