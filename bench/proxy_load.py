@@ -23,6 +23,7 @@ import shutil
 import signal
 import statistics
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -162,6 +163,16 @@ def find_curl_tools() -> tuple[str, str] | None:
     """curl and stdbuf (coreutils), or None when either is missing."""
     curl, stdbuf = shutil.which("curl"), shutil.which("stdbuf")
     return (curl, stdbuf) if curl and stdbuf else None
+
+
+def load_tools_or_say() -> tuple[str, str] | None:
+    """curl and stdbuf when wrk, curl and stdbuf are all installed; otherwise None, having said what to install."""
+    tools = find_curl_tools()
+    if shutil.which("wrk") is None or tools is None:
+        print("needs wrk, curl and stdbuf: apt-get install wrk curl coreutils (or run scripts/bootstrap)",
+              file=sys.stderr)  # fmt: skip
+        return None
+    return tools
 
 
 class _Lines(threading.Thread):

@@ -75,7 +75,15 @@ for _path in (REPO_ROOT, REPO_ROOT / "bench"):
         sys.path.insert(0, str(_path))
 
 import reference_origin  # noqa: E402
-from proxy_load import CurlLoad, Measurement, find_curl_tools, run_curl, run_wrk, write_wrk_script  # noqa: E402
+from proxy_load import (  # noqa: E402
+    CurlLoad,
+    Measurement,
+    find_curl_tools,
+    load_tools_or_say,
+    run_curl,
+    run_wrk,
+    write_wrk_script,
+)
 from reference_proxies import INSTALL, ReferenceError, missing_programs, start_e2guardian, start_squid  # noqa: E402
 from throughput import DEFAULT_POLICY, policy_with_ut1, prepare_database, private_store  # noqa: E402
 
@@ -395,8 +403,7 @@ def report(configs: list[Config], scenarios: list[Scenario]) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     scenarios: list[Scenario] = args.scenarios
-    if shutil.which("wrk") is None or find_curl_tools() is None:
-        print("wrk, curl and stdbuf are needed: apt-get install wrk curl coreutils", file=sys.stderr)
+    if load_tools_or_say() is None:
         return 1
     workdir = Path(tempfile.mkdtemp(prefix="bench-references-"))
     # The references drop to their own users, which must reach their folders inside this one.

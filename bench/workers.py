@@ -46,7 +46,7 @@ for _path in (REPO_ROOT, REPO_ROOT / "bench"):
 
 from bench_origin import start_origin  # noqa: E402
 from lean_master import SCENARIOS, Scenario  # noqa: E402
-from proxy_load import WRK_LUA, Measurement, cpu_seconds, find_curl_tools, run_curl, run_wrk  # noqa: E402
+from proxy_load import WRK_LUA, Measurement, cpu_seconds, load_tools_or_say, run_curl, run_wrk  # noqa: E402
 from throughput import policy_with_ut1, prepare_database, private_store  # noqa: E402
 
 from tests.support.mitmdump import GATEWAY_PROXY, Mitmdump, MitmdumpError  # noqa: E402
@@ -187,10 +187,8 @@ def report(configs: list[Config], scenarios: list[Scenario], workers: int) -> No
 
 def main() -> int:
     args = parse_args()
-    tools = find_curl_tools()
-    if shutil.which("wrk") is None or tools is None:
-        print("needs wrk, curl and stdbuf: apt-get install wrk curl coreutils (or run scripts/bootstrap)",
-              file=sys.stderr)  # fmt: skip
+    tools = load_tools_or_say()
+    if tools is None:
         return 1
     workdir = Path(tempfile.mkdtemp(prefix="bench-workers-"))
     configs = [Config("1 worker", 1), Config(f"{args.workers} workers", args.workers)]
