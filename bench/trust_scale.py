@@ -129,7 +129,31 @@ def sizes(url: str) -> str:
             f"{rollups:,} dashboard count rows")  # fmt: skip
 
 
-def timed(label: str, run: Callable[[], str], goal: float | None = GOAL_MS) -> None:
+def explained(session: Session, run: Callable[[], str]) -> str:
+    """The statements one run sends, each run again under EXPLAIN (ANALYZE, SUMMARY): how many, and their planning
+    and execution times summed, as the server reports them."""
+    sent: list[tuple[str, object]] = []
+
+    def record(_conn: object, _cursor: object, statement: str, parameters: object, *_: object) -> None:
+        sent.append((statement, parameters))
+
+    engine = session.get_bind()
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        run()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    planning = execution = 0.0
+    for statement, parameters in sent:
+        plan = session.connection().exec_driver_sql(
+            f"EXPLAIN (ANALYZE, SUMMARY, FORMAT JSON) {statement}", parameters  # type: ignore[arg-type]
+        ).scalar_one()[0]
+        planning += plan["Planning Time"]
+        execution += plan["Execution Time"]
+    return f"{len(sent)} quer{'y' if len(sent) == 1 else 'ies'}: plan {planning:6.1f} ms, run {execution:6.1f} ms"
+
+
+def timed(label: str, run: Callable[[], str], goal: float | None = GOAL_MS, session: Session | None = None) -> None:
     times = []
     result = ""
     for _ in range(6):
@@ -139,7 +163,9 @@ def timed(label: str, run: Callable[[], str], goal: float | None = GOAL_MS) -> N
     first, median = times[0], statistics.median(times[1:])
     verdict = "" if goal is None else ("  ok" if median <= goal else "  SLOW")
     goal_text = "" if goal is None else f" (goal ≤ {goal:.0f} ms)"
-    print(f"{label:52s} first {first:8.1f} ms  warm {median:8.1f} ms{goal_text}{verdict}  [{result}]", flush=True)
+    server = f"  {explained(session, run)}" if session is not None else ""
+    print(f"{label:52s} first {first:8.1f} ms  warm {median:8.1f} ms{goal_text}{verdict}{server}  [{result}]",
+          flush=True)  # fmt: skip
 
 
 def queries(url: str, site: str, person: str, today: date) -> None:
@@ -149,15 +175,18 @@ def queries(url: str, site: str, person: str, today: date) -> None:
             rows, more = log_queries.page(session, LogFilter(site=site, **kw), ZONE)  # type: ignore[arg-type]
             return f"{len(rows)} rows, more={more}"
 
+        def log(label: str, run: Callable[[], str]) -> None:
+            timed(label, run, session=session)
+
         yesterday = (today - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
-        timed(f"log page 1, site {site}, newest first", lambda: page())
-        timed(f"log page 20, site {site}", lambda: page(page=20))
-        timed(f"log page, site {site}, blocked", lambda: page(action="block"))
-        timed(f"log page, site {site}, since yesterday", lambda: page(since=yesterday))
-        timed(f"search by person {person}", lambda: page(person=person))
-        timed(f"search by domain www.site7.example", lambda: page(domain="www.site7.example"))
-        timed(f"person timeline {person}, yesterday",
-              lambda: f"{len(log_queries.timeline(session, person, today - timedelta(days=1), ZONE)[0])} rows")
+        log(f"log page 1, site {site}, newest first", lambda: page())
+        log(f"log page 20, site {site}", lambda: page(page=20))
+        log(f"log page, site {site}, blocked", lambda: page(action="block"))
+        log(f"log page, site {site}, since yesterday", lambda: page(since=yesterday))
+        log(f"search by person {person}", lambda: page(person=person))
+        log(f"search by domain www.site7.example", lambda: page(domain="www.site7.example"))
+        log(f"person timeline {person}, yesterday",
+            lambda: f"{len(log_queries.timeline(session, person, today - timedelta(days=1), ZONE)[0])} rows")
         for days in (1, 7, 30):
             timed(f"dashboard counts, site {site}, {days} day(s)",
                   lambda d=days: f"{sum(b for _, b, _ in log_queries.dashboard(session, ZONE, days=d, site=site).over_time):,} blocked")  # fmt: skip
@@ -187,14 +216,35 @@ def retention(url: str, days: int, today: date) -> None:
     engine.dispose()
 
 
+def filled_until(url: str) -> date:
+    """The day after a kept database's newest row: the "today" it was filled for."""
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        newest = connection.scalar(sa.text("SELECT max(at) FROM access_log"))
+    engine.dispose()
+    if newest is None:
+        raise SystemExit("that database's access log is empty")
+    return newest.astimezone(UTC).date() + timedelta(days=1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=50_000_000)
     parser.add_argument("--sites", type=int, default=8)
     parser.add_argument("--days", type=int, default=183, help="days of log, ending today (default about 6 months)")
     parser.add_argument("--admin-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
-    parser.add_argument("--keep", action="store_true", help="leave the scratch database behind")
+    parser.add_argument("--keep", action="store_true",
+                        help="leave the scratch database behind as filled (no retention run) for --reuse")
+    parser.add_argument("--reuse", metavar="NAME",
+                        help="time the console's queries on a database an earlier --keep left, without filling")
     args = parser.parse_args()
+    if args.reuse:
+        url = make_url(args.admin_url).set(database=args.reuse).render_as_string(hide_password=False)
+        upgrade(url)
+        today = filled_until(url)
+        print(f"reusing {args.reuse} (filled up to the day before {today}): {sizes(url)}")
+        queries(url, "site3", "p3-42", today)
+        return
     if args.days <= 31:
         parser.error("--days must be over 31: the retention run drops the oldest 30 days")
     today = datetime.now(UTC).date()
@@ -208,10 +258,11 @@ def main() -> None:
         print(f"loaded {args.rows:,} rows in {took:.0f} s ({args.rows / took:,.0f} rows/s, server-side generate_series"
               f" each day's table filled then attached, its indexes built then; dashboard counts recounted per day); {sizes(url)}")  # fmt: skip
         queries(url, "site3", "p3-42", today)
-        retention(url, args.days, today)
+        if not args.keep:
+            retention(url, args.days, today)
     finally:
         if args.keep:
-            print(f"kept: {url}")
+            print(f"kept {name}: measure it again with --reuse {name}; drop it with DROP DATABASE \"{name}\"")
         else:
             drop(args.admin_url, name)
             print(f"dropped {name}")
