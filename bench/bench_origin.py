@@ -2,8 +2,10 @@
 
     .venv/bin/python bench/bench_origin.py CA_DIR HOST H1_HOST
 
-prints its port, then serves until killed. Every request gets the same 13-byte body; a request with
-``Connection: close`` gets it and then the connection closed. The first byte of a
+prints its port, then serves until killed. Every request gets the same 13-byte ``text/plain`` body, except, over
+HTTP/1.1, ``/page.html`` (bench/lesson_page.py's 50 KB HTML page of lesson text, a counter at its end making every
+response new, so a gateway with content analysis reads each one in full instead of remembering its finding); a
+request with ``Connection: close`` gets its answer and then the connection closed. The first byte of a
 connection decides between plain and TLS (0x16 is a TLS handshake record), because
 tests/support/route_to_origin.py sends every upstream connection of a proxy to one address. Over TLS it presents
 a certificate for the name the client asked for (SNI), HOST or H1_HOST, signed by a throwaway CA
@@ -32,8 +34,11 @@ import h2.events
 import h2.exceptions
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+for _path in (REPO_ROOT, REPO_ROOT / "bench"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+from lesson_page import COUNTER, COUNTER_SIZE, html_page  # noqa: E402
 
 from tests.support.mitmdump import die_with_parent  # noqa: E402
 from tests.support.origins import OriginCA  # noqa: E402
@@ -45,6 +50,14 @@ ORIGIN_RESPONSE = (
     + b"\r\n\r\n"
     + ORIGIN_BODY
 )
+PAGE_REQUEST = b"GET /page.html"
+PAGE = html_page()
+PAGE_RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: "
+    + str(len(PAGE) + COUNTER_SIZE).encode()
+    + b"\r\n\r\n"
+    + PAGE
+)
 H2_HEADERS = [(b":status", b"200"), (b"content-type", b"text/plain"), (b"content-length", str(len(ORIGIN_BODY)).encode())]
 CA_CERT_NAME = "origin-ca-cert.pem"
 """The file OriginCA writes its certificate to, in CA_DIR."""
@@ -52,7 +65,10 @@ _TLS_HANDSHAKE = 0x16
 
 
 class _OriginProtocol(asyncio.Protocol):
-    """Answers every request with ORIGIN_RESPONSE; HTTP/2 when TLS negotiated h2, else HTTP/1.1 keep-alive."""
+    """Answers every request with ORIGIN_RESPONSE, or PAGE for PAGE_REQUEST; HTTP/2 when TLS negotiated h2, else
+    HTTP/1.1 keep-alive."""
+
+    pages_served = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport: asyncio.Transport = transport  # type: ignore[assignment]
@@ -73,10 +89,20 @@ class _OriginProtocol(asyncio.Protocol):
         count = self.buffer.count(b"\r\n\r\n")
         if count:
             requests, _, self.buffer = self.buffer.rpartition(b"\r\n\r\n")
-            self.transport.write(ORIGIN_RESPONSE * count)
+            if PAGE_REQUEST in requests:
+                self.transport.write(b"".join(self._answer(head) for head in requests.split(b"\r\n\r\n")))
+            else:
+                self.transport.write(ORIGIN_RESPONSE * count)
             # As an HTTP/1.1 server does: a client that passes TLS through a proxy untouched relies on it.
             if b"\nconnection: close" in requests.lower():
                 self.transport.close()
+
+    @classmethod
+    def _answer(cls, head: bytes) -> bytes:
+        if not head.lstrip().startswith(PAGE_REQUEST):
+            return ORIGIN_RESPONSE
+        cls.pages_served += 1
+        return PAGE_RESPONSE + COUNTER % cls.pages_served
 
     def _h2_received(self, conn: h2.connection.H2Connection, data: bytes) -> None:
         try:

@@ -71,6 +71,7 @@ for _path in (REPO_ROOT, REPO_ROOT / "bench"):
         sys.path.insert(0, str(_path))
 
 from bench_origin import CA_CERT_NAME, _first_byte, tls_context  # noqa: E402
+from lesson_page import COUNTER, COUNTER_SIZE, html_page  # noqa: E402
 from proxy_load import CurlLoad, Measurement, find_curl_tools, run_curl, run_wrk, write_wrk_script  # noqa: E402
 from throughput import prepare_database, private_store  # noqa: E402
 
@@ -82,31 +83,7 @@ from tests.support.mitmdump import Mitmdump, die_with_parent  # noqa: E402
 HOST = "www.bbc.co.uk"
 # bench_origin's TLS offers h2 for its first name; requests go to the second, HTTP/1.1 only, which this origin speaks.
 UNUSED_H2_HOST = "h2.bench.invalid"
-CLEAN_PAGES = REPO_ROOT / "tests" / "fixtures" / "content" / "benign"
-# Lessons on everyday topics: no phrase of any category, so a page of them scores nothing however long it is.
-EVERYDAY = ("banana_bread", "book_review", "chess_club", "coding_tutorial", "football_report", "gardening_weeds",
-            "great_fire_london", "maths_fractions", "photosynthesis", "planets", "rainforest", "romans_britain",
-            "volcanoes", "water_cycle", "weather")  # fmt: skip
-PAGE_SIZE = 50 * 1024
 GOALS = {"html": 0.9, "html-unique": 0.9, "image": 0.98, "download": 0.98}
-COUNTER = b"<!--%012d-->"
-COUNTER_SIZE = len(COUNTER % 0)
-
-
-def html_page() -> bytes:
-    """~50 KB: paragraphs of everyday lessons from the clean corpus, one after another, in one document."""
-    paragraphs: list[str] = []
-    for name in EVERYDAY:
-        page = (CLEAN_PAGES / f"en_{name}.html").read_text(encoding="utf-8")
-        paragraphs += re.findall(r"<p>.*?</p>", page, re.S)
-    body: list[str] = []
-    size = 0
-    while size < PAGE_SIZE:
-        paragraph = paragraphs[len(body) % len(paragraphs)]
-        body.append(paragraph)
-        size += len(paragraph.encode()) + 1
-    head = '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Lessons</title></head><body>'
-    return (head + "\n".join(body) + "</body></html>").encode()
 
 
 @dataclass(frozen=True)
