@@ -30,29 +30,74 @@ def test_worker_ports_skip_the_consoles_and_any_in_use() -> None:
             worker_ports("127.0.0.1", taken, 2, avoid=0)
 
 
-def test_a_worker_that_keeps_dying_at_start_stops_the_gateway_with_its_reason(monkeypatch) -> None:
+def listener(port: int, then: str = "time.sleep(60)") -> list[str]:
+    """A stand-in worker: listens on `port` as a proxy worker does, then runs `then`."""
+    return [sys.executable, "-c", f"import socket, sys, time; s = socket.socket(); "
+            f"s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', {port})); s.listen(); "
+            f"{then}"]  # fmt: skip
+
+
+def tend_until_raised(pool: ProxyWorkers, seconds: float = 60.0) -> click.ClickException:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            pool.tend()
+        except click.ClickException as exc:
+            return exc
+        time.sleep(0.05)
+    raise AssertionError(f"tend() raised nothing in {seconds} s")
+
+
+def test_a_worker_that_dies_before_it_ever_served_stops_the_gateway_at_once_in_its_own_words() -> None:
+    said: list[str] = []
+    port = free_port()
+    failing = [sys.executable, "-c", "import sys; print('loading the policy'); "
+               "sys.exit('gateway proxy: gateway_metrics_listen 127.0.0.1:9101: cannot listen there')"]  # fmt: skip
+    pool = ProxyWorkers([(free_port(), listener(free_port())), (port, failing)], {}, echo=said.append)
+    pool.start()
+    started = time.monotonic()
+    try:
+        error = tend_until_raised(pool)
+        assert time.monotonic() - started < 10, "at once, not after rounds of restarts"
+        assert error.message == (f"worker 1 (port {port}) could not start (exit status 1); its last lines:\n"
+                                 "  loading the policy\n"
+                                 "  gateway proxy: gateway_metrics_listen 127.0.0.1:9101: cannot listen there")
+        assert said == [], "never restarted"
+    finally:
+        pool.stop(timeout=5)
+    assert all(w.process is not None and w.process.poll() is not None for w in pool.workers)
+
+
+def test_a_worker_that_served_then_keeps_dying_at_restart_stops_the_gateway_after_a_few_tries(tmp_path,
+                                                                                            monkeypatch) -> None:  # fmt: skip
+    """It served (its port listened), then died, and now cannot start again (a policy changed since): the others
+    serve meanwhile, so it is given a few tries first."""
     monkeypatch.setattr(workers_module, "MOST_PAUSE", 0.0)
     said: list[str] = []
-    pool = ProxyWorkers([(free_port(), [sys.executable, "-c", "raise SystemExit(3)"])], {}, echo=said.append)
+    port, marker = free_port(), tmp_path / "served"
+    once = listener(port, f"p = {str(marker)!r}; import os; "
+                          "sys.exit(3) if os.path.exists(p) else (open(p, 'w').close(), time.sleep(2.5))")
+    pool = ProxyWorkers([(port, once)], {}, echo=said.append)
     pool.start()
-    deadline = time.monotonic() + 60
-    with pytest.raises(click.ClickException, match="worker 0 .* died 5 times in a row just after starting "
-                                                   r"\(exit status 3\)"):  # fmt: skip
-        while time.monotonic() < deadline:
-            pool.tend()
-            time.sleep(0.05)
-    assert said.count("worker 0 (port %d): restarting" % pool.workers[0].port) == 4
+    error = tend_until_raised(pool)
+    assert "died 5 times in a row just after starting (exit status 3)" in error.message
+    assert said[0] == f"worker 0 (port {port}) stopped (exit status 0); the others carry on; restarting it"
+    assert said.count(f"worker 0 (port {port}): restarting") == 4
     pool.stop()
 
 
-def test_a_worker_that_dies_after_running_is_restarted_at_once(monkeypatch) -> None:
+def test_a_worker_that_dies_after_serving_is_restarted_at_once(monkeypatch) -> None:
     monkeypatch.setattr(workers_module, "QUICK_DEATH_SECONDS", 0.5)
     said: list[str] = []
-    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
-    pool = ProxyWorkers([(free_port(), sleeper), (free_port(), sleeper)], {}, echo=said.append)
+    ports = [free_port(), free_port()]
+    pool = ProxyWorkers([(port, listener(port)) for port in ports], {}, echo=said.append)
     pool.start()
     try:
-        time.sleep(1.0)
+        deadline = time.monotonic() + 30
+        while not all(w.served for w in pool.workers):
+            assert time.monotonic() < deadline, "the stand-ins never listened"
+            pool.tend()
+            time.sleep(0.1)
         victim = pool.workers[1].process
         assert victim is not None
         victim.kill()

@@ -132,7 +132,7 @@ def run(db_url: str, policy: str, listen_host: str, listen_port: int, console_ho
                                   f"http://{_local(listen_host)}:{ports[0]}")  # fmt: skip
     # Children import the gateway from this checkout whether or not it is installed.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    proxies = ProxyWorkers(proxy_cmds, env)
+    proxies = ProxyWorkers(proxy_cmds, env, host=listen_host)
     proxies.start()
     console = subprocess.Popen(console_cmd, env=env)
     if named:

@@ -1,7 +1,9 @@
 """`gateway run --workers N`: N proxy processes side by side, worker i on the first port + i, sharing one store, one
 policy and one spool folder. A worker that dies (a crash, the kernel's OOM killer, a SIGKILL) is said so and started
 again, so the devices hashed to it are back within a second or two; one that keeps dying at start stops the gateway
-with its reason rather than flapping. With several workers each line a worker prints starts with its name."""
+with its reason rather than flapping. A worker that dies before it ever served (its port taken, its metrics port
+taken, a part refusing its options) will not do better a second time: the gateway stops at once, saying why in the
+worker's own last lines. With several workers each line a worker prints starts with its name."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import IO
@@ -22,6 +25,11 @@ import click
 QUICK_DEATH_SECONDS = 10.0
 QUICK_DEATHS = 5
 MOST_PAUSE = 30.0
+# A worker has served once its port has been listening this long: by then mitmproxy's start-up check (an error
+# logged while starting ends the process) is long over.
+SERVING_AFTER_SECONDS = 1.0
+# Lines of a worker's output kept to say why it stopped.
+LAST_LINES = 12
 
 
 def _free(host: str, port: int) -> bool:
@@ -61,13 +69,17 @@ def describe_exit(code: int) -> str:
     return f"exit status {code}"
 
 
-def _relay(name: str, stream: IO[bytes]) -> None:
-    """Copy a worker's output to ours, each line with the worker's name."""
-    prefix = f"[{name}] ".encode()
+def _relay(prefix: bytes, stream: IO[bytes], last: deque[str]) -> None:
+    """Copy a worker's output to ours, each line after `prefix`, keeping its last lines."""
     out = sys.stdout.buffer
     for line in iter(stream.readline, b""):
         out.write(prefix + line)
         out.flush()
+        last.append(line.decode("utf-8", "replace").rstrip())
+
+
+class WorkerFailedToStart(click.ClickException):
+    """A worker died before it ever served: what it said last, as the gateway's reason to stop."""
 
 
 @dataclass
@@ -79,6 +91,9 @@ class Worker:
     started: float = 0.0
     quick_deaths: int = 0
     restart_at: float | None = None
+    listening_since: float | None = None
+    served: bool = False
+    last: deque[str] = field(default_factory=lambda: deque(maxlen=LAST_LINES))
     relays: list[threading.Thread] = field(default_factory=list)
 
     @property
@@ -88,9 +103,11 @@ class Worker:
 
 class ProxyWorkers:
     def __init__(self, commands: list[tuple[int, list[str]]], env: Mapping[str, str],
-                 echo: Callable[[str], None] = click.echo) -> None:  # fmt: skip
+                 echo: Callable[[str], None] = click.echo, host: str = "127.0.0.1") -> None:  # fmt: skip
         self.workers = [Worker(n, port, command) for n, (port, command) in enumerate(commands)]
-        self.env = dict(env)
+        # Unbuffered: a worker's lines reach us in the order it wrote them, its last error last.
+        self.env = {**env, "PYTHONUNBUFFERED": "1"}
+        self.host = host
         self.echo = echo
         self.named = len(self.workers) > 1
 
@@ -99,22 +116,21 @@ class ProxyWorkers:
             self._start(worker)
 
     def _start(self, worker: Worker) -> None:
-        if not self.named:
-            worker.process = subprocess.Popen(worker.command, env=self.env)
-        else:
-            worker.process = subprocess.Popen(worker.command, env=self.env, stdout=subprocess.PIPE,
-                                              stderr=subprocess.STDOUT)  # fmt: skip
-            assert worker.process.stdout is not None
-            relay = threading.Thread(target=_relay, args=(worker.name, worker.process.stdout), daemon=True,
-                                     name=f"{worker.name} output")  # fmt: skip
-            relay.start()
-            worker.relays.append(relay)
+        worker.process = subprocess.Popen(worker.command, env=self.env, stdout=subprocess.PIPE,
+                                          stderr=subprocess.STDOUT)  # fmt: skip
+        assert worker.process.stdout is not None
+        prefix = f"[{worker.name}] ".encode() if self.named else b""
+        relay = threading.Thread(target=_relay, args=(prefix, worker.process.stdout, worker.last), daemon=True,
+                                 name=f"{worker.name} output")  # fmt: skip
+        relay.start()
+        worker.relays.append(relay)
         worker.started = time.monotonic()
         worker.restart_at = None
+        worker.listening_since = None
 
     def tend(self) -> None:
-        """Restart workers that died, once their pause is over; raises ClickException for one that keeps dying
-        at start."""
+        """Restart workers that died, once their pause is over; raises ClickException for one that died before it
+        ever served, or keeps dying at start."""
         now = time.monotonic()
         for worker in self.workers:
             assert worker.process is not None
@@ -125,7 +141,11 @@ class ProxyWorkers:
                 continue
             code = worker.process.poll()
             if code is None:
+                if not worker.served:
+                    self._see_serving(worker, now)
                 continue
+            if not worker.served:
+                raise self._failed_to_start(worker, code)
             if now - worker.started < QUICK_DEATH_SECONDS:
                 worker.quick_deaths += 1
             else:
@@ -137,6 +157,22 @@ class ProxyWorkers:
             worker.restart_at = now + pause
             self.echo(f"{worker.name} (port {worker.port}) stopped ({describe_exit(code)}); the others carry on; "
                       f"restarting it{f' in {pause:.0f} s' if pause >= 1 else ''}")
+
+    def _see_serving(self, worker: Worker, now: float) -> None:
+        # Its port in use while it runs: the worker is listening (it was free when the worker was given it).
+        if _free(self.host, worker.port):
+            worker.listening_since = None
+        elif worker.listening_since is None:
+            worker.listening_since = now
+        elif now - worker.listening_since >= SERVING_AFTER_SECONDS:
+            worker.served = True
+
+    def _failed_to_start(self, worker: Worker, code: int) -> WorkerFailedToStart:
+        for relay in worker.relays:
+            relay.join(5)  # its last lines, still in the pipe
+        said = "\n".join(f"  {line}" for line in worker.last if line.strip()) or "  (it printed nothing)"
+        return WorkerFailedToStart(f"{worker.name} (port {worker.port}) could not start ({describe_exit(code)}); "
+                                   f"its last lines:\n{said}")
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop every worker cleanly (SIGINT: each flushes its access-log queue), killing any that hangs."""
