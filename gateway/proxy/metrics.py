@@ -14,7 +14,8 @@ Where the counts come from:
 - decisions on connections: `counted(access_log.connection)`, the callback the tunnel guard and age gate log with;
 - decision latency: the chain times the hooks that decide (`AddonChain(timers=metrics.timers())`), the fail-closed
   handler included, so a failing part's time counts too;
-- fail-closed: `failures(FailClosed(...).handlers())` counts each time a part raised and the gateway blocked.
+- fail-closed: `failures(FailClosed(...).handlers())` counts each time a part raised and the gateway blocked;
+- refused policy reloads: the policy source's own count (`PolicySource.refused_reloads`).
 """
 
 from __future__ import annotations
@@ -72,18 +73,6 @@ class LatencyHistogram:
         self.sum_ns += ns
 
 
-class PolicyFailures(logging.Handler):
-    """Counts the policy reloads the policy source refused: it says so in its log, once per broken change."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.count = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.getMessage().startswith("policy reload failed"):
-            self.count += 1
-
-
 class Metrics:
     """Counts what the proxy decides and serves them, with the state `MetricsCollector` reads, to Prometheus."""
 
@@ -107,12 +96,10 @@ class Metrics:
         self.policy_loaded_at = 0.0
         self.policy_file = ""
         self.policy_sha256 = ""
-        self.policy_failures = PolicyFailures()
         self.worker = "0"
         self.audit_spool: Path | None = None
         self._server: WSGIServer | None = None
         policy.on_install(self._installed)
-        logging.getLogger("gateway.proxy.policy_source").addHandler(self.policy_failures)
 
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
         loader.add_option(
@@ -134,7 +121,6 @@ class Metrics:
 
     def done(self) -> None:
         self._stop_server()
-        logging.getLogger("gateway.proxy.policy_source").removeHandler(self.policy_failures)
 
     # The hot path.
 

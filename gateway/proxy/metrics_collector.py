@@ -157,7 +157,7 @@ class MetricsCollector(Collector):
                                             labels=["worker"]), m.worker, {(): m.policy_installs})  # fmt: skip
         yield _labelled(CounterMetricFamily("gateway_policy_reload_failures", "Changed policies refused (the "
                                             "running one stayed in force).", labels=["worker"]),
-                        m.worker, {(): m.policy_failures.count})  # fmt: skip
+                        m.worker, {(): m.policy.refused_reloads})  # fmt: skip
 
     def _in_force(self) -> Iterator[Metric]:
         m = self.metrics

@@ -61,6 +61,9 @@ class PolicySource:
         self._flushing: asyncio.Task | None = None
         self._frozen = False
         self._listeners: list[Callable[[CompiledPolicy], None]] = []
+        # Changed policies refused since start, once each (the `gateway_policy_reload_failures` metric): counted
+        # here, where the refusal is decided, so monitoring never depends on how the log words it.
+        self.refused_reloads = 0
 
     def load(self, loader) -> None:
         loader.add_option("gateway_policy", str, "policies/default.yaml", "The school's policy file (YAML).")
@@ -137,13 +140,15 @@ class PolicySource:
         try:
             compiled = await asyncio.to_thread(self._load_checked, path)
         except PolicyError as exc:
-            # Remember the broken files' stamp so the error is logged once, not every second.
+            # Remember the broken files' stamp so the error is logged (and counted) once, not every second.
             self._stamp = await asyncio.to_thread(_stamp, files)
+            self.refused_reloads += 1
             log.error("policy reload failed; the running policy stays in force:\n%s", exc)
             await self._audit("policy-rejected", path, before, {"errors": [str(p) for p in exc.problems][:20]})
             return
         except Exception as exc:
             self._stamp = await asyncio.to_thread(_stamp, files)
+            self.refused_reloads += 1
             log.exception("policy reload failed; the running policy stays in force")
             await self._audit("policy-rejected", path, before, {"errors": [f"{type(exc).__name__}: {exc}"]})
             return

@@ -136,16 +136,29 @@ def test_a_hostile_url_leaves_no_person_address_or_url_in_the_metrics(gateway):
 
 
 def test_a_broken_policy_reload_is_counted_and_the_old_policy_keeps_its_version(tmp_path, origin):
+    """Counted by the policy source itself, once per broken change, whatever the log says about it: a file that
+    does not parse, then a list emptied under the running policy, each one refusal; a fixed file loads again."""
     proxy, url, policy = start_with_metrics(tmp_path, origin, gateway_reload_interval_ms=100)
     try:
+        good = policy.read_text()
         running = hashlib.sha256(policy.read_bytes()).hexdigest()
-        mark = proxy.mark()
-        policy.write_text(policy.read_text() + "\nnot: [valid\n")
-        proxy.wait_for_output(r"policy reload failed", after=mark, timeout=30)
-        samples = eventually(url, lambda s: value(s, "gateway_policy_reload_failures_total") == 1)
+        policy.write_text(good + "\nnot: [valid\n")
+        samples = eventually(url, lambda s: value(s, "gateway_policy_reload_failures_total") >= 1)
         assert value(samples, "gateway_policy_reload_failures_total") == 1
+        time.sleep(1.0)  # ten more looks at the same broken file
+        _, samples = scrape(url)
+        assert value(samples, "gateway_policy_reload_failures_total") == 1, "one broken change, one refusal"
         assert value(samples, "gateway_policy_info", sha256=running) == 1
         assert value(samples, "gateway_policy_loads_total") == 1
+        assert curl("http://www.facebook.com/", proxy=proxy.proxy_url, source_address=PUPIL).status == 403
+
+        policy.write_text(good)
+        eventually(url, lambda s: value(s, "gateway_policy_loads_total") == 2)
+        (policy.parent / "lists" / "social_media_named.txt").write_text("# emptied by a bad download\n")
+        samples = eventually(url, lambda s: value(s, "gateway_policy_reload_failures_total") >= 2)
+        assert value(samples, "gateway_policy_reload_failures_total") == 2
+        assert value(samples, "gateway_policy_loads_total") == 2
+        assert curl("http://www.facebook.com/", proxy=proxy.proxy_url, source_address=PUPIL).status == 403
     finally:
         proxy.stop()
 
