@@ -18,6 +18,9 @@ from gateway.store.engine import DEFAULT_DB_URL
               help="A proxy port to check (HOST:PORT, repeatable: one per worker port).")
 @click.option("--console", "console_url", default="http://127.0.0.1:8081", show_default=True,
               help="The console's address, as this machine reaches it; empty: not checked.")
+@click.option("--pac/--no-pac", default=True, show_default=True,
+              help="Check the console's /proxy.pac (the PAC file gateway run writes) names every --proxy port and "
+                   "never DIRECT; --no-pac where no device is set up with it.")  # fmt: skip
 @click.option("--db", "db_url", envvar="GATEWAY_DB", default=DEFAULT_DB_URL, show_default=True,
               help="Database URL (env GATEWAY_DB); as `gateway run`, var/gateway.db under another --var.")
 @click.option("--var", "var_dir", default="var", show_default=True, type=click.Path(path_type=Path),
@@ -33,10 +36,12 @@ from gateway.store.engine import DEFAULT_DB_URL
 @click.option("--disk-warn-percent", default=10.0, show_default=True, type=click.FloatRange(0, 100),
               help="Free space on var/'s disk below which it is a WARNING (CRITICAL below half of it).")
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
-def health(proxies: tuple[str, ...], console_url: str, db_url: str, var_dir: Path, policy_path: Path,
+def health(proxies: tuple[str, ...], console_url: str, pac: bool, db_url: str, var_dir: Path, policy_path: Path,
            metrics: tuple[str, ...], spool_critical_minutes: int, ca_warn_days: int, ca_critical_days: int,
            disk_warn_percent: float, as_json: bool) -> None:  # fmt: skip
-    """Check a running gateway: proxies answer and decide, console, database, backlogs, policy, CA, disk."""
+    """Check a running gateway: proxies answer and decide, console and its PAC file, database, backlogs, policy, CA,
+    disk."""
+    from gateway.deploy.pac import PAC_NAME
     from gateway.health import checks
 
     if db_url == DEFAULT_DB_URL and var_dir != Path("var"):
@@ -48,6 +53,8 @@ def health(proxies: tuple[str, ...], console_url: str, db_url: str, var_dir: Pat
     results: list[Check] = [
         *(checks.check_proxy(p, var_dir / "console-secret", group) for p in proxies),
         *([checks.check_console(console_url)] if console_url else []),
+        *([checks.check_pac(console_url, [checks.port_of(p) for p in proxies], var_dir / PAC_NAME)]
+          if console_url and pac else []),
         checks.check_database(db_url),
     ]
     waiting = checks.spooled(var_dir / "spool")

@@ -111,8 +111,7 @@ def run(db_url: str, policy: str, listen_host: str, listen_port: int, console_ho
     if demo_data:
         import_demo_roster(db_url, Path(policy), DEMO_ROSTER)
     from gateway.cli.workers import ProxyWorkers, worker_ports
-    from gateway.deploy.pac import pac_file
-    from gateway.web.proxy_pac import PAC_NAME
+    from gateway.deploy.pac import PAC_NAME, pac_file
 
     ports = worker_ports(listen_host, listen_port, workers, avoid=console_port)
     # Proxy and console share this machine: with the proxy on every address, devices reach it where they reach

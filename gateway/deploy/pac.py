@@ -11,6 +11,9 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+# Its name in the gateway's var folder, where `gateway run` writes it and the console serves it from.
+PAC_NAME = "proxy.pac"
+
 
 def pac_file(host: str, ports: Sequence[int]) -> str:
     if not ports:

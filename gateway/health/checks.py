@@ -3,9 +3,9 @@ CRITICAL) and one line that says what was found.
 
 Each check asks the running gateway what a person relying on it would: does every proxy port answer and decide (a
 self-test request signed with the console's secret, answered by a local origin started here, so nothing leaves the
-machine), does the console answer, is the database reachable and migrated, are rows waiting on disk, would the
-policy load if a worker restarted, when does the CA expire, is there disk left for the spool, and do the workers'
-metrics endpoints answer.
+machine), does the console answer, does its PAC file send devices to every worker and never straight to the web, is
+the database reachable and migrated, are rows waiting on disk, would the policy load if a worker restarted, when does
+the CA expire, is there disk left for the spool, and do the workers' metrics endpoints answer.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import http.client
 import json
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -60,6 +61,11 @@ class Limits:
 def _address(hostport: str, default_port: int) -> tuple[str, int]:
     parts = urlsplit(hostport if "//" in hostport else f"//{hostport}")
     return parts.hostname or "127.0.0.1", parts.port or default_port
+
+
+def port_of(hostport: str) -> int:
+    """A --proxy HOST:PORT's port (8080 when none is given, as `gateway run`'s default)."""
+    return _address(hostport, 8080)[1]
 
 
 def _failure(exc: BaseException) -> str:
@@ -135,6 +141,64 @@ def check_console(url: str) -> Check:
     if status >= 500:
         return Check(name, Status.CRITICAL, f"answered {status}")
     return Check(name, Status.OK, f"answered {status}")
+
+
+# The worker ports in the PAC file `gateway run` writes (`gateway.deploy.pac`), and any a hand-written one names.
+_PAC_PORT_LIST = re.compile(r"\bvar\s+ports\s*=\s*\[([\d,\s]*)\]")
+_PAC_PROXY = re.compile(r"\b(?:PROXY|HTTPS?)\s+[^\s;:\"']+:(\d+)")
+
+
+def check_pac(console_url: str, worker_ports: list[int], written: Path) -> Check:
+    """What a device set up with the console's PAC file is told: every worker's port, and never DIRECT (a browser
+    whose proxies do not answer would then browse unfiltered). `written`: where `gateway run` keeps the file."""
+    url = f"{console_url.rstrip('/')}/proxy.pac"
+    name = f"PAC file {url}"
+    parts = urlsplit(url)
+    connection_type = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    connection = connection_type(parts.hostname or "127.0.0.1", parts.port, timeout=TIMEOUT_SECONDS)
+    try:
+        connection.request("GET", parts.path)
+        response = connection.getresponse()
+        text = response.read(1_000_000).decode("utf-8", "replace")
+    except (OSError, http.client.HTTPException) as exc:
+        return Check(name, Status.CRITICAL, f"no answer: {_failure(exc)}; browsers that cannot fetch it go without "
+                                            "a proxy")  # fmt: skip
+    finally:
+        connection.close()
+    if response.status == 404:
+        if written.exists():
+            return Check(name, Status.CRITICAL, f"not served, though gateway run wrote {written}: browsers set up "
+                                                "with it go without a proxy (is the console's --secret-file in "
+                                                "the same folder?)")  # fmt: skip
+        return Check(name, Status.WARNING, "not served (no proxy.pac in the var folder): browsers set up with it "
+                                           "go without a proxy; if no device uses it, run with --no-pac")  # fmt: skip
+    if response.status != 200:
+        return Check(name, Status.CRITICAL, f"answered {response.status}; browsers set up with it go without a proxy")
+    if "DIRECT" in text:
+        return Check(name, Status.CRITICAL, "says DIRECT: a device whose proxy does not answer would browse "
+                                            "unfiltered")  # fmt: skip
+    named = {int(port) for port in _PAC_PROXY.findall(text)}
+    for listed in _PAC_PORT_LIST.findall(text):
+        named.update(int(port) for port in listed.replace(",", " ").split())
+    if not named:
+        return Check(name, Status.CRITICAL, "names no proxy port")
+    expected = set(worker_ports)
+    missing, unknown = sorted(expected - named), sorted(named - expected)
+    problems = []
+    if missing:
+        problems.append(f"leaves out worker port{'s' * (len(missing) > 1)} {_ports(missing)} (no device is sent "
+                        f"there)")  # fmt: skip
+    if unknown:
+        problems.append(f"names port{'s' * (len(unknown) > 1)} {_ports(unknown)}, not among the workers checked "
+                        "(devices sent there wait for a proxy that may not be the gateway)")  # fmt: skip
+    if problems:
+        return Check(name, Status.WARNING, "; ".join(problems) + ": is it from an earlier gateway run?")
+    return Check(name, Status.OK, f"sends devices to the {len(expected)} worker port{'s' * (len(expected) > 1)} "
+                                  f"({_ports(sorted(expected))}), never DIRECT")  # fmt: skip
+
+
+def _ports(ports: list[int]) -> str:
+    return ", ".join(map(str, ports))
 
 
 def check_database(db_url: str) -> Check:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from flask import Blueprint, Response, abort, current_app
 
-blueprint = Blueprint("proxy_pac", __name__)
+from gateway.deploy.pac import PAC_NAME
 
-PAC_NAME = "proxy.pac"
+blueprint = Blueprint("proxy_pac", __name__)
 
 
 def pac_path(secret_key_file: str) -> Path:

@@ -112,6 +112,9 @@ def test_ok_against_a_running_gateway(school):
         assert f"OK metrics 127.0.0.1:{port}: answers" in lines
     assert any(line.startswith("OK database ") and "migrated" in line for line in lines)
     assert any(line.startswith("OK CA certificate ") and "expires on" in line for line in lines)
+    ports = ", ".join(map(str, school.proxy_ports))
+    assert (f"OK PAC file http://127.0.0.1:{school.console_port}/proxy.pac: sends devices to the 2 worker ports "
+            f"({ports}), never DIRECT") in lines
     as_json = json.loads(school.health("--json").output)
     assert as_json["status"] == "OK" and all(c["status"] == "OK" for c in as_json["checks"])
 
@@ -133,6 +136,42 @@ def test_warning_while_rows_wait_on_disk_for_a_locked_database(school):
     # Let go, the writer replays the spool and the gateway is healthy again.
     recovered = eventually_health(school, 0)
     assert recovered.exit_code == 0, recovered.output
+
+
+def test_the_pac_file_devices_get_is_checked_for_direct_and_for_every_worker(school):
+    """What the console serves devices, as they fetch it: a PAC file edited to fall back to DIRECT (the web
+    unfiltered whenever the proxy is slow to answer) is CRITICAL; one left from a run with other workers WARNS, as
+    does none served at all."""
+    pac = school.home / "var" / "proxy.pac"
+    written = pac.read_text()
+    url = f"http://127.0.0.1:{school.console_port}/proxy.pac"
+    first, second = school.proxy_ports
+    try:
+        pac.write_text(written.replace("return choice;", 'return choice + "; DIRECT";'))
+        got = school.health()
+        assert got.exit_code == 2, got.output
+        assert (f"CRITICAL PAC file {url}: says DIRECT: a device whose proxy does not answer would browse "
+                "unfiltered") in got.output.splitlines()
+
+        pac.write_text(written.replace(f"[{first}, {second}]", f"[{first}, {second + 7}]"))
+        got = school.health()
+        assert got.exit_code == 1, got.output
+        assert got.output.splitlines()[0] == (
+            f"GATEWAY WARNING - PAC file {url}: leaves out worker port {second} (no device is sent there); names "
+            f"port {second + 7}, not among the workers checked (devices sent there wait for a proxy that may not be "
+            "the gateway): is it from an earlier gateway run?")
+
+        assert "PAC file" not in school.health("--no-pac").output
+
+        pac.rename(pac.with_name("proxy.pac.moved"))
+        got = school.health()
+        assert got.exit_code == 1, got.output
+        assert (f"WARNING PAC file {url}: not served (no proxy.pac in the var folder): browsers set up with it go "
+                "without a proxy; if no device uses it, run with --no-pac") in got.output.splitlines()
+    finally:
+        pac.with_name("proxy.pac.moved").unlink(missing_ok=True)
+        pac.write_text(written)
+    assert eventually_health(school, 0).exit_code == 0
 
 
 def test_critical_when_the_database_cannot_be_reached(school):
