@@ -13,10 +13,14 @@ instants, so connection set-up at the start of a run and the kill at its end sta
   own upstream connection and handshake (curl counts ``num_connects`` per transfer; the figure shows it).
 - HTTP/2: ``--http2``; each curl process opens one tunnel and multiplexes its parallel transfers as h2 streams
   on it, as a browser does.
+
+And what every proxy bench does around the load: ``rounds`` measures the configurations alternately and keeps each
+run, ``spread`` shares one load over several proxy ports at once, ``stop_all`` tears a run down.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -26,8 +30,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
+from typing import Any, Protocol
 
 from tests.support.mitmdump import die_with_parent
 
@@ -91,7 +98,7 @@ local target = "{target}"
 local host = "{host}"
 
 init = function(args)
-  req = wrk.format("GET", target, {{["Host"] = host}})
+  req = wrk.format("GET", target, {{["Host"] = host{close}}})
 end
 
 request = function()
@@ -109,8 +116,10 @@ end
 """
 
 
-def write_wrk_script(path: Path, target: str, host: str) -> Path:
-    path.write_text(WRK_LUA.format(target=target, host=host))
+def write_wrk_script(path: Path, target: str, host: str, *, close: bool = False) -> Path:
+    """``close``: every request asks for ``Connection: close``, and wrk opens a new connection when the proxy closes
+    one after its response."""
+    path.write_text(WRK_LUA.format(target=target, host=host, close=', ["Connection"] = "close"' if close else ""))
     return path
 
 
@@ -196,9 +205,8 @@ def run_curl(
     """``clients`` curl processes with ``connections`` transfers in flight in all, for ``settle + duration`` s.
     ``glob`` is appended to ``url``; a URL that carries its own endless glob passes ""."""
     curl, stdbuf = tools
-    per_client = [connections // clients + (1 if i < connections % clients else 0) for i in range(clients)]
     processes = []
-    for parallel in filter(None, per_client):
+    for parallel in filter(None, split(connections, clients)):
         command = [
             stdbuf, "-oL", curl, "--silent", "--show-error", "--no-progress-meter", "--parallel",
             "--parallel-immediate", "--parallel-max", str(parallel), "--proxy", f"http://127.0.0.1:{proxy_port}",
@@ -246,3 +254,151 @@ def run_curl(
         client_cpu_seconds=_difference(client_before, client_after),
         problem="" if counted else f"curl finished no transfer in {duration:g}s: {stderr.strip()[-500:] or 'no error'}",
     )
+
+
+# -- what every proxy bench does around the load -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One way of loading a proxy, as the proxy benches share them."""
+
+    name: str
+    title: str
+    curl: CurlLoad | None = None
+    """None: plain HTTP with wrk."""
+    close: bool = False
+    """wrk: a new connection for every request."""
+    path: str = "/bench"
+
+
+PAGE_PATH = "/page.html"
+"""bench/bench_origin.py's lesson page, new on every response (see there)."""
+SCENARIOS = {
+    s.name: s
+    for s in (
+        Scenario("http", "HTTP keep-alive requests/s (wrk)"),
+        Scenario("http-new", "HTTP new connections/s, Connection: close (wrk)", close=True),
+        Scenario("https", "HTTPS keep-alive requests/s, intercepted (curl)", CurlLoad()),
+        Scenario("https-new", "HTTPS new CONNECT + TLS per request, intercepted (curl)",
+                 CurlLoad(new_connections=True)),
+        Scenario("http-page", "HTTP keep-alive, a 50 KB HTML page new each time (wrk)", path=PAGE_PATH),
+        Scenario("https-page", "HTTPS keep-alive, a 50 KB HTML page new each time, intercepted (curl)", CurlLoad(),
+                 path=PAGE_PATH),
+    )
+}  # fmt: skip
+SMALL_SCENARIOS = ["http", "http-new", "https", "https-new"]
+"""The 13-byte answer: what the proxy itself costs per request and per connection."""
+
+
+def scenarios_argument[S](table: Mapping[str, S]) -> Callable[[str], list[S]]:
+    """An argparse ``type`` for ``--scenarios``: comma-separated names from ``table``."""
+
+    def parse(value: str) -> list[S]:
+        names = [n.strip() for n in value.split(",") if n.strip()]
+        unknown = [n for n in names if n not in table]
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(f"scenarios are {', '.join(table)}; not {', '.join(unknown) or value!r}")
+        return [table[n] for n in names]
+
+    return parse
+
+
+class Load:
+    """Runs a scenario against one proxy port for a while: wrk for plain HTTP, curl for HTTPS, asking for
+    ``host`` and the scenario's path."""
+
+    def __init__(self, folder: Path, scenarios: Iterable[Scenario], host: str, curl_tools: tuple[str, str] | None, *,
+                 clients: int = 2, settle: float = 1.0) -> None:  # fmt: skip
+        self.host = host
+        self.curl_tools = curl_tools
+        self.clients = clients
+        self.settle = settle
+        self.wrk = shutil.which("wrk")
+        self.lua = {
+            s: write_wrk_script(folder / f"wrk-{s.name}.lua", f"http://{host}{s.path}", host, close=s.close)
+            for s in scenarios if s.curl is None
+        }  # fmt: skip
+
+    def run(self, scenario: Scenario, port: int, ca: Path, *, connections: int, duration: float,
+            pid: int | None = None) -> Measurement:  # fmt: skip
+        """``pid``: the proxy process whose CPU the measurement reads, if any."""
+        if scenario.curl is None:
+            assert self.wrk is not None
+            return run_wrk(self.wrk, port, self.lua[scenario], duration=duration, connections=connections, threads=1,
+                           pid=pid)  # fmt: skip
+        assert self.curl_tools is not None
+        return run_curl(self.curl_tools, scenario.curl, port, ca, f"https://{self.host}{scenario.path}",
+                        duration=duration, connections=connections, clients=min(self.clients, connections),
+                        settle=self.settle, pid=pid)  # fmt: skip
+
+
+def split(total: int, parts: int) -> list[int]:
+    """``total`` shared out as evenly as it goes over ``parts``."""
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+def spread(load: Callable[[int, int], Measurement], ports: int, connections: int) -> list[Measurement]:
+    """``load(i, share)`` for each of ``ports`` proxy ports at once, in threads, the connections in flight split
+    between them (as the PAC file or the nftables hash spreads devices over workers): each port's measurement."""
+    results: list[Measurement | None] = [None] * ports
+
+    def one(i: int, share: int) -> None:
+        results[i] = load(i, share)
+
+    threads = [threading.Thread(target=one, args=(i, share)) for i, share in enumerate(split(connections, ports))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return [r for r in results if r is not None]
+
+
+class Measured[M](Protocol):
+    """A configuration as ``rounds`` sees it: its name and its runs by scenario name."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def runs(self) -> dict[str, list[M]]: ...
+
+
+def rounds[S, M, C: Measured[Any]](
+    configs: Sequence[C], scenarios: Sequence[S], run: Callable[[S, C, float, bool], M], *, rounds: int,
+    duration: float, warmup: float, describe: Callable[[M], str],
+    scenario_name: Callable[[S], str] = attrgetter("name"),
+) -> None:  # fmt: skip
+    """Warms each configuration up in each scenario (``run(scenario, config, warmup, False)``), then measures them
+    alternately (``run(..., duration, True)``): per round every scenario, per scenario every configuration, each
+    round starting from the next configuration so that none always runs first after a switch and drift in the
+    machine's load falls on all of them. Prints each run and keeps it in its configuration's ``runs``."""
+    for scenario in scenarios:
+        for config in configs:
+            run(scenario, config, warmup, False)
+    width = max(len(c.name) for c in configs)
+    for round_no in range(1, rounds + 1):
+        shift = (round_no - 1) % len(configs)
+        for scenario in scenarios:
+            name = scenario_name(scenario)
+            for config in [*configs[shift:], *configs[:shift]]:
+                m = run(scenario, config, duration, True)
+                config.runs.setdefault(name, []).append(m)
+                print(f"round {round_no}  {name:<10} {config.name:<{width}} {describe(m)}", flush=True)
+
+
+class Stoppable(Protocol):
+    def stop(self) -> object: ...
+
+
+def stop_all(parts: Iterable[Stoppable | None], origin: subprocess.Popen[str] | None, workdir: Path | None) -> None:
+    """A run's teardown, error or not: its proxies stopped, then its origin, then its folder removed (``None``
+    where the bench still reads the folder afterwards)."""
+    for part in parts:
+        if part is not None:
+            part.stop()
+    if origin is not None:
+        origin.kill()
+        origin.wait()
+    if workdir is not None:
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -64,7 +64,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -78,10 +77,15 @@ import reference_origin  # noqa: E402
 from proxy_load import (  # noqa: E402
     CurlLoad,
     Measurement,
+    Stoppable,
     find_curl_tools,
     load_tools_or_say,
+    rounds,
     run_curl,
     run_wrk,
+    scenarios_argument,
+    spread,
+    stop_all,
     write_wrk_script,
 )
 from reference_proxies import INSTALL, ReferenceError, missing_programs, start_e2guardian, start_squid  # noqa: E402
@@ -146,7 +150,7 @@ class Config:
     """The CA its clients trust for HTTPS."""
     url_port: str = ""
     """":<port>" in the URLs it is asked for, when the origin is not on the standard ports for it."""
-    stop: list[object] = field(default_factory=list)
+    stop: list[Stoppable] = field(default_factory=list)
     runs: dict[str, list[Measurement]] = field(default_factory=dict)
 
 
@@ -155,7 +159,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="one round of 2 s runs")
     parser.add_argument("--duration", type=float, help="seconds per measured run (default 5; --quick 2)")
     parser.add_argument("--rounds", type=int, help="alternations of all configurations (default 2; --quick 1)")
-    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"comma-separated, from {','.join(SCENARIOS)}")
+    parser.add_argument("--scenarios", type=scenarios_argument(SCENARIOS), default=list(SCENARIOS.values()),
+                        help=f"comma-separated, from {','.join(SCENARIOS)}")  # fmt: skip
     parser.add_argument("--only", default=",".join(CONFIG_NAMES), help=f"configurations, from {','.join(CONFIG_NAMES)}")
     parser.add_argument("--connections", type=int, default=16, help="connections in flight (default 16)")
     parser.add_argument("--clients", type=int, default=2, help="curl processes sharing them (default 2)")
@@ -170,10 +175,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.duration = args.duration or (2.0 if args.quick else 5.0)
     args.rounds = args.rounds or (1 if args.quick else 2)
     args.warmup, args.settle = (0.5, 1.0) if args.quick else (1.0, 1.0)
-    try:
-        args.scenarios = [SCENARIOS[n.strip()] for n in args.scenarios.split(",") if n.strip()]
-    except KeyError as e:
-        parser.error(f"unknown scenario {e}; scenarios are {', '.join(SCENARIOS)}")
     args.only = [n.strip() for n in args.only.split(",") if n.strip()]
     if unknown := set(args.only) - set(CONFIG_NAMES):
         parser.error(f"unknown configuration {', '.join(sorted(unknown))}; they are {', '.join(CONFIG_NAMES)}")
@@ -227,7 +228,7 @@ def start_mitmdumps(args: argparse.Namespace, workdir: Path, origin: str, origin
             config.ca = proxy.ca_cert_path
         if len(config.proxies) < count:
             for proxy in config.stop:
-                proxy.stop()  # type: ignore[attr-defined]
+                proxy.stop()
             continue
         command = "gateway proxy" if program == GATEWAY_PROXY else "mitmdump"
         shown = " ".join(f"-s {s}" for s in scripts) + "".join(f" --set {k}={v}" for k, v in options.items())
@@ -284,32 +285,21 @@ class Driver:
     def lua(self, url_port: str, close: bool) -> Path:
         key = (url_port, close)
         if key not in self._lua:
-            path = write_wrk_script(
-                self.workdir / f"wrk{len(self._lua)}.lua", f"http://{HOST}{url_port}{PATH}", f"{HOST}{url_port}"
-            )
-            if close:
-                # wrk opens a new connection when the proxy closes one after its response.
-                text = path.read_text().replace('{["Host"] = host}', '{["Host"] = host, ["Connection"] = "close"}')
-                path.write_text(text)
-            self._lua[key] = path
+            self._lua[key] = write_wrk_script(
+                self.workdir / f"wrk{len(self._lua)}.lua", f"http://{HOST}{url_port}{PATH}", f"{HOST}{url_port}",
+                close=close,
+            )  # fmt: skip
         return self._lua[key]
 
     def run(self, scenario: Scenario, config: Config, duration: float, *, measured: bool) -> Measurement:
         """The load on the configuration's one port, or spread evenly over its workers' ports at once (the same
         connections in flight in all), the figures summed."""
         proxies = config.proxies
-        shares = [self.args.connections // len(proxies) + (i < self.args.connections % len(proxies)) for i in range(len(proxies))]
-        results: list[Measurement | None] = [None] * len(proxies)
 
-        def one(i: int) -> None:
-            results[i] = self._one(scenario, config, proxies[i], shares[i], duration, measured)
+        def one(i: int, share: int) -> Measurement:
+            return self._one(scenario, config, proxies[i], share, duration, measured)
 
-        threads = [threading.Thread(target=one, args=(i,)) for i in range(len(proxies))]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        done = [r for r in results if r is not None]
+        done = spread(one, len(proxies), self.args.connections)
         if len(done) == 1:
             return done[0]
         cpus = [r.cpu_seconds for r in done]
@@ -426,24 +416,14 @@ def main(argv: list[str] | None = None) -> int:
         for config in configs:
             print(f"  {config.name:<16} {config.describe}")
         driver = Driver(args, workdir)
-        for scenario in scenarios:
-            for config in configs:
-                driver.run(scenario, config, args.warmup, measured=False)
-        for round_no in range(1, args.rounds + 1):
-            shift = (round_no - 1) % len(configs)
-            for scenario in scenarios:
-                for config in configs[shift:] + configs[:shift]:
-                    m = driver.run(scenario, config, args.duration, measured=True)
-                    config.runs.setdefault(scenario.name, []).append(m)
-                    print(f"round {round_no}  {scenario.name:<10} {config.name:<16} {describe(m)}", flush=True)
+
+        def run(scenario: Scenario, config: Config, duration: float, measured: bool) -> Measurement:
+            return driver.run(scenario, config, duration, measured=measured)
+
+        rounds(configs, scenarios, run, rounds=args.rounds, duration=args.duration, warmup=args.warmup,
+               describe=describe)  # fmt: skip
     finally:
-        for config in configs:
-            for part in config.stop:
-                part.stop()  # type: ignore[attr-defined]
-        if origin is not None:
-            origin.kill()
-            origin.wait()
-        shutil.rmtree(workdir, ignore_errors=True)
+        stop_all((part for config in configs for part in config.stop), origin, workdir)
     report(configs, scenarios)
     return 0
 

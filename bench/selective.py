@@ -40,7 +40,6 @@ intercepted (GET rows) in the other. The default run (3 rounds of 5 s) takes abo
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import sqlite3
 import statistics
@@ -55,8 +54,8 @@ for _path in (REPO_ROOT, REPO_ROOT / "bench"):
         sys.path.insert(0, str(_path))
 
 from bench_origin import start_origin  # noqa: E402
-from proxy_load import CurlLoad, Measurement, find_curl_tools, run_curl  # noqa: E402
-from throughput import describe, policy_with_ut1, prepare_database, private_store  # noqa: E402
+from proxy_load import CurlLoad, Measurement, find_curl_tools, rounds, run_curl, stop_all  # noqa: E402
+from throughput import demo_policy, demo_store, describe, without_section  # noqa: E402
 
 from tests.support.mitmdump import GATEWAY_PROXY, Mitmdump, MitmdumpError  # noqa: E402
 
@@ -65,7 +64,6 @@ GOAL = 3.0
 PASSED_HOST = "www.ixl.com"
 """On the demo policy's education_trusted list, passed through for pupils."""
 INSPECTED_HOST = "www.bbc.co.uk"
-DEMO_ROSTER = REPO_ROOT / "policies" / "demo" / "roster.csv"
 SCENARIOS = {
     "https": ("HTTPS keep-alive requests/s", CurlLoad()),
     "https-new": ("HTTPS new connections/s (CONNECT + TLS per request)", CurlLoad(new_connections=True)),
@@ -117,23 +115,11 @@ def parse_args() -> argparse.Namespace:
 
 def policies(args: argparse.Namespace, workdir: Path) -> tuple[Path, Path]:
     """The demo policy (UT1 imported beside it) and, in the same folder, a copy without its `interception:`."""
-    if args.no_ut1:
-        shutil.copytree(REPO_ROOT / "policies", workdir / "policies")
-        selective = workdir / "policies" / "default.yaml"
-    else:
-        selective = policy_with_ut1(args.ut1, workdir)
-    text = selective.read_text()
-    without, count = re.subn(r"\ninterception:\n(?:(?:[ #].*)?\n)*", "\n", text)
-    if count != 1 or "pass_through" in without:
-        raise SystemExit(f"could not take the interception: section out of {selective}")
-    intercept_all = selective.with_name("intercept-all.yaml")
-    intercept_all.write_text(without)
-    return selective, intercept_all
+    selective = demo_policy(workdir, None if args.no_ut1 else args.ut1)
+    return selective, without_section(selective, "interception", "intercept-all.yaml")
 
 
 def build_configs(args: argparse.Namespace, workdir: Path) -> list[Config]:
-    from gateway.cli.roster_cmd import import_demo_roster
-
     selective, intercept_all = policies(args, workdir)
     runners = list(RUNNERS) if args.runner == "both" else [args.runner]
     configs = []
@@ -141,10 +127,7 @@ def build_configs(args: argparse.Namespace, workdir: Path) -> list[Config]:
         suffix = "" if len(runners) == 1 else f"/{runner}"
         for name, policy in (("intercept-all", intercept_all), ("selective", selective)):
             config = Config(name + suffix, runner, policy)
-            folder = workdir / config.name.replace("/", "-")
-            config.options = private_store(folder) | {"gateway_policy": str(policy)}
-            prepare_database(config.options["gateway_db"])
-            import_demo_roster(config.options["gateway_db"], policy, DEMO_ROSTER)
+            config.options = demo_store(workdir / config.name.replace("/", "-"), policy)
             configs.append(config)
     if args.with_bare:
         configs.append(Config(f"intercept-all/{BARE}", BARE, None))
@@ -241,13 +224,7 @@ def report(configs: list[Config], scenarios: list[str]) -> None:
         print("\n".join(verdicts))
 
 
-def main() -> int:
-    args = parse_args()
-    tools = find_curl_tools()
-    if tools is None:
-        print("needs curl and stdbuf: apt-get install curl coreutils (or run scripts/bootstrap)", file=sys.stderr)
-        return 1
-    workdir = Path(tempfile.mkdtemp(prefix="bench-selective-"))
+def measure_and_report(args: argparse.Namespace, tools: tuple[str, str], workdir: Path) -> int:
     configs: list[Config] = []
     origin = None
     try:
@@ -267,32 +244,36 @@ def main() -> int:
             what = f"{RUNNERS[config.runner]}, {config.policy.name}" if config.policy else \
                 f"bare mitmdump, {'ignore_hosts ' + config.options['ignore_hosts'] if config.options else 'intercepting'}"
             print(f"  {config.name:<26} {what}")
-        for scenario in args.scenarios:
-            for config in configs:
-                measure(args, scenario, config, tools, 1.0, None)
-        for round_no in range(1, args.rounds + 1):
-            shift = (round_no - 1) % len(configs)
-            for scenario in args.scenarios:
-                for config in configs[shift:] + configs[:shift]:
-                    assert config.proxy is not None and config.proxy.process is not None
-                    m = measure(args, scenario, config, tools, args.duration, config.proxy.process.pid)
-                    config.runs.setdefault(scenario, []).append(m)
-                    print(f"round {round_no}  {scenario:<10} {config.name:<26} {describe(m)}", flush=True)
+
+        def run(scenario: str, config: Config, duration: float, measured: bool) -> Measurement:
+            assert config.proxy is not None and config.proxy.process is not None
+            return measure(args, scenario, config, tools, duration, config.proxy.process.pid if measured else None)
+
+        rounds(configs, args.scenarios, run, rounds=args.rounds, duration=args.duration, warmup=1.0, describe=describe,
+               scenario_name=str)  # fmt: skip
     finally:
-        for config in configs:
-            if config.proxy is not None:
-                config.proxy.stop()
-        if origin is not None:
-            origin.kill()
-            origin.wait()
+        # The folder stays: the access logs are read below (main removes it).
+        stop_all((c.proxy for c in configs), origin, None)
     report(configs, args.scenarios)
     print("\naccess log rows by host and method (rows with relayed bytes: connections passed through)")
     for config in (c for c in configs if c.runner != BARE):
         counts = ", ".join(f"{host} {method} {rows}" + (f" ({relayed} relayed)" if relayed else "")
                            for host, method, rows, relayed in logged(config))  # fmt: skip
         print(f"  {config.name:<26} {counts}")
-    shutil.rmtree(workdir, ignore_errors=True)
     return 0
+
+
+def main() -> int:
+    args = parse_args()
+    tools = find_curl_tools()
+    if tools is None:
+        print("needs curl and stdbuf: apt-get install curl coreutils (or run scripts/bootstrap)", file=sys.stderr)
+        return 1
+    workdir = Path(tempfile.mkdtemp(prefix="bench-selective-"))
+    try:
+        return measure_and_report(args, tools, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

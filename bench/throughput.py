@@ -58,6 +58,7 @@ Needs ``wrk`` and ``curl`` (Debian: ``apt-get install wrk curl``; ``scripts/boot
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import statistics
 import subprocess
@@ -72,12 +73,23 @@ for _path in (REPO_ROOT, REPO_ROOT / "bench"):
         sys.path.insert(0, str(_path))
 
 from bench_origin import start_origin  # noqa: E402
-from proxy_load import CurlLoad, Measurement, find_curl_tools, run_curl, run_wrk, write_wrk_script  # noqa: E402
+from proxy_load import (  # noqa: E402
+    CurlLoad,
+    Measurement,
+    find_curl_tools,
+    rounds,
+    run_curl,
+    run_wrk,
+    scenarios_argument,
+    stop_all,
+    write_wrk_script,
+)
 
 from tests.support.mitmdump import Mitmdump, MitmdumpError  # noqa: E402
 
 DEFAULT_GATEWAY_SCRIPTS = ["addons/gateway.py"]
 DEFAULT_POLICY = REPO_ROOT / "policies" / "default.yaml"
+DEMO_ROSTER = REPO_ROOT / "policies" / "demo" / "roster.csv"
 DEFAULT_GATEWAY_SETS = ["gateway_policy=policies/default.yaml"]
 HTTPS_GOAL = 1.0
 """gateway/bare for every HTTPS scenario, from the hardening issue ("HTTPS as fast as bare mitmdump")."""
@@ -144,21 +156,13 @@ def parse_sets(values: list[str]) -> dict[str, str]:
     return options
 
 
-def parse_scenarios(value: str) -> list[Scenario]:
-    names = [n.strip() for n in value.split(",") if n.strip()]
-    unknown = [n for n in names if n not in SCENARIOS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(f"scenarios are {', '.join(SCENARIOS)}; not {', '.join(unknown) or value!r}")
-    return [SCENARIOS[n] for n in names]
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help=f"one round of {QUICK.duration:g}s runs (about a minute)")
     parser.add_argument("--duration", type=float, help=f"seconds per measured run (default {FULL.duration:g})")
     parser.add_argument("--rounds", type=int, help=f"alternations of all configurations (default {FULL.rounds})")
     parser.add_argument(
-        "--scenarios", type=parse_scenarios, default=list(SCENARIOS.values()),
+        "--scenarios", type=scenarios_argument(SCENARIOS), default=list(SCENARIOS.values()),
         help=f"comma-separated, from {','.join(SCENARIOS)} (default all)",
     )  # fmt: skip
     parser.add_argument("--connections", type=int, default=16, help="connections (h2: streams) in flight (default 16)")
@@ -244,6 +248,35 @@ def policy_with_ut1(source: str, workdir: Path) -> Path:
     summary = [line for line in result.stdout.splitlines() if line.startswith("imported ")]
     print(f"UT1: {summary[-1] if summary else result.stdout.strip()}")
     return workdir / "policies" / DEFAULT_POLICY.name
+
+
+def demo_policy(workdir: Path, ut1: str | None) -> Path:
+    """The demo policy in a copy of policies/ in workdir, with UT1 imported beside it unless `ut1` is None: a folder
+    where variants of it (`without_section`) find the same lists."""
+    if ut1 is not None:
+        return policy_with_ut1(ut1, workdir)
+    shutil.copytree(REPO_ROOT / "policies", workdir / "policies")
+    return workdir / "policies" / DEFAULT_POLICY.name
+
+
+def without_section(policy: Path, section: str, name: str) -> Path:
+    """A copy of `policy` in its folder, called `name`, with its top-level `section:` taken out."""
+    without, count = re.subn(rf"\n{section}:\n(?:(?:[ #].*)?\n)*", "\n", policy.read_text())
+    if count != 1 or re.search(rf"(?m)^{section}:", without):
+        raise SystemExit(f"could not take the {section}: section out of {policy}")
+    copy = policy.with_name(name)
+    copy.write_text(without)
+    return copy
+
+
+def demo_store(folder: Path, policy: Path) -> dict[str, str]:
+    """The gateway's options for a migrated SQLite store in `folder` holding the demo roster, under `policy`."""
+    from gateway.cli.roster_cmd import import_demo_roster
+
+    options = private_store(folder) | {"gateway_policy": str(policy)}
+    prepare_database(options["gateway_db"])
+    import_demo_roster(options["gateway_db"], policy, DEMO_ROSTER)
+    return options
 
 
 def build_configs(args: argparse.Namespace, workdir: Path) -> list[Config]:
@@ -430,28 +463,15 @@ def main(argv: list[str] | None = None) -> int:
         for config in configs:
             extra = " ".join(f"-s {s}" for s in config.scripts) + "".join(f" --set {k}={v}" for k, v in config.options.items())
             print(f"  {config.name:<14} mitmdump {extra}".rstrip())
-        for scenario in scenarios:
-            for config in configs:
-                assert config.proxy is not None
-                driver.run(scenario, config.proxy, timing.warmup, measured=False)
 
-        for round_no in range(1, timing.rounds + 1):
-            # Each round starts the order from the next configuration, so none is always first after a switch.
-            shift = (round_no - 1) % len(configs)
-            for scenario in scenarios:
-                for config in configs[shift:] + configs[:shift]:
-                    assert config.proxy is not None
-                    m = driver.run(scenario, config.proxy, timing.duration, measured=True)
-                    config.runs.setdefault(scenario.name, []).append(m)
-                    print(f"round {round_no}  {scenario.name:<10} {config.name:<14} {describe(m)}", flush=True)
+        def run(scenario: Scenario, config: Config, duration: float, measured: bool) -> Measurement:
+            assert config.proxy is not None
+            return driver.run(scenario, config.proxy, duration, measured=measured)
+
+        rounds(configs, scenarios, run, rounds=timing.rounds, duration=timing.duration, warmup=timing.warmup,
+               describe=describe)  # fmt: skip
     finally:
-        for config in configs:
-            if config.proxy is not None:
-                config.proxy.stop()
-        if origin is not None:
-            origin.kill()
-            origin.wait()
-        shutil.rmtree(workdir, ignore_errors=True)
+        stop_all((c.proxy for c in configs), origin, workdir)
 
     report(configs, scenarios)
     return 0
