@@ -170,21 +170,26 @@ def timed(label: str, run: Callable[[], str], goal: float | None = GOAL_MS, sess
 
 def queries(url: str, site: str, person: str, today: date) -> None:
     engine = make_engine(url)
+    # The console's searches as a form sends them (over the last 30 days unless they say otherwise), on the
+    # filled data's last day.
+    now = datetime.combine(today, datetime.min.time(), UTC) - timedelta(hours=1)
     with Session(engine) as session:
-        def page(**kw: object) -> str:
-            rows, more = log_queries.page(session, LogFilter(site=site, **kw), ZONE)  # type: ignore[arg-type]
+        def page(**kw: str) -> str:
+            log_filter = LogFilter.from_args({"site": site, **kw}, ZONE, now=now)
+            rows, more = log_queries.page(session, log_filter, ZONE)
             return f"{len(rows)} rows, more={more}"
 
         def log(label: str, run: Callable[[], str]) -> None:
             timed(label, run, session=session)
 
-        yesterday = (today - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
-        log(f"log page 1, site {site}, newest first", lambda: page())
-        log(f"log page 20, site {site}", lambda: page(page=20))
-        log(f"log page, site {site}, blocked", lambda: page(action="block"))
+        yesterday = (now - timedelta(days=1)).astimezone(ZONE).strftime("%Y-%m-%dT%H:%M")
+        for scope, extra in (("30 days", {}), ("all time", {"all_time": "1"})):
+            log(f"log page 1, site {site}, {scope}", lambda: page(**extra))
+            log(f"log page 20, site {site}, {scope}", lambda: page(page="20", **extra))
+            log(f"log page, site {site}, blocked, {scope}", lambda: page(action="block", **extra))
+            log(f"search by person {person}, {scope}", lambda: page(person=person, **extra))
+            log(f"search by domain www.site7.example, {scope}", lambda: page(domain="www.site7.example", **extra))
         log(f"log page, site {site}, since yesterday", lambda: page(since=yesterday))
-        log(f"search by person {person}", lambda: page(person=person))
-        log(f"search by domain www.site7.example", lambda: page(domain="www.site7.example"))
         log(f"person timeline {person}, yesterday",
             lambda: f"{len(log_queries.timeline(session, person, today - timedelta(days=1), ZONE)[0])} rows")
         for days in (1, 7, 30):

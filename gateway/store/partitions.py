@@ -10,7 +10,7 @@ no row deletes, no dead tuples, no vacuum behind them. SQLite has no partitions;
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -72,6 +72,42 @@ def day_partitions(connection: Connection) -> list[DayPartition]:
         if match:
             found.append(DayPartition(name, datetime.strptime(match.group(1), "%Y%m%d").date()))
     return sorted(found, key=lambda p: p.day)
+
+
+def first_day(connection: Connection) -> date | None:
+    days = day_partitions(connection)
+    return days[0].day if days else None
+
+
+def _midnight(moment: datetime) -> datetime:
+    return datetime.combine(moment.astimezone(UTC).date(), time(), UTC)
+
+
+def windows(low: datetime | None, high: datetime | None, *, newest_first: bool, now: datetime,
+            first: date | None) -> Iterator[tuple[datetime | None, datetime | None]]:  # fmt: skip
+    """Consecutive ranges [from, to) covering [low, high) (None: unbounded), in the order asked, on UTC midnights:
+    the first is today's (or the last or first day's), and each next one four times the one before, so a reader
+    stopping once it has a page plans few partitions and one reading everything makes few queries. `first` is the
+    oldest day partition, which stands for `low` when there is none (an unbounded end is left unbounded, for the
+    default partition's rows)."""
+    floor = low or (datetime.combine(first, time(), UTC) if first else None)
+    ceiling = high or _midnight(now) + timedelta(days=1)
+    if floor is None or floor >= ceiling:
+        yield low, high
+        return
+    step = timedelta(days=1)
+    if newest_first:
+        upper, cut = high, _midnight(ceiling - timedelta(microseconds=1))
+        while cut > floor:
+            yield cut, upper
+            upper, cut, step = cut, cut - step, step * 4
+        yield low, upper
+    else:
+        lower, cut = low, _midnight(floor) + timedelta(days=1)
+        while cut < ceiling:
+            yield lower, cut
+            lower, cut, step = cut, cut + step, step * 4
+        yield lower, high
 
 
 def lock(connection: Connection) -> None:

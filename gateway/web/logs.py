@@ -31,9 +31,13 @@ def index():  # type: ignore[no-untyped-def]
     log_filter = log_queries.LogFilter.from_args(request.args, zone(), sites.allowed())
     audit("view_log", target="access_log", detail={**log_filter.used(), "page": log_filter.page})
     rows, more = log_queries.page(db(), log_filter, zone())
+    wider = {k: v for k, v in log_filter.used().items() if k not in ("since", "until")}
     return render_template(
         "logs.html",
         f=log_filter,
+        period=log_filter.period(zone()),
+        all_time_url=None if log_filter.all_time else url_for(".index", **wider, all_time="1"),
+        default_days=log_queries.DEFAULT_DAYS,
         rows=rows,
         previous_url=url_for(".index", **log_filter.used(), page=log_filter.page - 1) if log_filter.page > 1 else None,
         next_url=url_for(".index", **log_filter.used(), page=log_filter.page + 1) if more else None,
