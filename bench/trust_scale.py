@@ -190,6 +190,7 @@ def queries(url: str, site: str, person: str, today: date) -> None:
             log(f"search by person {person}, {scope}", lambda: page(person=person, **extra))
             log(f"search by domain www.site7.example, {scope}", lambda: page(domain="www.site7.example", **extra))
         log(f"log page, site {site}, since yesterday", lambda: page(since=yesterday))
+        log(f"log page, site {site}, sorted by person, 30 days", lambda: page(sort="person"))
         log(f"person timeline {person}, yesterday",
             lambda: f"{len(log_queries.timeline(session, person, today - timedelta(days=1), ZONE)[0])} rows")
         for days in (1, 7, 30):
