@@ -16,7 +16,6 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import update
-from waitress.server import create_server
 from werkzeug.serving import make_server
 
 from gateway.store.accounts import _hasher
@@ -27,6 +26,7 @@ from tests.console.seed import PASSWORD, seed
 from tests.support.clients import httpx_client
 from tests.support.origins import OriginCA
 from tests.support.policies import write_policy
+from tests.support.waitress_thread import waitress_thread
 
 COOKIE = "gateway_console"
 
@@ -35,13 +35,8 @@ COOKIE = "gateway_console"
 def served(tmp_path: Path, **config: object) -> Iterator[tuple[str, str]]:
     url = seed(tmp_path)
     app = create_app(ConsoleConfig(db_url=url, secret_key_file=str(tmp_path / "secret"), **config))  # type: ignore[arg-type]
-    server = create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
+    with waitress_thread(app) as server:
         yield f"http://127.0.0.1:{server.effective_port}", url
-    finally:
-        server.close()
 
 
 def csrf(html: str) -> str:
@@ -162,16 +157,11 @@ def test_sessions_end_on_the_server_with_postgresql_too(postgres_url: str, tmp_p
         create_user(s, "pg.officer", "Officer", "officer", PASSWORD)
     engine.dispose()
     app = create_app(ConsoleConfig(db_url=postgres_url, secret_key_file=str(tmp_path / "secret")))
-    server = create_server(app, host="127.0.0.1", port=0, threads=2)
-    threading.Thread(target=server.run, daemon=True).start()
-    base = f"http://127.0.0.1:{server.effective_port}"
-    try:
-        with httpx.Client() as browser:
-            assert sign_in(browser, base, "pg.officer").status_code == 302
-            copied = browser.cookies[COOKIE]
-            assert reads_the_log(base, copied)
-            token = csrf(browser.get(f"{base}/logs").text)
-            assert browser.post(f"{base}/sign-out", data={"csrf_token": token}).status_code == 302
-            assert not reads_the_log(base, copied)
-    finally:
-        server.close()
+    with waitress_thread(app, threads=2) as server, httpx.Client() as browser:
+        base = f"http://127.0.0.1:{server.effective_port}"
+        assert sign_in(browser, base, "pg.officer").status_code == 302
+        copied = browser.cookies[COOKIE]
+        assert reads_the_log(base, copied)
+        token = csrf(browser.get(f"{base}/logs").text)
+        assert browser.post(f"{base}/sign-out", data={"csrf_token": token}).status_code == 302
+        assert not reads_the_log(base, copied)
