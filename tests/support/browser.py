@@ -4,15 +4,14 @@ production: the parts every browser test needs."""
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from waitress.server import create_server
 
 from tests.support.console import PASSWORD
+from tests.support.waitress_thread import waitress_thread
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -39,12 +38,8 @@ def chromium(proxy_url: str | None = None, **launch: Any) -> Iterator[Any]:
 @contextmanager
 def served(app: Any) -> Iterator[str]:
     """The Flask app on a waitress server on a free loopback port; yields its base URL."""
-    server = create_server(app, host="127.0.0.1", port=0, threads=4)
-    threading.Thread(target=server.run, daemon=True).start()
-    try:
+    with waitress_thread(app) as server:
         yield f"http://127.0.0.1:{server.effective_port}"
-    finally:
-        server.close()
 
 
 def staff_page(browser: Any, console_url: str, username: str, password: str = PASSWORD) -> Any:
