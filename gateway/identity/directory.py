@@ -100,7 +100,7 @@ def import_people(session: Session, people: Iterable[Person], now: datetime | No
     unchanged = 0
     seen = set()
     people = list(people)
-    replace_teaching(session, people, {u for u, r in existing.items() if r.site == site} if only_site else None)
+    replace_teaching(session, people, site, only_site=only_site)
     for p in people:
         seen.add(p.username)
         values = {

@@ -12,20 +12,20 @@ from sqlalchemy.orm import Session
 from gateway.decisions.impact import Impact, needs_paths, preview
 from gateway.policy.compiled import CompiledPolicy
 from gateway.policy.proposed_change import ProposedPolicy
-from gateway.policy.store_grants import compile_store_grants
-from gateway.store.grants import grants_in_force
-from gateway.store.impact_rows import DEFAULT_DAYS, logged_hosts, logged_requests, replay_rows, window_start
+from gateway.store.impact_rows import (DEFAULT_DAYS, grants_of, logged_hosts, logged_requests, replay_rows,
+                                       window_start)  # fmt: skip
 
 
 def preview_change(
-    session: Session, compiled: CompiledPolicy, proposed: ProposedPolicy, *, now: datetime, days: int = DEFAULT_DAYS
+    session: Session, compiled: CompiledPolicy, proposed: ProposedPolicy, *, now: datetime, days: int = DEFAULT_DAYS,
+    sites: tuple[str, ...] = (),
 ) -> Impact:
-    """What `proposed` would have changed over the last `days` of the log, against the running policy with the
-    store's grants in force now (they apply to both sides: list bits do not move in a proposal)."""
-    stored, _ = grants_in_force(session, now)
-    in_force, _ = compile_store_grants(compiled, [item.grant for item in stored])
+    """What `proposed` would have changed over the last `days` of the log of `sites` (every site for none), against
+    the running policy with the store's grants in force now (they apply to both sides: list bits do not move in a
+    proposal)."""
+    in_force = grants_of(session, compiled, now, sites)
     since = window_start(now, days)
-    hosts = proposed.affected_hosts(compiled, logged_hosts(session, since))
-    rows = replay_rows(session, since, hosts=hosts, with_paths=needs_paths(compiled, proposed.compiled))
+    hosts = proposed.affected_hosts(compiled, logged_hosts(session, since, sites))
+    rows = replay_rows(session, since, hosts=hosts, with_paths=needs_paths(compiled, proposed.compiled), sites=sites)
     result = preview(compiled, rows, proposed=proposed.compiled, in_force=in_force)
-    return result if hosts is None else dataclasses.replace(result, requests=logged_requests(session, since))
+    return result if hosts is None else dataclasses.replace(result, requests=logged_requests(session, since, sites))

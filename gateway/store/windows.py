@@ -5,7 +5,9 @@ withdraw one still waiting. A teacher the policy pre-authorises opens a window a
 headteacher's "opened without approval" list until seen.
 
 Every check is made here, whatever the form offered: the class must be one the roster says the teacher teaches,
-and lists the policy marks unliftable (or illegal content) can never be opened.
+and lists the policy marks unliftable (or illegal content) can never be opened. A class is a name at one school: the
+window, and the grant it writes, belong to the class's school, so only that school's gateway opens it to only that
+school's class of that name.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from gateway.policy.model import ExceptionGrant
 from gateway.policy.store_grants import compile_store_grants
 from gateway.store.grants import add_grant, end_grant
 from gateway.store.models.windows import CurriculumWindow, WindowStatus
-from gateway.store.teaching import classes_taught
+from gateway.store.sites import within
+from gateway.store.teaching import Taught, classes_taught
 
 MAX_PURPOSE = 2000
 # A window never reaches beyond lesson time ("as part of a curriculum activity").
@@ -35,12 +38,12 @@ class WindowRefused(ValueError):
 
 
 def ask(session: Session, compiled: CompiledPolicy, *, teacher: str, school_class: str, lists: list[str],
-        domains: list[str], purpose: str, starts: datetime, ends: datetime,
-        now: datetime) -> CurriculumWindow:  # fmt: skip
-    """A teacher's request; open at once (with its grant) when the policy pre-authorises the teacher."""
+        domains: list[str], purpose: str, starts: datetime, ends: datetime, now: datetime, site: str | None = None,
+        sites: tuple[str, ...] = ()) -> CurriculumWindow:  # fmt: skip
+    """A teacher's request for a class they teach at `sites` (every site for none), at `site` when they teach a
+    class of that name at two schools; open at once (with its grant) when the policy pre-authorises the teacher."""
     teacher = teacher.lower()
-    if school_class not in classes_taught(session, teacher):
-        raise WindowRefused(f"the roster does not say you teach {school_class!r}")
+    taught = _taught(session, teacher, school_class, site, sites)
     purpose = purpose.strip()
     if not purpose:
         raise WindowRefused("say what the activity is for")
@@ -49,7 +52,7 @@ def ask(session: Session, compiled: CompiledPolicy, *, teacher: str, school_clas
     _check_times(compiled, starts, ends, now)
     preauthorised = teacher in compiled.policy.curriculum.preauthorised_teachers
     row = CurriculumWindow(
-        created_at=now, teacher=teacher, school_class=school_class, lists=json.dumps(lists),
+        site=taught.site or None, created_at=now, teacher=teacher, school_class=school_class, lists=json.dumps(lists),
         domains=json.dumps(domains), purpose=purpose, starts=starts, ends=ends, status=WindowStatus.ASKED,
         preauthorised=preauthorised,
     )  # fmt: skip
@@ -59,7 +62,7 @@ def ask(session: Session, compiled: CompiledPolicy, *, teacher: str, school_clas
     if preauthorised:
         row.status = WindowStatus.OPEN
         row.grant_number = add_grant(session, _as_grant(row, f"window-{row.id}", by=teacher), created_by=teacher,
-                                     now=now)  # fmt: skip
+                                     now=now, site=row.site)  # fmt: skip
     return row
 
 
@@ -70,7 +73,7 @@ def approve(session: Session, compiled: CompiledPolicy, number: int, *, by: str,
     if row.teacher == by.lower():
         raise WindowRefused("a window needs someone other than the teacher who asked to approve it")
     # The roster may have changed since the teacher asked (a new term, a teacher who has left).
-    if row.school_class not in classes_taught(session, row.teacher):
+    if Taught(row.site or "", row.school_class) not in classes_taught(session, row.teacher):
         raise WindowRefused(f"the roster no longer says {row.teacher} teaches {row.school_class}")
     starts, ends = starts or row.starts, ends or row.ends
     if starts < row.starts or ends > row.ends:
@@ -81,7 +84,7 @@ def approve(session: Session, compiled: CompiledPolicy, number: int, *, by: str,
     grant = _as_grant(row, f"window-{number}", by=by)
     # Checked again: the policy may have marked a list unliftable since the teacher asked.
     _check(compiled, grant)
-    row.grant_number = add_grant(session, grant, created_by=by, now=now)
+    row.grant_number = add_grant(session, grant, created_by=by, now=now, site=row.site)
     return row
 
 
@@ -122,17 +125,19 @@ def mark_seen(session: Session, number: int, *, now: datetime) -> CurriculumWind
     return _refreshed(session, number)
 
 
-def windows(session: Session, *, teacher: str | None = None) -> list[CurriculumWindow]:
-    query = select(CurriculumWindow).order_by(CurriculumWindow.id.desc())
+def windows(session: Session, *, teacher: str | None = None, sites: tuple[str, ...] = ()) -> list[CurriculumWindow]:
+    """Windows of `sites` (every site for none), newest first; with `teacher`, only theirs."""
+    query = select(CurriculumWindow).where(*within(CurriculumWindow.site, sites)).order_by(CurriculumWindow.id.desc())
     if teacher is not None:
         query = query.where(CurriculumWindow.teacher == teacher.lower())
     return list(session.scalars(query))
 
 
-def unseen_preauthorised(session: Session) -> list[CurriculumWindow]:
+def unseen_preauthorised(session: Session, sites: tuple[str, ...] = ()) -> list[CurriculumWindow]:
     return list(session.scalars(
         select(CurriculumWindow)
-        .where(CurriculumWindow.preauthorised, CurriculumWindow.seen_by_head_at.is_(None))
+        .where(CurriculumWindow.preauthorised, CurriculumWindow.seen_by_head_at.is_(None),
+               *within(CurriculumWindow.site, sites))
         .order_by(CurriculumWindow.id.desc())
     ))  # fmt: skip
 
@@ -148,6 +153,16 @@ def domains_of(row: CurriculumWindow) -> list[str]:
 def scope_of(row: CurriculumWindow) -> dict[str, object]:
     """The window as ExceptionGrant fields but its times and reason (what the impact preview replays)."""
     return {"classes": [row.school_class], "periods": LESSON_TIME, "lists": lists_of(row), "domains": domains_of(row)}
+
+
+def _taught(session: Session, teacher: str, name: str, site: str | None, sites: tuple[str, ...]) -> Taught:
+    """The class `name` (at `site`) among those the roster says `teacher` teaches at `sites`."""
+    matching = [c for c in classes_taught(session, teacher, sites) if c.name == name and site in (None, c.site)]
+    if not matching:
+        raise WindowRefused(f"the roster does not say you teach {name!r}" + (f" at {site}" if site else ""))
+    if len(matching) > 1:
+        raise WindowRefused(f"you teach a {name} at {' and '.join(c.site for c in matching)}: say which school")
+    return matching[0]
 
 
 def _check_times(compiled: CompiledPolicy, starts: datetime, ends: datetime, now: datetime) -> None:

@@ -22,10 +22,11 @@ from gateway.policy.compiled import CompiledPolicy
 from gateway.policy.loader import PolicyError
 from gateway.policy.model import Weekday
 from gateway.store.audit import record
-from gateway.store.bans import StaleBan, end_supervision, lift_ban, normal_username, set_ban_end, start_supervision
+from gateway.store.bans import (StaleBan, ban_in_force, end_supervision, lift_ban, normal_username, set_ban_end,
+                                start_supervision)  # fmt: skip
 from gateway.store.models.circumvention import Ban, SupervisedSession
 from gateway.store.models.people import PersonRecord
-from gateway.store.teaching import classes_taught
+from gateway.store.teaching import Taught, classes_taught
 from gateway.web import sites
 from gateway.web.audit_trail import audit
 from gateway.web.client_address import client_ip
@@ -132,12 +133,14 @@ def supervision_end(now: datetime) -> datetime:
 
 
 def may_supervise(store: Session, username: str) -> bool:
-    """The officer and the headteacher may supervise anyone; a teacher only the pupils of classes they teach."""
+    """The officer and the headteacher may supervise anyone at their sites; a teacher only the pupils of classes
+    they teach (the class's name at its own school)."""
     if current_user.role != "teacher":
         return True
-    school_class = store.scalar(select(PersonRecord.school_class)
-                                .where(PersonRecord.username == username, PersonRecord.active))  # fmt: skip
-    return school_class is not None and school_class in classes_taught(store, current_user.username)
+    pupil = store.execute(select(PersonRecord.site, PersonRecord.school_class)
+                          .where(PersonRecord.username == username, PersonRecord.active)).first()  # fmt: skip
+    return pupil is not None and pupil.school_class is not None and \
+        Taught(pupil.site or "", pupil.school_class) in classes_taught(store, current_user.username, sites.allowed())
 
 
 def _back() -> str:
@@ -214,6 +217,9 @@ def supervise():  # type: ignore[no-untyped-def]
     if not username or len(username) > MAX_USERNAME:
         abort(400, description="Say whose supervised session it is.")
     store, now = _db(), datetime.now(UTC)
+    banned = ban_in_force(store, username, now)
+    if banned is not None:
+        sites.require_visible(banned)
     if not may_supervise(store, username):
         abort(403)
     ends_at = supervision_end(now)

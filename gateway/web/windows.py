@@ -2,7 +2,8 @@
 lesson time (one lesson, or a few days); the headteacher sees what it would have let through over the last week,
 approves (perhaps narrowing the dates) or rejects, and can close an open window early; the officer sees them all,
 read-only. Windows from teachers the policy pre-authorises open at once and are listed for the headteacher until
-seen. Every step is audited.
+seen. Every step is audited. A window belongs to its class's school: an account limited to some sites sees and
+decides only theirs (another site's window is a 404), and a teacher asks only for classes at their account's sites.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from gateway.store.models.windows import CurriculumWindow, WindowStatus
 from gateway.store.teaching import classes_taught
 from gateway.store.windows import (WindowRefused, approve, ask, close, domains_of, lists_of, mark_seen, reject,
                                    scope_of, unseen_preauthorised, windows, withdraw)  # fmt: skip
+from gateway.web import sites
 from gateway.web.audit_trail import audit
 from gateway.web.roles import Permission, require
 from gateway.web.unblock_scope import NoPolicy, running_policy
@@ -133,9 +135,10 @@ def _teacher_page(problem: str | None = None, status: int = 200):  # type: ignor
         lessons = [period_label(p) for p in lessons_on(compiled, day)]
     except (NoPolicy, WindowRefused) as exc:
         problem, status = str(exc), 400 if isinstance(exc, WindowRefused) else status
+    taught = classes_taught(store, current_user.username, sites.allowed())
     return render_template(
-        "windows/mine.html", rows=windows(store, teacher=current_user.username),
-        classes=classes_taught(store, current_user.username),
+        "windows/mine.html", rows=windows(store, teacher=current_user.username, sites=sites.allowed()),
+        classes=sorted({c.name for c in taught}), schools=sorted({c.site for c in taught}),
         lists=liftable_lists(compiled) if compiled else [], day=day, lessons=lessons, problem=problem,
         form=request.form, **_shown(),
     ), status  # fmt: skip
@@ -158,7 +161,8 @@ def ask_window():  # type: ignore[no-untyped-def]
         starts, ends = _span(compiled)
         row = ask(store, compiled, teacher=current_user.username, school_class=request.form.get("school_class", ""),
                   lists=request.form.getlist("lists"), domains=_names("domains"), purpose=_text("purpose"),
-                  starts=starts, ends=ends, now=now)  # fmt: skip
+                  starts=starts, ends=ends, now=now, site=request.form.get("site") or None,
+                  sites=sites.allowed())  # fmt: skip
     except (WindowRefused, NoPolicy) as exc:
         store.rollback()
         return _teacher_page(str(exc), 400)
@@ -188,18 +192,17 @@ def withdraw_window(number: int):  # type: ignore[no-untyped-def]
 @blueprint.get("/")
 @require(Permission.VIEW_WINDOWS)
 def index():  # type: ignore[no-untyped-def]
-    store = _db()
-    rows = windows(store)
+    store, shown = _db(), sites.narrowed(request.args)
+    rows = windows(store, sites=shown)
     return render_template("windows/index.html", asked=[r for r in rows if r.status == WindowStatus.ASKED],
-                           unseen=unseen_preauthorised(store), rows=rows, **_shown())  # fmt: skip
+                           unseen=unseen_preauthorised(store, shown), rows=rows, site=sites.chosen(request.args),
+                           site_choices=sites.choices(), **_shown())  # fmt: skip
 
 
 @blueprint.get("/<int:number>")
 @require(Permission.VIEW_WINDOWS)
 def detail(number: int):  # type: ignore[no-untyped-def]
-    row = _db().get(CurriculumWindow, number)
-    if row is None:
-        abort(404)
+    row = sites.require_visible(_db().get(CurriculumWindow, number))
     impact, problem = _impact(row)
     audit("window_viewed", target=f"window-{number}", detail={"preview_days": DEFAULT_DAYS if impact else None})
     return render_template("windows/detail.html", row=row, impact=impact, impact_problem=problem, days=DEFAULT_DAYS,
@@ -207,13 +210,15 @@ def detail(number: int):  # type: ignore[no-untyped-def]
 
 
 def _impact(row: CurriculumWindow) -> tuple[Impact | None, str | None]:
-    """What the window, open all week, would have let through in lesson time over the last week of the log."""
+    """What the window, open all week, would have let through in lesson time over the last week of its school's
+    log."""
     try:
         compiled = running_policy()
         extra = proposed_grant(compiled, **scope_of(row))
     except (NoPolicy, RefusedGrant) as exc:
         return None, str(exc)
-    return preview_from_log(_db(), compiled, extra, now=datetime.now(UTC)), None
+    return preview_from_log(_db(), compiled, extra, now=datetime.now(UTC),
+                            sites=(row.site,) if row.site else sites.allowed()), None  # fmt: skip
 
 
 @blueprint.post("/<int:number>/approve")
@@ -262,8 +267,9 @@ def seen(number: int):  # type: ignore[no-untyped-def]
 
 
 def _step(number: int, action: str, step, back: str):  # type: ignore[no-untyped-def]
-    """Run one decision in a transaction; a refused one changes nothing and says why."""
+    """Run one decision in a transaction; a refused one changes nothing and says why; another site's is a 404."""
     store, now = _db(), datetime.now(UTC)
+    sites.require_visible(store.get(CurriculumWindow, number))
     try:
         message = step(store, now)
     except LookupError:

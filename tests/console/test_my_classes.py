@@ -25,6 +25,7 @@ from gateway.store.accounts import create_user
 from gateway.store.class_activity import class_day, local_day
 from gateway.store.engine import make_engine
 from gateway.store.migrate import upgrade
+from gateway.store.teaching import Taught
 from gateway.store.models.audit import AuditEvent
 from gateway.store.unblock_requests import Asked, add_request
 from gateway.store.writer import AccessLogWriter
@@ -222,7 +223,7 @@ def test_the_detail_is_bounded_newest_first_and_counts_stay_whole(tmp_path) -> N
     midnight = seed(url, tmp_path / "spool")
     engine = make_engine(url)
     with Session(engine) as session:
-        (amy, bob) = class_day(session, ["5B"], midnight.date(), LONDON, limit=2)
+        (amy, bob) = class_day(session, [Taught("", "5B")], midnight.date(), LONDON, limit=2)
     engine.dispose()
     assert (amy.username, amy.blocked, amy.flagged, amy.more) == ("amy", 2, 1, 1)
     assert [a.host for a in amy.attempts] == ["www.google.co.uk", HOSTILE_HOST]
@@ -241,7 +242,7 @@ def test_the_log_is_read_through_the_person_and_time_index(tmp_path) -> None:
             statements.append((statement, parameters))
 
     with Session(engine) as session:
-        class_day(session, ["5B"], midnight.date(), LONDON)
+        class_day(session, [Taught("", "5B")], midnight.date(), LONDON)
     event.remove(engine, "before_cursor_execute", seen)
     assert len(statements) == 2
     with engine.connect() as connection:

@@ -123,7 +123,7 @@ def test_the_classes_a_teacher_teaches_come_from_the_roster_and_a_reimport_repla
     from gateway.identity.directory import import_people
     from gateway.store.engine import make_engine
     from gateway.store.migrate import upgrade
-    from gateway.store.teaching import classes_taught
+    from gateway.store.teaching import Taught, classes_taught
 
     header = "username,name,group,year group,class,teaches\n"
     amy = "amy,Amy,pupil,5,5B,\n"
@@ -134,12 +134,13 @@ def test_the_classes_a_teacher_teaches_come_from_the_roster_and_a_reimport_repla
     with Session(engine) as s, s.begin():
         import_people(s, parse_roster(roster, GROUPS, TODAY))
     with Session(engine) as s:
-        assert (classes_taught(s, "mrs.k"), classes_taught(s, "MR.T"), classes_taught(s, "amy")) == (["5B", "6B"], [], [])
+        assert (classes_taught(s, "mrs.k"), classes_taught(s, "MR.T"), classes_taught(s, "amy")) == (
+            [Taught("", "5B"), Taught("", "6B")], [], [])
     # Next term Mrs Khan teaches 6B alone; Mr T has left and teaches nothing.
     with Session(engine) as s, s.begin():
         import_people(s, parse_roster(write(tmp_path, header + amy + "mrs.k,Helen Khan,staff,,,6B\n"), GROUPS, TODAY))
     with Session(engine) as s:
-        assert classes_taught(s, "mrs.k") == ["6B"]
+        assert classes_taught(s, "mrs.k") == [Taught("", "6B")]
     engine.dispose()
     with pytest.raises(CsvImportError, match="line 2: a pupil .* cannot teach classes"):
         parse_roster(write(tmp_path, header + "amy,Amy,pupil,5,5B,5B\n"), GROUPS, TODAY)

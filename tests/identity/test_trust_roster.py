@@ -40,7 +40,7 @@ def teaches(url: str, username: str) -> list[str]:
     engine = make_engine(url)
     try:
         with Session(engine) as s:
-            return classes_taught(s, username)
+            return [f"{c.site}:{c.name}" for c in classes_taught(s, username)]
     finally:
         engine.dispose()
 
@@ -55,14 +55,14 @@ def test_one_schools_roster_leaves_the_other_schools_people_alone(tmp_path: Path
     roster_import(url, riverside, "riverside")
     assert people(url) == {"amy": (True, "oakfield"), "mrs.k": (True, "oakfield"),
                            "ben": (True, "riverside"), "mr.b": (True, "riverside")}  # fmt: skip
-    assert (teaches(url, "mrs.k"), teaches(url, "mr.b")) == (["5B"], ["4A"])
+    assert (teaches(url, "mrs.k"), teaches(url, "mr.b")) == (["oakfield:5B"], ["riverside:4A"])
 
     # Amy leaves Oakfield: its next roster marks her as left, and Riverside's people stay as they were.
     oakfield.write_text(HEADER + "mrs.k,Helen Khan,staff,,,5B; 6B\n")
     assert "marked as left: amy" in roster_import(url, oakfield, "oakfield")
     assert people(url)["amy"] == (False, "oakfield")
-    assert people(url)["ben"] == (True, "riverside") and teaches(url, "mr.b") == ["4A"]
-    assert teaches(url, "mrs.k") == ["5B", "6B"]
+    assert people(url)["ben"] == (True, "riverside") and teaches(url, "mr.b") == ["riverside:4A"]
+    assert teaches(url, "mrs.k") == ["oakfield:5B", "oakfield:6B"]
 
     # Ben moves to Oakfield: he is Oakfield's now, and Riverside's next roster (without him) leaves him active.
     oakfield.write_text(HEADER + "mrs.k,Helen Khan,staff,,,5B\nben,Ben,pupil,4,5B,\n")
@@ -82,3 +82,21 @@ def test_without_a_site_the_file_is_the_whole_roster_as_before(tmp_path: Path) -
     assert "marked as left: amy" in roster_import(url, roster)
     # Everyone imported belongs to the policy's school.
     assert people(url) == {"amy": (False, "perryfields"), "ben": (True, "perryfields")}
+
+
+def test_a_class_is_a_name_at_one_school(tmp_path: Path) -> None:
+    """Both schools have a 5B: each school's teacher is the teacher of their own 5B only, and a teacher in both
+    schools' rosters teaches at both, whichever roster came last."""
+    url = f"sqlite:///{tmp_path / 'trust.db'}"
+    upgrade(url)
+    oakfield, riverside = tmp_path / "oakfield.csv", tmp_path / "riverside.csv"
+    oakfield.write_text(HEADER + "amy,Amy,pupil,5,5B,\nmrs.k,Helen Khan,staff,,,5B\nmr.m,Sam Music,staff,,,5B\n")
+    riverside.write_text(HEADER + "ben,Ben,pupil,5,5B,\nmr.b,Bob Brown,staff,,,5B\nmr.m,Sam Music,staff,,,5B\n")
+    roster_import(url, oakfield, "oakfield")
+    roster_import(url, riverside, "riverside")
+    assert teaches(url, "mrs.k") == ["oakfield:5B"] and teaches(url, "mr.b") == ["riverside:5B"]
+    assert teaches(url, "mr.m") == ["oakfield:5B", "riverside:5B"]
+    # Oakfield's next roster: Mr M now teaches 6B there, and still Riverside's 5B.
+    oakfield.write_text(HEADER + "amy,Amy,pupil,5,5B,\nmrs.k,Helen Khan,staff,,,5B\nmr.m,Sam Music,staff,,,6B\n")
+    roster_import(url, oakfield, "oakfield")
+    assert teaches(url, "mr.m") == ["riverside:5B", "oakfield:6B"] and teaches(url, "mr.b") == ["riverside:5B"]
