@@ -32,8 +32,12 @@ class AuditOutbox:
 
     def keep(self, row: dict[str, Any]) -> None:
         """Write `row` (from `gateway.store.audit.audit_values`) to disk; `flush` delivers it."""
+        self.keep_all([row])
+
+    def keep_all(self, rows: list[dict[str, Any]]) -> None:
+        """Write `rows` to disk as one batch (one file, one transaction when delivered)."""
         with self._lock:
-            self.spool.write([row])
+            self.spool.write(rows)
             self.waiting = True
 
     def add(self, row: dict[str, Any]) -> None:
