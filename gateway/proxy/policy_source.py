@@ -1,7 +1,8 @@
 """Holds the running compiled policy and swaps in a changed policy file atomically once it validates.
 
 Each reload it installs or refuses goes to the audit trail (who: `gateway:<site>`, the file's sha256, a short
-diff of the YAML against the text loaded before), written from a worker thread through an on-disk outbox.
+diff of the YAML against the text loaded before), written from a worker thread through the proxy's audit rows
+(`gateway.proxy.audit_rows`).
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ import gc
 import hashlib
 import logging
 import os
-import socket
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,15 +22,12 @@ from gateway.policy.compiled import CompiledPolicy, load_compiled
 from gateway.policy.expectations import check_expectations
 from gateway.policy.loader import PolicyError
 from gateway.policy.shrink import check_shrink
-from gateway.store.audit import audit_values, short_diff
-from gateway.store.audit_outbox import AuditOutbox
+from gateway.proxy.audit_rows import AuditRows
+from gateway.store.audit import short_diff
 
 log = logging.getLogger(__name__)
 
 Stamp = tuple[tuple[str, int, int] | None, ...]
-
-# Seconds between tries to deliver audit rows the database could not take.
-AUDIT_RETRY_INTERVAL = 5.0
 
 
 def _stamp(files: Sequence[Path]) -> Stamp:
@@ -51,14 +47,13 @@ class PolicySource:
     # discovery, which reads every attribute, does not see a half-made addon.
     current: CompiledPolicy
 
-    def __init__(self) -> None:
+    def __init__(self, audit: AuditRows | None = None) -> None:
+        # Configured by the chain as a part of its own (`gateway.proxy.parts`); without it, reloads go unrecorded.
+        self.audit = audit if audit is not None else AuditRows()
         self._stamp: Stamp = ()
         self._watcher: asyncio.Task | None = None
         # The policy text last installed: what the next audited change is diffed against.
         self._text = ""
-        self._outbox: AuditOutbox | None = None
-        self._audit_retry_at = 0.0
-        self._flushing: asyncio.Task | None = None
         self._frozen = False
         self._listeners: list[Callable[[CompiledPolicy], None]] = []
         # Changed policies refused since start, once each (the `gateway_policy_reload_failures` metric): counted
@@ -118,20 +113,12 @@ class PolicySource:
         )
 
     async def _watch(self) -> None:
-        if "gateway_db" in ctx.options:
-            # Rows a previous run could not deliver go first.
-            spool = Path(ctx.options.gateway_spool) / "audit"
-            try:
-                await asyncio.to_thread(self._open_outbox, ctx.options.gateway_db, spool)
-            except OSError as exc:
-                log.warning("no audit outbox at %s: %s", spool, exc)
         while True:
             await asyncio.sleep(ctx.options.gateway_reload_interval_ms / 1000)
             files = self.current.list_files
             stamp = await asyncio.to_thread(_stamp, files)
             if stamp != self._stamp:
                 await self.reload()
-            await self._retry_audit()
 
     async def reload(self) -> None:
         path = Path(ctx.options.gateway_policy)
@@ -166,56 +153,29 @@ class PolicySource:
 
     async def _audit(self, action: str, path: Path, before: Stamp, detail: dict[str, Any]) -> None:
         """Record a reload in the audit trail, off the event loop; a failure here never touches the policy."""
-        if "gateway_db" not in ctx.options:
+        if not self.audit.on:
             return
-        actor = f"gateway:{ctx.options.gateway_site or socket.gethostname()}"
         changed = sorted({s[0] for s in set(before) ^ set(self._stamp) if s is not None})
-        db_url, spool = ctx.options.gateway_db, Path(ctx.options.gateway_spool) / "audit"
+        site = self.current.policy.school.site
         try:
-            text = await asyncio.to_thread(self._keep, actor, action, path, changed, detail, db_url, spool)
+            text = await asyncio.to_thread(self._keep, action, path, changed, detail, site)
         except Exception:
             log.exception("could not record the policy %s in the audit trail", action.removeprefix("policy-"))
             return
         if action == "policy-loaded":
             self._text = text
-        self._start_flush()
+        self.audit.deliver()
 
-    def _keep(self, actor: str, action: str, path: Path, changed: list[str], detail: dict[str, Any],
-                 db_url: str, spool: Path) -> str:  # fmt: skip
-        """In a worker thread: the audit row, kept on disk for `_start_flush` to deliver. Returns the policy text."""
+    def _keep(self, action: str, path: Path, changed: list[str], detail: dict[str, Any], site: str) -> str:
+        """In a worker thread: the audit row, kept on disk for delivery. Returns the policy text."""
         data = _read(path)
         text = data.decode("utf-8", "replace")
-        outbox = self._open_outbox(db_url, spool)
         diff = short_diff(self._text, text, path.name) if text != self._text else ""
-        outbox.keep(audit_values(actor, action, target="policy", detail={
+        self.audit.keep([self.audit.row(action, policy_site=site, target="policy", detail={
             "file": str(path), "sha256": hashlib.sha256(data).hexdigest(), "diff": diff,
             "changed_files": changed, **detail,
-        }))  # fmt: skip
+        })])  # fmt: skip
         return text
-
-    def _open_outbox(self, db_url: str, spool: Path) -> AuditOutbox:
-        if self._outbox is None:
-            self._outbox = AuditOutbox(db_url, spool)
-        return self._outbox
-
-    async def _retry_audit(self) -> None:
-        outbox = self._outbox
-        if outbox is not None and outbox.waiting and time.monotonic() >= self._audit_retry_at:
-            self._audit_retry_at = time.monotonic() + AUDIT_RETRY_INTERVAL
-            self._start_flush()
-
-    def _start_flush(self) -> None:
-        """Deliver the outbox in the background: a slow database delays the audit rows, never the next reload."""
-        if self._outbox is None or (self._flushing is not None and not self._flushing.done()):
-            return
-        self._flushing = asyncio.get_running_loop().create_task(self._flush(self._outbox))
-
-    @staticmethod
-    async def _flush(outbox: AuditOutbox) -> None:
-        try:
-            await asyncio.to_thread(outbox.flush)
-        except Exception:  # the rows stay on disk for the next try
-            log.exception("audit outbox")
 
 
 def _read(path: Path) -> bytes:

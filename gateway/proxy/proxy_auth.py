@@ -5,7 +5,8 @@ Unlike mitmproxy's `proxyauth` option, which applies to every client, this asks 
 and checks credentials in a worker thread so argon2 or an LDAP round trip never holds up the event loop.
 Wrong passwords are limited per device and per device and account across every worker on the machine
 (`gateway.identity.attempt_limits`, `sign_in_failures`): over the limit the proxy answers 407 with the reason and
-does not ask the roster or the directory at all.
+does not ask the roster or the directory at all. Wrong passwords and refusals go to the audit trail as one row per
+device and account per window (`gateway.identity.sign_in_reports`), through the proxy's audit outbox.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from gateway.identity.attempt_limits import AttemptLimits, Refusal
 from gateway.identity.ldap_auth import LdapSettings, LdapUnavailable, LdapValidator
 from gateway.identity.proxy_auth import RosterValidator
 from gateway.identity.sign_in_failures import SignInFailures
+from gateway.identity.sign_in_reports import Report, SignInReports
+from gateway.proxy.audit_rows import AuditRows
 from gateway.proxy.flow_state import flow_state
 from gateway.proxy.identity_sources import IdentitySources
 from gateway.store.engine import make_engine, session_factory
@@ -35,6 +38,8 @@ Validator = Callable[[str, str], bool]
 
 # At most one warning this often while the directory is away: every request would otherwise log one.
 UNAVAILABLE_WARNING_SECONDS = 60.0
+# Seconds between looks for sign-in report windows that have ended.
+REPORT_INTERVAL = 1.0
 REFUSED = {
     Refusal.DEVICE: "Too many wrong passwords from this computer. Wait {minutes} minutes and try again.",
     Refusal.ACCOUNT: "Too many wrong passwords for this account from this computer. Wait {minutes} minutes, or sign "
@@ -46,8 +51,11 @@ class ProxyAuthAddon:
     http_connect: Callable[[http.HTTPFlow], Awaitable[None]] | None
     requestheaders: Callable[[http.HTTPFlow], Awaitable[None]] | None
 
-    def __init__(self, sources: IdentitySources) -> None:
+    def __init__(self, sources: IdentitySources, audit: AuditRows) -> None:
         self.sources = sources
+        self.audit = audit
+        self.reports: SignInReports | None = None
+        self._reporter: asyncio.Task[None] | None = None
         self.validator: Validator | None = None
         self.clients: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
         # Connections that authenticated with CONNECT: the requests inside the tunnel carry no header.
@@ -86,6 +94,7 @@ class ProxyAuthAddon:
             if self.failures is not None:
                 self.failures.close()
             self.failures = SignInFailures(Path(ctx.options.gateway_spool), AttemptLimits(window=float(window)))
+            self.reports = SignInReports(float(window))
         spec = ctx.options.gateway_proxy_auth
         try:
             self.clients = [ipaddress.ip_network(c.strip(), strict=False)
@@ -119,11 +128,39 @@ class ProxyAuthAddon:
         self.http_connect = self._http_connect if on else None
         self.requestheaders = self._requestheaders if on else None
 
-    def done(self) -> None:
+    def running(self) -> None:
+        self._reporter = asyncio.get_running_loop().create_task(self._report_ended())
+
+    async def done(self) -> None:
+        if self._reporter is not None:
+            self._reporter.cancel()
+        if self.reports is not None:
+            # Windows still open are recorded with what they have counted so far.
+            await self._record(self.reports.all())
+            await self.audit.delivered()
         if self._engine is not None:
             self._engine.dispose()
         if self.failures is not None:
             self.failures.close()
+
+    async def _report_ended(self) -> None:
+        while True:
+            await asyncio.sleep(REPORT_INTERVAL)
+            if self.reports is not None:
+                await self._record(self.reports.ended(time.monotonic()))
+
+    async def _record(self, reports: list[Report]) -> None:
+        if not reports or not self.audit.on:
+            return
+        site = self.sources.policy.current.policy.school.site
+        rows = [self.audit.row("proxy_sign_in_failed", policy_site=site, target=r.target, detail=r.detail(),
+                               client_ip=r.address) for r in reports]  # fmt: skip
+        try:
+            await asyncio.to_thread(self.audit.keep, rows)
+        except OSError as e:
+            log.error("proxy authentication: %d audit row(s) of failed sign-ins lost: %s", len(rows), e)
+            return
+        self.audit.deliver()
 
     def _address(self, flow: http.HTTPFlow) -> str | None:
         """The device's address (the connection's, never a header's) if it must authenticate."""
@@ -144,15 +181,20 @@ class ProxyAuthAddon:
             _, username, password = parse_http_basic_auth(flow.request.headers.get("Proxy-Authorization", ""))
         except ValueError:
             return None
-        failures = self.failures
+        failures, reports = self.failures, self.reports
+        assert reports is not None
         if failures.proven(address, username, password):
-            if not await self._check(username, password):
+            ok = await self._check(username, password)
+            if not ok:
                 failures.forget(address, username, password)
+                if ok is False:
+                    reports.wrong(address, username, time.monotonic())
                 return None
         else:
             verdict = await asyncio.to_thread(failures.attempt, address, username)
             if verdict.refusal is not None:
                 self._log_refusal(address, username, verdict.refusal)
+                reports.refused(address, username, verdict.refusal, time.monotonic())
                 return verdict.refusal
             assert verdict.ticket is not None
             if verdict.delay:
@@ -161,6 +203,8 @@ class ProxyAuthAddon:
             if ok is None:
                 await asyncio.to_thread(failures.unchecked, verdict.ticket)
             if not ok:
+                if ok is False:
+                    reports.wrong(address, username, time.monotonic())
                 return None
             await asyncio.to_thread(failures.succeeded, verdict.ticket, password)
         del flow.request.headers["Proxy-Authorization"]
