@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from gateway.proxy.access_log import AccessLog
 from gateway.proxy.age_gate import AgeGate
+from gateway.proxy.audit_rows import AuditRows
 from gateway.proxy.bans import BanKeeper
 from gateway.proxy.cert_cache import CertCache
 from gateway.proxy.chain import AddonChain
@@ -40,7 +41,8 @@ from gateway.proxy.upload_guard import UploadGuard
 def gateway_addons() -> list[object]:
     """A fresh set of the gateway's parts, wired together; each call makes new ones (one set per proxy)."""
     clock = Clock()
-    policy = PolicySource()
+    audit = AuditRows()
+    policy = PolicySource(audit)
     identity_sources = IdentitySources(policy)
     connections = Connections()
     destinations = DestinationGuard(policy)
@@ -56,6 +58,7 @@ def gateway_addons() -> list[object]:
         StartupGate(),
         AddonChain(
             StoreOptions(),
+            audit,
             CertCache(),
             clock,
             policy,
@@ -63,7 +66,7 @@ def gateway_addons() -> list[object]:
             bans,
             grants,
             RadiusListenerAddon(identity_sources),
-            ProxyAuthAddon(identity_sources),
+            ProxyAuthAddon(identity_sources, audit),
             # Before every part that reads a request's host: in transparent mode it is the name asked for, not an IP.
             TransparentDestination(),
             selftest,
