@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from flask import Blueprint, render_template, request, url_for
 from sqlalchemy import select
 
@@ -12,6 +14,17 @@ from gateway.web.roles import Permission, require
 
 blueprint = Blueprint("audit", __name__, url_prefix="/audit")
 PAGE_SIZE = 100
+
+
+def detail_text(event: AuditEvent) -> str:
+    """A row's detail as the page shows it: the sentence a proxy's summary of failed sign-ins carries (it counts
+    many attempts in one row), anything else as recorded."""
+    if event.action == "proxy_sign_in_failed" and event.detail:
+        try:
+            return str(json.loads(event.detail)["summary"])
+        except (ValueError, KeyError, TypeError):
+            pass
+    return event.detail or ""
 
 
 def audit_page(session, actor: str, action: str, page: int, target: str = ""):  # type: ignore[no-untyped-def]
@@ -47,6 +60,7 @@ def index():  # type: ignore[no-untyped-def]
     return render_template(
         "audit.html",
         rows=rows,
+        detail_text=detail_text,
         actor=actor,
         action=action,
         target=target,
