@@ -1,6 +1,7 @@
 """`gateway run --workers 2` when a worker cannot start, as a technician meets it: the gateway stops within seconds
 of the failure (not after half a minute of restarts), takes the console and the other worker down with it, says
-which worker failed in that worker's own words, and exits non-zero."""
+which worker failed in that worker's own words, and exits non-zero. A database it cannot reach stops it before
+anything starts, in one line."""
 
 from __future__ import annotations
 
@@ -139,3 +140,18 @@ def test_a_list_gone_bad_stops_the_gateway_at_once_naming_the_file_and_line(home
     assert ended - run.first("social_media_named.txt") < PROMPTLY, out
     assert not listening(run.console) and not listening(run.port) and not listening(run.port + 1)
     assert children_of(run.child.pid) == []
+
+
+def test_a_database_that_cannot_be_reached_stops_the_gateway_before_anything_starts(home: Path) -> None:
+    nowhere = free_port()
+    run = Run(home, "--db", f"postgresql+psycopg://gateway:secret-pw@127.0.0.1:{nowhere}/gateway")
+    try:
+        code, _ended = run.finish()
+    finally:
+        run.kill()
+    out = run.text()
+    assert code == 1, out
+    said = f"Error: database postgresql+psycopg://gateway:***@127.0.0.1:{nowhere}/gateway cannot be reached: "
+    assert out.splitlines()[-1].startswith(said + "connection failed: "), out
+    assert "Traceback" not in out and "secret-pw" not in out
+    assert not listening(run.console) and not listening(run.port) and children_of(run.child.pid) == []

@@ -68,8 +68,25 @@ def test_a_worker_that_dies_before_it_ever_served_stops_the_gateway_at_once_in_i
     assert all(w.process is not None and w.process.poll() is not None for w in pool.workers)
 
 
-def test_a_worker_that_served_then_keeps_dying_at_restart_stops_the_gateway_after_a_few_tries(tmp_path,
-                                                                                            monkeypatch) -> None:  # fmt: skip
+def test_a_worker_killed_before_it_served_is_restarted_not_taken_for_a_start_failure() -> None:
+    """The OOM killer or a SIGKILL in its first second: nothing it said explains it, and a new one may well serve."""
+    said: list[str] = []
+    port = free_port()
+    pool = ProxyWorkers([(port, listener(port))], {}, echo=said.append)
+    pool.start()
+    try:
+        victim = pool.workers[0].process
+        assert victim is not None
+        victim.kill()
+        victim.wait()
+        pool.tend()
+        assert said == [f"worker 0 (port {port}) stopped (killed by SIGKILL); the others carry on; restarting it in 1 s"]
+    finally:
+        pool.stop(timeout=5)
+
+
+def test_a_worker_that_served_then_keeps_dying_at_restart_stops_the_gateway_after_a_few_tries(
+        tmp_path, monkeypatch) -> None:  # fmt: skip
     """It served (its port listened), then died, and now cannot start again (a policy changed since): the others
     serve meanwhile, so it is given a few tries first."""
     monkeypatch.setattr(workers_module, "MOST_PAUSE", 0.0)

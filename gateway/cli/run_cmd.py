@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import click
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from gateway.store.engine import DEFAULT_DB_URL, display_url
 
@@ -103,7 +104,12 @@ def run(db_url: str, policy: str, listen_host: str, listen_port: int, console_ho
     var = Path(var_dir)
     if db_url == DEFAULT_DB_URL and var_dir != "var":
         db_url = f"sqlite:///{var / 'gateway.db'}"
-    prepare(var, db_url, loaded.policy.school.site)
+    try:
+        prepare(var, db_url, loaded.policy.school.site)
+    except (OperationalError, InterfaceError) as exc:
+        # Refused, unknown host, wrong password: said in one line, before anything starts, not as a traceback.
+        reason = str(getattr(exc, "orig", None) or exc).strip().partition("\n")[0]
+        raise click.ClickException(f"database {display_url(db_url)} cannot be reached: {reason}") from None
     if not has_accounts(db_url):
         password = secrets.token_urlsafe(12)
         add_account(db_url, "officer", "E-safety officer (demo)", "officer", password)

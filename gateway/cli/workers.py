@@ -1,9 +1,10 @@
 """`gateway run --workers N`: N proxy processes side by side, worker i on the first port + i, sharing one store, one
 policy and one spool folder. A worker that dies (a crash, the kernel's OOM killer, a SIGKILL) is said so and started
 again, so the devices hashed to it are back within a second or two; one that keeps dying at start stops the gateway
-with its reason rather than flapping. A worker that dies before it ever served (its port taken, its metrics port
-taken, a part refusing its options) will not do better a second time: the gateway stops at once, saying why in the
-worker's own last lines. With several workers each line a worker prints starts with its name."""
+with its reason rather than flapping. A worker that exits by itself before it ever served (its port taken, its
+metrics port taken, a part refusing its options) will not do better a second time: the gateway stops at once, saying
+why in the worker's own last lines; one killed by a signal is restarted, whenever it dies. With several workers
+each line a worker prints starts with its name."""
 
 from __future__ import annotations
 
@@ -144,7 +145,8 @@ class ProxyWorkers:
                 if not worker.served:
                     self._see_serving(worker, now)
                 continue
-            if not worker.served:
+            if not worker.served and code >= 0:
+                # It ended itself before it served: it refused to start, and would refuse again.
                 raise self._failed_to_start(worker, code)
             if now - worker.started < QUICK_DEATH_SECONDS:
                 worker.quick_deaths += 1
