@@ -30,6 +30,8 @@ class StoredGrant:
     number: int
     grant: ExceptionGrant
     created_by: str
+    # The school whose gateway follows it; None: every school's.
+    site: str | None = None
 
 
 def grant_id(number: int) -> str:
@@ -79,7 +81,7 @@ def grants_in_force(session: Session, now: datetime, site: str | None = None) ->
     grants, problems = [], []
     for row in rows:
         try:
-            grants.append(StoredGrant(row.id, _as_grant(row), row.created_by))
+            grants.append(StoredGrant(row.id, _as_grant(row), row.created_by, row.site))
         except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
             problems.append(f"{grant_id(row.id)}: unreadable: {str(exc).splitlines()[0]}")
     return grants, problems

@@ -2,6 +2,8 @@
 security controls; the store grant every proxy follows is written only when the second key turns, and ended when
 either key holder revokes.
 
+A permission belongs to the person's school, as does the grant it writes: only that school's gateway follows it.
+
 Staff never get lesson time ("staff members will not access social media platforms during lesson times"): a
 permission for a member of staff always excludes it, whatever the form said.
 """
@@ -22,6 +24,7 @@ from gateway.policy.store_grants import compile_store_grants
 from gateway.store.grants import add_grant, end_grant
 from gateway.store.models.people import PersonRecord
 from gateway.store.models.permissions import PersonalPermission
+from gateway.store.sites import within
 
 OUTSIDE_LESSONS = [kind for kind in PeriodKind if kind is not PeriodKind.LESSON]
 
@@ -39,10 +42,12 @@ class PermissionRefused(ValueError):
 
 def grant_permission(session: Session, compiled: CompiledPolicy, *, username: str, lists: list[str],
                      domains: list[str], expires: datetime, exclude_lessons: bool, reason: str, by: str,
-                     now: datetime | None = None) -> PersonalPermission:  # fmt: skip
-    """The headteacher's key: a permission waiting for the officer's confirmation (nothing is let through yet)."""
+                     now: datetime | None = None, sites: tuple[str, ...] = ()) -> PersonalPermission:  # fmt: skip
+    """The headteacher's key: a permission waiting for the officer's confirmation (nothing is let through yet), for
+    someone on the roster of one of `sites` (every site for none; someone elsewhere is as unknown as nobody)."""
     now = now or datetime.now(UTC)
-    person = session.scalar(select(PersonRecord).where(PersonRecord.username == username, PersonRecord.active))
+    person = session.scalar(select(PersonRecord).where(PersonRecord.username == username, PersonRecord.active,
+                                                       *within(PersonRecord.site, sites)))  # fmt: skip
     if person is None:
         raise PermissionRefused(f"{username!r} is not in the roster")
     if expires <= now:
@@ -50,7 +55,7 @@ def grant_permission(session: Session, compiled: CompiledPolicy, *, username: st
     if not reason.strip():
         raise PermissionRefused("give the reason for the permission")
     row = PersonalPermission(
-        created_at=now, username=username, group_name=person.group_name, lists=json.dumps(lists),
+        site=person.site, created_at=now, username=username, group_name=person.group_name, lists=json.dumps(lists),
         domains=json.dumps(domains), expires=expires,
         exclude_lessons=exclude_lessons or is_staff(person), reason=reason.strip(), granted_by=by,
     )  # fmt: skip
@@ -74,7 +79,7 @@ def confirm(session: Session, compiled: CompiledPolicy, number: int, *, by: str,
     grant = _as_grant(row, f"permission-{number}")
     # Checked again: the policy may have marked a list unliftable since the headteacher granted it.
     _check(compiled, grant)
-    row.grant_number = add_grant(session, grant, created_by=by, now=now)
+    row.grant_number = add_grant(session, grant, created_by=by, now=now, site=row.site)
     row.confirmed_by, row.confirmed_at, row.confirm_note = by, now, note.strip()
     return row.grant_number
 
@@ -88,8 +93,10 @@ def revoke(session: Session, number: int, *, by: str, now: datetime | None = Non
     row.revoked_by, row.revoked_at = by, now
 
 
-def permissions(session: Session) -> list[PersonalPermission]:
-    return list(session.scalars(select(PersonalPermission).order_by(PersonalPermission.id.desc())))
+def permissions(session: Session, sites: tuple[str, ...] = ()) -> list[PersonalPermission]:
+    """The permissions of `sites` (every site for none), newest first."""
+    return list(session.scalars(select(PersonalPermission).where(*within(PersonalPermission.site, sites))
+                                .order_by(PersonalPermission.id.desc())))  # fmt: skip
 
 
 def lists_of(row: PersonalPermission) -> list[str]:

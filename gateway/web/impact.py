@@ -2,8 +2,8 @@
 would have changed over the last week of the log.
 
 For the officer and the headteacher only (they triage and approve); the figures are counts and hosts, with no
-one named. Each preview is audited like any other look at the log. The console never writes the policy file: a
-proposed change is shown with the edit that would make it.
+one named, over the log of the sites the account may see. Each preview is audited like any other look at the log.
+The console never writes the policy file: a proposed change is shown with the edit that would make it.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from gateway.policy.proposed_change import (AddRule, AddToList, DropRule, Policy
                                             propose)  # fmt: skip
 from gateway.store.change_preview import preview_change
 from gateway.store.impact_rows import DEFAULT_DAYS, preview_from_log
+from gateway.web import sites
 from gateway.web.audit_trail import audit
 from gateway.web.console_policy import console_policy
 from gateway.web.roles import Permission, require
@@ -104,7 +105,7 @@ def index():  # type: ignore[no-untyped-def]
     except RefusedGrant as exc:
         return render_template("impact.html", form=form, refused=str(exc), days=DEFAULT_DAYS, **choices), 400
     audit("preview_impact", target="access_log", detail={"days": DEFAULT_DAYS, **scope})
-    result = preview_from_log(db(), compiled, extra, now=datetime.now(UTC))
+    result = preview_from_log(db(), compiled, extra, now=datetime.now(UTC), sites=sites.allowed())
     return render_template("impact.html", form=form, result=result, days=DEFAULT_DAYS, **choices)
 
 
@@ -205,5 +206,5 @@ def change():  # type: ignore[no-untyped-def]
         return render_template("impact_change.html", form=form, refused=str(exc), **choices), 400
     audit("preview_policy_change", target="access_log",
           detail={"days": DEFAULT_DAYS, "change": list(proposed.summary)})
-    result = preview_change(db(), compiled, proposed, now=datetime.now(UTC))
+    result = preview_change(db(), compiled, proposed, now=datetime.now(UTC), sites=sites.allowed())
     return render_template("impact_change.html", form=form, result=result, edits=proposed.edits, **choices)

@@ -1,6 +1,8 @@
 """Two-key permissions for personal accounts on the WiFi: the headteacher grants (person, sites or lists, until
 when, whether lesson time is excluded), the officer confirms the security controls are in place, and only then
-does the grant go live in every proxy. Either can revoke it. Every step is audited."""
+does the grant go live in every proxy. Either can revoke it. Every step is audited. An account limited to some
+sites of a trust grants, sees, confirms and revokes only the permissions of their people (another site's is a 404),
+and the grant goes live only at the person's school."""
 
 from __future__ import annotations
 
@@ -12,8 +14,10 @@ from flask_login import current_user
 from sqlalchemy.orm import Session
 
 from gateway.store.grants import grant_id
+from gateway.store.models.permissions import PersonalPermission
 from gateway.store.permissions import (PermissionRefused, confirm, domains_of, grant_permission, lists_of,
                                        permissions, revoke)  # fmt: skip
+from gateway.web import sites
 from gateway.web.audit_trail import audit
 from gateway.web.roles import Permission, require
 from gateway.web.unblock_scope import NoPolicy, running_policy
@@ -54,8 +58,9 @@ def _until(field: str) -> datetime:
 @blueprint.get("/")
 @require(Permission.VIEW_PERMISSIONS)
 def index():  # type: ignore[no-untyped-def]
-    return render_template("permissions/index.html", rows=permissions(_db()), lists_of=lists_of,
-                           domains_of=domains_of, grant_id=grant_id, now=datetime.now(UTC))  # fmt: skip
+    return render_template("permissions/index.html", rows=permissions(_db(), sites.narrowed(request.args)),
+                           lists_of=lists_of, domains_of=domains_of, grant_id=grant_id, now=datetime.now(UTC),
+                           site=sites.chosen(request.args), site_choices=sites.choices())  # fmt: skip
 
 
 @blueprint.post("/")
@@ -67,7 +72,7 @@ def grant():  # type: ignore[no-untyped-def]
             store, running_policy(), username=request.form.get("username", "").strip().lower(),
             lists=_names("lists"), domains=_names("domains"), expires=_until("until"),
             exclude_lessons=request.form.get("exclude_lessons") == "yes", reason=_text("reason"),
-            by=current_user.username,
+            by=current_user.username, sites=sites.allowed(),
         )  # fmt: skip
     except (PermissionRefused, NoPolicy) as exc:
         store.rollback()
@@ -85,6 +90,7 @@ def grant():  # type: ignore[no-untyped-def]
 @require(Permission.CONFIRM_PERMISSION)
 def confirm_controls(number: int):  # type: ignore[no-untyped-def]
     store = _db()
+    sites.require_visible(store.get(PersonalPermission, number))
     try:
         grant_number = confirm(store, running_policy(), number, by=current_user.username, note=_text("note"))
     except LookupError:
@@ -102,6 +108,7 @@ def confirm_controls(number: int):  # type: ignore[no-untyped-def]
 @require(Permission.REVOKE_PERMISSION)
 def revoke_permission(number: int):  # type: ignore[no-untyped-def]
     store = _db()
+    sites.require_visible(store.get(PersonalPermission, number))
     try:
         revoke(store, number, by=current_user.username)
     except LookupError:

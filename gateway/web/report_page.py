@@ -131,7 +131,7 @@ def submit():  # type: ignore[no-untyped-def]
     report = create_report(store, kind="person", queue="officer", url=url, host=urlsplit(url).hostname,
                            category=category, reporter=reporter, reporter_role=role, details=details or None,
                            person=_person(identity), alert=alerts.is_high_risk(category),
-                           now=now, site=sites.console_site())  # fmt: skip
+                           now=now, site=sites.audit_site())  # fmt: skip
     store.commit()
     audit("report_filed", target=f"report:{report.id}", actor=reporter or f"anonymous at {ip}", role=role,
           detail={"url": url, "category": category, "details": details})  # fmt: skip
@@ -168,7 +168,7 @@ def contact():  # type: ignore[no-untyped-def]
                            details=typed["details"],
                            person={"username": current_user.username, "display_name": current_user.display_name,
                                    "client_ip": ip},
-                           now=now, site=sites.console_site())  # fmt: skip
+                           now=now, site=sites.audit_site())  # fmt: skip
     store.commit()
     audit("report_contact_filed", target=f"report:{report.id}",
           detail={"other_party": report.other_party, "service": typed["service"], "happened_at": happened,

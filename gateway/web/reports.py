@@ -258,13 +258,15 @@ def block(number: int):  # type: ignore[no-untyped-def]
 @require(Permission.MANAGE_LOCAL_BLOCKS)
 def blocks():  # type: ignore[no-untyped-def]
     store = _db()
-    in_force = blocks_in_force(store)
-    lifted = list(store.scalars(select(LocalBlock).where(LocalBlock.removed_at.is_not(None))
+    # An account limited to some sites sees their blocks and those every school follows.
+    mine = [or_(LocalBlock.site.is_(None), *sites.conditions(LocalBlock.site))] if sites.allowed() else []
+    in_force = [b for b in blocks_in_force(store) if b.site is None or sites.visible(b.site)]
+    lifted = list(store.scalars(select(LocalBlock).where(LocalBlock.removed_at.is_not(None), *mine)
                                 .order_by(LocalBlock.removed_at.desc()).limit(50)))  # fmt: skip
     block_list, block_rule, blocks_off = block_target()
     audit("local_blocks_viewed", target="local-blocks", detail={"in_force": len(in_force)})
     return render_template("reports/blocks.html", in_force=in_force, lifted=lifted, block_list=block_list,
-                           block_rule=block_rule, blocks_off=blocks_off)  # fmt: skip
+                           block_rule=block_rule, blocks_off=blocks_off, may_lift=sites.visible)  # fmt: skip
 
 
 @blueprint.post("/blocks/<int:number>/remove")
@@ -272,6 +274,8 @@ def blocks():  # type: ignore[no-untyped-def]
 def remove(number: int):  # type: ignore[no-untyped-def]
     reason = _note("reason", "Say why the block is lifted.")
     store = _db()
+    # Only a trust-wide account lifts a block every school follows.
+    sites.require_visible(store.get(LocalBlock, number))
     try:
         lifted = remove_block(store, number, by=current_user.username, reason=reason, now=datetime.now(UTC))
     except BlockRefused as exc:

@@ -1,5 +1,7 @@
 """The grants in force (from unblock requests, `gateway grants add` or any other source), who approved them and
-when they end; the headteacher can end one early, and every proxy drops it within seconds."""
+when they end; the headteacher can end one early, and every proxy drops it within seconds. An account limited to
+some sites of a trust sees their grants and those every school follows, and ends only their own (another's is a
+404)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user
 
 from gateway.store.grants import end_grant, grant_id, grants_in_force
+from gateway.store.models.grants import GrantRecord
+from gateway.web import sites
 from gateway.web.audit_trail import audit
 from gateway.web.roles import Permission, require
 
@@ -21,7 +25,9 @@ def in_force():  # type: ignore[no-untyped-def]
     from gateway.web.app import db
 
     grants, problems = grants_in_force(db(), datetime.now(UTC))
-    return render_template("unblock/grants.html", grants=grants, problems=problems)
+    shown = [g for g in grants if g.site is None or sites.visible(g.site)]
+    return render_template("unblock/grants.html", grants=shown, problems=problems if not sites.allowed() else [],
+                           may_end=lambda g: sites.visible(g.site))  # fmt: skip
 
 
 @blueprint.post("/<int:number>/end")
@@ -30,6 +36,7 @@ def end(number: int):  # type: ignore[no-untyped-def]
     from gateway.web.app import db
 
     store = db()
+    sites.require_visible(store.get(GrantRecord, number))
     if not end_grant(store, number, by=current_user.username):
         abort(404)
     store.commit()

@@ -84,7 +84,7 @@ def _impact(row: UnblockRequest, now: datetime) -> tuple[Impact | None, str | No
     extra, problems = compile_store_grants(compiled, [grant])
     if problems:
         return None, problems[0]
-    return preview_from_log(_db(), compiled, extra, now=now), None
+    return preview_from_log(_db(), compiled, extra, now=now, sites=(row.site,) if row.site else sites.allowed()), None
 
 
 def _note() -> str:

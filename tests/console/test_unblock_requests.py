@@ -419,7 +419,7 @@ def test_the_officer_sees_what_the_request_would_have_let_through_last_week(app)
                        list="games", matched="games.example")  # fmt: skip
     rows = [access_row(identity=who, decision=blocked, instant=now - timedelta(days=days), method="GET",
                        scheme="http", host="games.example", path="/play", query="", status=403, size=0,
-                       keep_query=False, site=None)
+                       keep_query=False, site="main")
             for who, days in ((amy, 1), (amy, 2), (amy, 3), (other, 1), (amy, 9))]  # fmt: skip
     with session_factory(make_engine(app.config["DB_URL"])).begin() as s:
         s.execute(insert(AccessLogEntry), rows)
