@@ -26,13 +26,16 @@ def devices() -> None:
 @db_option
 @policy_option
 @click.option("--dry-run", is_flag=True, help="Check the file and say what would change, change nothing.")
+@click.option("--site", help="In a trust's shared store: the file is this school's register only, so only this "
+              "school's devices can be retired (default: the file is the whole register).")
 @click.argument("path", type=click.Path(path_type=Path, exists=True, dir_okay=False))
-def import_cmd(db_url: str, policy_path: Path, dry_run: bool, path: Path) -> None:
+def import_cmd(db_url: str, policy_path: Path, dry_run: bool, site: str | None, path: Path) -> None:
     """Import the device register from CSV.
 
     Columns: name and MAC address are required; kind, ownership (school or personal), assigned to (a
     username), class, trolley and group are read when present. Devices missing from the file are retired. A
     device the headteacher approved for pictures loses the approval if it becomes personal or its MAC changes.
+    Every device imported belongs to --site, or to the policy's school.site.
     """
     policy = load_policy(policy_path)
     with open_store(db_url) as store, store() as session:
@@ -41,7 +44,7 @@ def import_cmd(db_url: str, policy_path: Path, dry_run: bool, path: Path) -> Non
             parsed = parse_devices(path, known_usernames=usernames, known_groups=set(policy.groups))
         except CsvImportError as exc:
             report_csv_error(exc)
-        summary = import_devices(session, parsed)
+        summary = import_devices(session, parsed, site=site or policy.school.site, only_site=site is not None)
         finish_import(session, summary, path=path, rows=len(parsed), noun="devices", target="devices",
                       dry_run=dry_run)  # fmt: skip
 

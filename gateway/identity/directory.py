@@ -139,8 +139,11 @@ def import_people(session: Session, people: Iterable[Person], now: datetime | No
     return ImportSummary(added, updated, unchanged, left, returned)
 
 
-def import_devices(session: Session, devices: Iterable[Device], now: datetime | None = None) -> ImportSummary:
-    """Make the device register match `devices` (by name); devices missing from the import are retired."""
+def import_devices(session: Session, devices: Iterable[Device], now: datetime | None = None, *,
+                   site: str | None = None, only_site: bool = False) -> ImportSummary:  # fmt: skip
+    """Make the device register match `devices` (by name); devices missing from the import are retired. Every
+    device imported belongs to `site`. With `only_site`, the import is that school's register only (a trust's
+    shared store): only its devices can be retired; a device imported from another school moves to this one."""
     now = now or datetime.now(UTC)
     existing = {r.name.lower(): r for r in session.scalars(select(DeviceRecord))}
     added, updated, returned, left = [], [], [], []
@@ -149,7 +152,7 @@ def import_devices(session: Session, devices: Iterable[Device], now: datetime | 
     names = {d.name.lower() for d in incoming}
     # Free MACs held by retired or renamed devices first, so the unique index never sees a transient clash.
     for key, r in existing.items():
-        if key not in names and r.active:
+        if key not in names and r.active and (not only_site or r.site == site):
             r.active, r.mac, r.updated_at = False, None, now
             left.append(r.name)
     macs = {d.mac for d in incoming if d.mac}
@@ -168,6 +171,8 @@ def import_devices(session: Session, devices: Iterable[Device], now: datetime | 
             "trolley": d.trolley,
             "group_name": d.group,
         }
+        if site is not None:
+            values["site"] = site
         r = existing.get(d.name.lower())
         if r is None:
             session.add(DeviceRecord(active=True, created_at=now, updated_at=now, **values))

@@ -1,5 +1,6 @@
-"""A trust's schools import their rosters into one store: `gateway roster import --site` is one school's roster, so
-it never marks another school's people as left nor drops their class teachers. The command run in-process on a
+"""A trust's schools import their rosters and device registers into one store: `gateway roster import --site` is
+one school's roster, so it never marks another school's people as left nor drops their class teachers, and
+`gateway devices import --site` one school's register, retiring only its devices. The commands run in-process on a
 real SQLite store."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 from gateway.cli.main import cli
 from gateway.store.engine import make_engine
 from gateway.store.migrate import upgrade
+from gateway.store.models.devices import DeviceRecord
 from gateway.store.models.people import PersonRecord
 from gateway.store.teaching import classes_taught
 
@@ -100,3 +102,38 @@ def test_a_class_is_a_name_at_one_school(tmp_path: Path) -> None:
     oakfield.write_text(HEADER + "amy,Amy,pupil,5,5B,\nmrs.k,Helen Khan,staff,,,5B\nmr.m,Sam Music,staff,,,6B\n")
     roster_import(url, oakfield, "oakfield")
     assert teaches(url, "mr.m") == ["riverside:5B", "oakfield:6B"] and teaches(url, "mr.b") == ["riverside:5B"]
+
+
+def test_one_schools_device_register_retires_only_its_own_devices(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'trust.db'}"
+    upgrade(url)
+    oakfield, riverside = tmp_path / "oakfield.csv", tmp_path / "riverside.csv"
+    oakfield.write_text("name,mac,class\nipad-o1,aa:bb:cc:00:00:01,5B\nipad-o2,aa:bb:cc:00:00:02,5B\n")
+    riverside.write_text("name,mac,class\nipad-r1,aa:bb:cc:00:01:01,4A\n")
+
+    def devices_import(path: Path, *site: str) -> None:
+        result = CliRunner().invoke(cli, ["devices", "import", "--db", url, "--policy", str(POLICY),
+                                          *(["--site", site[0]] if site else []), str(path)])  # fmt: skip
+        assert result.exit_code == 0, result.output
+
+    def register() -> dict[str, tuple[bool, str | None]]:
+        engine = make_engine(url)
+        try:
+            with Session(engine) as s:
+                return {r.name: (r.active, r.site) for r in s.scalars(select(DeviceRecord))}
+        finally:
+            engine.dispose()
+
+    devices_import(oakfield, "oakfield")
+    devices_import(riverside, "riverside")
+    assert register() == {"ipad-o1": (True, "oakfield"), "ipad-o2": (True, "oakfield"),
+                          "ipad-r1": (True, "riverside")}  # fmt: skip
+    # Oakfield retires an iPad: Riverside's stays in service.
+    oakfield.write_text("name,mac,class\nipad-o1,aa:bb:cc:00:00:01,5B\n")
+    devices_import(oakfield, "oakfield")
+    assert register() == {"ipad-o1": (True, "oakfield"), "ipad-o2": (False, "oakfield"),
+                          "ipad-r1": (True, "riverside")}  # fmt: skip
+    # Without --site the file is the whole register, of the policy's school.
+    devices_import(riverside)
+    assert register() == {"ipad-o1": (False, "oakfield"), "ipad-o2": (False, "oakfield"),
+                          "ipad-r1": (True, "perryfields")}  # fmt: skip
