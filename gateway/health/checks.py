@@ -170,8 +170,9 @@ def check_pac(console_url: str, worker_ports: list[int], written: Path) -> Check
             return Check(name, Status.CRITICAL, f"not served, though gateway run wrote {written}: browsers set up "
                                                 "with it go without a proxy (is the console's --secret-file in "
                                                 "the same folder?)")  # fmt: skip
-        return Check(name, Status.WARNING, "not served (no proxy.pac in the var folder): browsers set up with it "
-                                           "go without a proxy; if no device uses it, run with --no-pac")  # fmt: skip
+        # Transparent mode and single-port set-ups (the systemd units) write none, and are right not to.
+        return Check(name, Status.OK, "none served, none written (transparent or fixed-port devices); a device "
+                                      "given this address would go without a proxy")  # fmt: skip
     if response.status != 200:
         return Check(name, Status.CRITICAL, f"answered {response.status}; browsers set up with it go without a proxy")
     if "DIRECT" in text:
