@@ -115,6 +115,17 @@ def test_the_grants_command_refuses_what_may_never_be_lifted_and_adds_what_may(t
     assert added.returncode == 0 and "grant-1 added" in added.stdout
     listed = gateway_cli("grants", "list", "--db", db)
     assert "grant-1\tlist social_media_other\tgroup=pupil" in listed.stdout and "approved by head" in listed.stdout
+    # The demo policy's school, as the console's grants: in a trust's shared store no other school follows it.
+    assert listed.stdout.rstrip().endswith("\tperryfields") and "perryfields's gateways apply it" in added.stdout
+    trust_wide = gateway_cli("grants", "add", "--db", db, "--list", "social_media_other", "--every-school",
+                             "--expires", until, "--reason", "Trust-wide: safer internet day")  # fmt: skip
+    assert trust_wide.returncode == 0 and "grant-2 added: every school's gateways" in trust_wide.stdout
+    assert "grant-2\tlist social_media_other" in (listed := gateway_cli("grants", "list", "--db", db).stdout)
+    assert listed.splitlines()[-1].endswith("\tevery school")
+    both = gateway_cli("grants", "add", "--db", db, "--list", "social_media_other", "--every-school", "--site", "x",
+                       "--expires", until, "--reason", "x")  # fmt: skip
+    assert both.returncode != 0 and "choose one" in both.stderr
+    assert gateway_cli("grants", "end", "--db", db, "grant-2").returncode == 0
     assert gateway_cli("grants", "end", "--db", db, "grant-1").returncode == 0
     assert "grant-1" not in gateway_cli("grants", "list", "--db", db).stdout
     assert gateway_cli("grants", "end", "--db", db, "grant-1").returncode != 0

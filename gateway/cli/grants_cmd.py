@@ -37,11 +37,19 @@ def grants() -> None:
               help="Until (school-local).")  # fmt: skip
 @click.option("--reason", required=True)
 @click.option("--approved-by", help="Who approved it (the headteacher).")
+@click.option("--site", help="The school whose gateway follows it (default: the policy's school.site).")
+@click.option("--every-school", is_flag=True,
+              help="In a trust's shared store: every school's gateway follows it, not one school's.")  # fmt: skip
 def add(db_url: str, policy_path: Path, lists: tuple[str, ...], domains: tuple[str, ...], groups: tuple[str, ...],
         users: tuple[str, ...], classes: tuple[str, ...], year_groups: tuple[int, ...], periods: tuple[str, ...],
-        starts: datetime | None, expires: datetime, reason: str, approved_by: str | None) -> None:  # fmt: skip
-    """Grant an exception; refused when it names no site, an unknown list or one the policy never lets be lifted."""
+        starts: datetime | None, expires: datetime, reason: str, approved_by: str | None, site: str | None,
+        every_school: bool) -> None:  # fmt: skip
+    """Grant an exception; refused when it names no site, an unknown list or one the policy never lets be lifted.
+    It belongs to one school, as the console's do, so in a trust's shared store it never opens a site elsewhere."""
+    if site and every_school:
+        raise click.UsageError("--site and --every-school: choose one")
     compiled = compile_or_exit(policy_path)
+    school = None if every_school else site or compiled.policy.school.site
     zone = compiled.zone
     try:
         grant = ExceptionGrant(
@@ -58,11 +66,13 @@ def add(db_url: str, policy_path: Path, lists: tuple[str, ...], domains: tuple[s
     if problems:
         raise click.ClickException("refused: " + problems[0].removeprefix("new: "))
     with open_store(db_url) as store, store() as session:
-        number = add_grant(session, grant, created_by=cli_actor())
-        detail = {"command": "grants add", "grant": grant_id(number), **grant.model_dump(mode="json", exclude={"id"})}
+        number = add_grant(session, grant, created_by=cli_actor(), site=school)
+        detail = {"command": "grants add", "grant": grant_id(number), "site": school,
+                  **grant.model_dump(mode="json", exclude={"id"})}  # fmt: skip
         record(session, cli_actor(), "change", target="grants", detail=detail)
         session.commit()
-    click.echo(f"{grant_id(number)} added: running gateways apply it within seconds")
+    where = f"{school}'s gateways" if school else "every school's gateways"
+    click.echo(f"{grant_id(number)} added: {where} apply it within seconds")
 
 
 @grants.command("list")
@@ -80,7 +90,7 @@ def list_grants(db_url: str) -> None:
             ("group", grant.groups), ("user", grant.users), ("class", grant.classes), ("year", grant.year_groups),
             ("period", grant.periods)) if v) or "everyone"  # fmt: skip
         click.echo(f"{grant.id}\t{what}\t{who}\tuntil {grant.expires.isoformat()}\t{grant.reason}"
-                   f"\tapproved by {grant.approved_by or '-'}")  # fmt: skip
+                   f"\tapproved by {grant.approved_by or '-'}\t{item.site or 'every school'}")  # fmt: skip
 
 
 @grants.command("end")
