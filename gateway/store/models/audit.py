@@ -26,8 +26,8 @@ class AuditEvent(Base):
     actor: Mapped[str] = mapped_column(String(128))
     actor_role: Mapped[str | None] = mapped_column(String(32))
     # sign_in, sign_in_failed, sign_in_refused, sign_out, view_log, view_timeline, view_dashboard, export_log,
-    # export_person, view_audit, purge, change (CLI changes), policy-loaded and policy-rejected (a running
-    # gateway, actor "gateway:<site>")
+    # export_person, view_audit, purge, change (CLI changes), policy-loaded, policy-rejected and
+    # proxy_sign_in_failed (a running gateway, actor "gateway:<site>")
     action: Mapped[str] = mapped_column(String(32))
     # What was looked at or changed: "access_log", "person:jsmith", "policy", "roster", "devices", "lists:<dir>",
     # "class:5B", "console_user:jsmith" …
