@@ -72,6 +72,8 @@ class AccessLogEntry(Base):
         Index("ix_access_log_list_at", "list_name", "at"),
         Index("ix_access_log_action_at", "action", "at"),
         Index("ix_access_log_site_at", "site", "at"),
+        # A school's log sorted by person, in a trust's shared store.
+        Index("ix_access_log_site_username_at", "site", "username", "at"),
     )
 
 
