@@ -81,8 +81,14 @@ def rows(proxy: Mitmdump, device: str, count: int) -> list[sqlite3.Row]:
 
 
 def the_incident(proxy: Mitmdump, device: str, technique: str) -> sqlite3.Row:
-    found = [i for i in incidents(proxy, device) if i["technique"] == technique]
-    assert found, f"no {technique} incident for {device}: {[dict(i) for i in incidents(proxy, device, 0)]}"
+    """The device's incident of `technique`, waiting for it: a device's other incidents may be written first (a
+    burst comes after the attempts that make it, in a later batch)."""
+    deadline = time.monotonic() + DEADLINE
+    while not (found := [i for i in incidents(proxy, device) if i["technique"] == technique]):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {technique} incident for {device}: "
+                                 f"{[dict(i) for i in incidents(proxy, device, 0)]}")  # fmt: skip
+        time.sleep(0.2)
     return found[0]
 
 
