@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
-import threading
 from collections.abc import Iterator
 
 import pytest
-from waitress.server import create_server
 
 from gateway.web.app import ConsoleConfig, create_app
 from tests.console.seed import HOSTILE_PATH, PASSWORD, seed
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.waitress_thread import waitress_thread
 
 pytestmark = pytest.mark.browser
 
@@ -22,11 +21,8 @@ pytestmark = pytest.mark.browser
 def console(tmp_path_factory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("console")
     app = create_app(ConsoleConfig(db_url=seed(tmp), secret_key_file=str(tmp / "secret")))
-    server = create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}"
-    server.close()
+    with waitress_thread(app) as server:
+        yield f"http://127.0.0.1:{server.effective_port}"
 
 
 @pytest.fixture(scope="module")

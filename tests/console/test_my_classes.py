@@ -5,7 +5,6 @@ another class, never another role; every look audited."""
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +13,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
-from waitress.server import create_server
 
 from gateway.decisions.types import Action, Decision, PeriodKind, Source
 from gateway.identity.directory import import_people
@@ -33,6 +31,7 @@ from gateway.web.app import ConsoleConfig, create_app
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.store.databases import db_url, pg_schema_url  # noqa: F401
 from tests.support.console import PASSWORD, signed_in
+from tests.support.waitress_thread import waitress_thread
 
 LONDON = ZoneInfo("Europe/London")
 HOSTILE_HOST = "<img src=x onerror=alert(1)>.example"
@@ -261,10 +260,8 @@ def console(tmp_path) -> Iterator[str]:
     url = f"sqlite:///{tmp_path / 'gateway.db'}"
     seed(url, tmp_path / "spool")
     app = create_app(ConsoleConfig(db_url=url, secret_key_file=str(tmp_path / "secret")))
-    server = create_server(app, host="127.0.0.1", port=0, threads=4)
-    threading.Thread(target=server.run, daemon=True).start()
-    yield f"http://127.0.0.1:{server.effective_port}"
-    server.close()
+    with waitress_thread(app) as server:
+        yield f"http://127.0.0.1:{server.effective_port}"
 
 
 @pytest.mark.browser

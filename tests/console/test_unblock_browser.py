@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,7 +19,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session
-from waitress.server import create_server
 
 from gateway.identity.directory import import_people
 from gateway.identity.people import Person
@@ -34,6 +32,7 @@ from gateway.web.app import ConsoleConfig, create_app
 from tests.support.browser import chromium, staff_page
 from tests.support.console import PASSWORD
 from tests.support.policies import always_lesson_policy
+from tests.support.waitress_thread import waitress_thread
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -80,13 +79,10 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def console(db_url: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     policy = tmp_path / "policy.yaml"
     app = create_app(ConsoleConfig(db_url=db_url, secret_key_file=str(tmp_path / "secret"), policy_path=str(policy)))
-    server = create_server(app, host="127.0.0.1", port=0, threads=4)
-    url = f"http://127.0.0.1:{server.effective_port}"
-    policy.write_text(policy_text(f"{url}/request"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield url, policy
-    server.close()
+    with waitress_thread(app) as server:
+        url = f"http://127.0.0.1:{server.effective_port}"
+        policy.write_text(policy_text(f"{url}/request"))
+        yield url, policy
 
 
 @pytest.fixture

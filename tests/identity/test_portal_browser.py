@@ -11,14 +11,12 @@ route it to the test origin), so the web app sees the same address.
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
-from waitress.server import create_server
 
 from gateway.identity.credentials import PICTURES, hash_secret, picture_code_text
 from gateway.identity.directory import import_people
@@ -26,6 +24,7 @@ from gateway.identity.people import Person
 from gateway.store.models.people import PersonRecord
 from gateway.web.app import ConsoleConfig, create_app
 from tests.support.policies import always_lesson_policy
+from tests.support.waitress_thread import waitress_thread
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -76,11 +75,8 @@ def portal(school: Path, store_url: str, tmp_path: Path) -> Iterator[str]:
     """The console app (which serves the sign-in pages) under waitress, as in production."""
     app = create_app(ConsoleConfig(db_url=store_url, secret_key_file=str(tmp_path / "secret"),
                                    policy_path=str(school), portal_link_key_file=str(tmp_path / "portal-link-key")))
-    server = create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}"
-    server.close()
+    with waitress_thread(app) as server:
+        yield f"http://127.0.0.1:{server.effective_port}"
 
 
 @pytest.fixture
