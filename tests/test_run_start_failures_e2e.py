@@ -73,6 +73,16 @@ class Run:
             os.killpg(self.child.pid, signal.SIGKILL)
 
 
+def ran(home: Path, *args: str) -> tuple[Run, int, float]:
+    """`gateway run` to its end: the run, its exit status and when it came (killed if it never ends)."""
+    run = Run(home, *args)
+    try:
+        code, ended = run.finish()
+    finally:
+        run.kill()
+    return run, code, ended
+
+
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     (tmp_path / "policies").symlink_to(ROOT / "policies")
@@ -102,11 +112,7 @@ def test_a_worker_whose_metrics_port_is_taken_stops_the_gateway_at_once_with_its
         except OSError:
             pytest.skip("the port after a free one is in use on this machine")
         squatter.listen()
-        run = Run(home, "--metrics-port", str(metrics))
-        try:
-            code, ended = run.finish()
-        finally:
-            run.kill()
+        run, code, ended = ran(home, "--metrics-port", str(metrics))
     out = run.text()
     assert code == 1, out
     # In the worker's own words, named, at the end where the technician looks.
@@ -128,11 +134,7 @@ def test_a_list_gone_bad_stops_the_gateway_at_once_naming_the_file_and_line(home
     shutil.copy(ROOT / "policies" / "default.yaml", school / "school.yaml")
     bad = school / "lists" / "social_media_named.txt"
     bad.write_bytes(bad.read_bytes() + b"\xff\xfe\x00not-a-domain\n")
-    run = Run(home, "--policy", str(school / "school.yaml"))
-    try:
-        code, ended = run.finish()
-    finally:
-        run.kill()
+    run, code, ended = ran(home, "--policy", str(school / "school.yaml"))
     out = run.text()
     assert code == 1, out
     error = out[out.index("Error: worker "):]
@@ -144,11 +146,7 @@ def test_a_list_gone_bad_stops_the_gateway_at_once_naming_the_file_and_line(home
 
 def test_a_database_that_cannot_be_reached_stops_the_gateway_before_anything_starts(home: Path) -> None:
     nowhere = free_port()
-    run = Run(home, "--db", f"postgresql+psycopg://gateway:secret-pw@127.0.0.1:{nowhere}/gateway")
-    try:
-        code, _ended = run.finish()
-    finally:
-        run.kill()
+    run, code, _ended = ran(home, "--db", f"postgresql+psycopg://gateway:secret-pw@127.0.0.1:{nowhere}/gateway")
     out = run.text()
     assert code == 1, out
     said = f"Error: database postgresql+psycopg://gateway:***@127.0.0.1:{nowhere}/gateway cannot be reached: "
